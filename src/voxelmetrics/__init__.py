@@ -1,0 +1,14 @@
+"""voxelmetrics: exact, fused, in-graph segmentation metrics and thresholds for Keras 3.
+
+Runs on JAX unless the user chose another Keras backend (KERAS_BACKEND or keras.json).
+"""
+
+from voxelmetrics._backend_default import ensure_default_backend
+
+ensure_default_backend()
+
+from voxelmetrics.ops import *  # noqa: E402, F403
+from voxelmetrics.ops import __all__ as _ops_all  # noqa: E402
+
+__version__ = "0.1.0"
+__all__ = [*_ops_all, "__version__"]

@@ -1,0 +1,63 @@
+"""Pure, backend-agnostic (`keras.ops`) kernels: counting, histograms, curves and scores."""
+
+from voxelmetrics.ops.accumulate import accumulate, empty_total, exact_total, total_as_float
+from voxelmetrics.ops.counting import (
+    confusion_counts,
+    counts_from_confusion_matrix,
+    sparse_confusion_matrix,
+)
+from voxelmetrics.ops.curves import (
+    average_precision,
+    curve_counts,
+    pr_auc,
+    precision_recall_curve,
+    roc_auc,
+    roc_curve,
+)
+from voxelmetrics.ops.exact import exact_average_precision, exact_precision_recall_curve
+from voxelmetrics.ops.histogram import bin_index, bin_thresholds, score_histogram
+from voxelmetrics.ops.scores import (
+    average_scores,
+    balanced_accuracy,
+    dice,
+    fbeta_score,
+    iou,
+    matthews_corrcoef,
+    num_valid_classes,
+    precision,
+    recall,
+    safe_ratio,
+    specificity,
+)
+
+__all__ = [
+    "accumulate",
+    "average_precision",
+    "average_scores",
+    "balanced_accuracy",
+    "bin_index",
+    "bin_thresholds",
+    "confusion_counts",
+    "counts_from_confusion_matrix",
+    "curve_counts",
+    "dice",
+    "empty_total",
+    "exact_average_precision",
+    "exact_precision_recall_curve",
+    "exact_total",
+    "fbeta_score",
+    "iou",
+    "matthews_corrcoef",
+    "num_valid_classes",
+    "pr_auc",
+    "precision",
+    "precision_recall_curve",
+    "recall",
+    "roc_auc",
+    "roc_curve",
+    "safe_ratio",
+    "score_histogram",
+    "sparse_confusion_matrix",
+    "specificity",
+    "total_as_float",
+]

@@ -1,0 +1,259 @@
+"""The one validation funnel: every accepted input form becomes one canonical form.
+
+`check_inputs` validates shapes (always) and values (when they are concrete, i.e. eager) and
+returns a hashable `InputSpec`; `prepare` runs inside the kernels (traceable) and turns the
+raw tensors into boolean labels, float32 scores, a voxel weight and an `invalid` mask.
+"""
+
+import dataclasses
+from typing import Literal
+
+import numpy as np
+from keras import ops
+
+from voxelmetrics.backends import is_concrete
+
+Activation = Literal["none", "sigmoid", "softmax"]
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSpec:
+    """Static facts about one call's inputs; hashable so that compiled kernels key on it.
+
+    Attributes:
+        ndim: rank of `y_pred`.
+        axis: the class axis of `y_pred`, non-negative.
+        num_classes: `C`, the size of the class axis.
+        sparse: True when `y_true` holds integer class ids (exclusive classes).
+        activation: what turns `y_pred` into probabilities.
+        ignore_index: sparse label id that marks voxels to skip, or None.
+        has_weight: a `sample_weight` was given (counts become float32 sums of weights).
+        has_mask: a `mask` was given.
+    """
+
+    ndim: int
+    axis: int
+    num_classes: int
+    sparse: bool
+    activation: Activation
+    ignore_index: int | None
+    has_weight: bool
+    has_mask: bool
+
+
+def static_shape(x) -> tuple:
+    """The shape of a tensor, array, list or Python number, as a tuple (None if unknown)."""
+    return tuple(ops.shape(x)) if hasattr(x, "shape") else np.shape(x)
+
+
+def normalize_axis(axis: int, ndim: int) -> int:
+    """`axis` as a non-negative index into `ndim` axes, or a ValueError saying why not."""
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"axis={axis} is out of range for y_pred of rank {ndim}.")
+    return axis % ndim
+
+
+def _activation(from_logits: bool | str, sparse: bool) -> Activation:
+    if from_logits in (False, None, "none"):
+        return "none"
+    if from_logits is True:
+        return "softmax" if sparse else "sigmoid"
+    if from_logits in ("sigmoid", "softmax"):
+        return from_logits
+    raise ValueError(
+        f"from_logits must be True, False, 'sigmoid' or 'softmax'; received {from_logits!r}."
+    )
+
+
+def _is_sparse(true_shape: tuple, pred_shape: tuple, axis: int) -> bool:
+    grid_shape = pred_shape[:axis] + pred_shape[axis + 1 :]
+    if len(true_shape) == len(pred_shape) - 1 and _compatible(true_shape, grid_shape):
+        return True
+    if len(true_shape) == len(pred_shape) and pred_shape[axis] not in (1, None):
+        collapsed = (*true_shape[:axis], pred_shape[axis], *true_shape[axis + 1 :])
+        if true_shape[axis] == 1 and _compatible(collapsed, pred_shape):
+            return True
+    if len(true_shape) == len(pred_shape) and _compatible(true_shape, pred_shape):
+        return False
+    raise ValueError(
+        f"y_true has shape {true_shape} but y_pred has shape {pred_shape} (class axis {axis}): "
+        f"expected multi-hot labels of shape {pred_shape} or sparse integer labels of shape "
+        f"{grid_shape}."
+    )
+
+
+def _compatible(a: tuple, b: tuple) -> bool:
+    return len(a) == len(b) and all(
+        x is None or y is None or x == y for x, y in zip(a, b, strict=False)
+    )
+
+
+def _grid_weight_shape(shape: tuple, grid_shape: tuple, name: str) -> None:
+    """Check that a weight/mask broadcasts to the voxel grid, left-aligned as in Keras."""
+    padded = shape + (1,) * (len(grid_shape) - len(shape))
+    ok = len(shape) <= len(grid_shape) and all(
+        s in (1, None) or g is None or s == g for s, g in zip(padded, grid_shape, strict=False)
+    )
+    if not ok:
+        raise ValueError(
+            f"{name} has shape {shape}; expected a shape that broadcasts to the voxel grid "
+            f"{grid_shape} (leading axes first, as Keras aligns sample weights)."
+        )
+
+
+def check_inputs(
+    y_true,
+    y_pred,
+    *,
+    axis: int,
+    from_logits: bool | str,
+    sample_weight=None,
+    mask=None,
+    ignore_index: int | None = None,
+    num_classes: int | None = None,
+) -> InputSpec:
+    """Validate the inputs of every counting op and describe them as an `InputSpec`.
+
+    Shapes are checked always. Values (NaN scores, probabilities outside [0, 1], non-binary
+    multi-hot truth, sparse ids outside `[0, C)`) are checked when the tensors are concrete;
+    traced code cannot raise on values, so there they are tallied as `invalid` instead.
+    """
+    pred_shape, true_shape = static_shape(y_pred), static_shape(y_true)
+    if len(pred_shape) < 1:
+        raise ValueError("y_pred must have a class axis; received a scalar.")
+    axis = normalize_axis(axis, len(pred_shape))
+    c = pred_shape[axis]
+    if c is None:
+        raise ValueError(f"The class axis {axis} of y_pred must have a static size.")
+    if num_classes is not None and num_classes != c:
+        raise ValueError(f"num_classes={num_classes} but y_pred has {c} classes on axis {axis}.")
+    sparse = _is_sparse(true_shape, pred_shape, axis)
+    if ignore_index is not None and not sparse:
+        raise ValueError("ignore_index applies to sparse integer labels; y_true is multi-hot.")
+    grid_shape = pred_shape[:axis] + pred_shape[axis + 1 :]
+    for name, w in (("sample_weight", sample_weight), ("mask", mask)):
+        if w is not None and len(static_shape(w)) != len(pred_shape):
+            _grid_weight_shape(static_shape(w), grid_shape, name)
+    spec = InputSpec(
+        ndim=len(pred_shape),
+        axis=axis,
+        num_classes=c,
+        sparse=sparse,
+        activation=_activation(from_logits, sparse),
+        ignore_index=ignore_index,
+        has_weight=sample_weight is not None,
+        has_mask=mask is not None,
+    )
+    if is_concrete(y_true) and is_concrete(y_pred):
+        _check_values(y_true, y_pred, spec, mask)
+    return spec
+
+
+def _first_index(flags: np.ndarray) -> tuple:
+    return tuple(int(i) for i in np.unravel_index(int(np.argmax(flags)), flags.shape))
+
+
+def _check_values(y_true, y_pred, spec: InputSpec, mask) -> None:
+    scores = np.asarray(ops.convert_to_numpy(y_pred))
+    counted = np.ones(scores.shape, bool)
+    if mask is not None and is_concrete(mask):
+        counted = np.broadcast_to(
+            np.asarray(ops.convert_to_numpy(grid_to_full(mask, spec)), bool), scores.shape
+        )
+    nan = np.isnan(scores) & counted
+    if nan.any():
+        raise ValueError(
+            f"y_pred contains {int(nan.sum())} NaN score(s), the first at index "
+            f"{_first_index(nan)}; NaN is never counted. Fix the predictions or mask those "
+            f"voxels out with mask=."
+        )
+    if spec.activation == "none":
+        outside = ((scores < 0) | (scores > 1)) & counted
+        if outside.any():
+            raise ValueError(
+                f"y_pred holds {int(outside.sum())} probabilities outside [0, 1] (range "
+                f"[{scores[counted].min()}, {scores[counted].max()}], the first at index "
+                f"{_first_index(outside)}); pass from_logits=True if these are logits."
+            )
+    labels = np.asarray(ops.convert_to_numpy(y_true))
+    if spec.sparse:
+        check_sparse_ids(labels, spec.num_classes, spec.ignore_index, "sparse y_true")
+    else:
+        bad = (labels != 0) & (labels != 1)
+        if bad.any():
+            raise ValueError(
+                f"multi-hot y_true must hold only 0 and 1; found {labels[bad][0]!r} at index "
+                f"{_first_index(bad)} ({int(bad.sum())} such values)."
+            )
+
+
+def check_sparse_ids(ids, num_classes: int, ignore_index: int | None, name: str) -> None:
+    """Raise unless the concrete `ids` are integers in `[0, num_classes)` or `ignore_index`."""
+    values = np.asarray(ops.convert_to_numpy(ids))
+    as_int = values.astype(np.int64)
+    if not np.array_equal(as_int, values):
+        raise ValueError(f"{name} must hold integer class ids; found fractional values.")
+    bad = ((as_int < 0) | (as_int >= num_classes)) & (as_int != ignore_index)
+    if bad.any():
+        raise ValueError(
+            f"{name} holds {int(bad.sum())} id(s) outside [0, {num_classes}) (e.g. "
+            f"{int(as_int[bad][0])} at index {_first_index(bad)}); set ignore_index for a void "
+            f"label."
+        )
+
+
+def grid_to_full(w, spec: InputSpec):
+    """Broadcastable full-rank view of a voxel-grid weight or mask (class axis inserted)."""
+    w = ops.convert_to_tensor(w)
+    if len(ops.shape(w)) == spec.ndim:
+        return w
+    grid_rank = spec.ndim - 1
+    w = ops.reshape(w, tuple(ops.shape(w)) + (1,) * (grid_rank - len(ops.shape(w))))
+    return ops.expand_dims(w, spec.axis)
+
+
+def class_ids(spec: InputSpec):
+    """int32 `[1, .., C, .., 1]`: the class index along the class axis, broadcastable."""
+    shape = [1] * spec.ndim
+    shape[spec.axis] = spec.num_classes
+    return ops.reshape(ops.arange(spec.num_classes, dtype="int32"), shape)
+
+
+def to_probabilities(y_pred, spec: InputSpec):
+    """float32 scores after the spec's activation (sigmoid, softmax over the class axis)."""
+    scores = ops.cast(y_pred, "float32")
+    if spec.activation == "sigmoid":
+        return ops.sigmoid(scores)
+    if spec.activation == "softmax":
+        return ops.softmax(scores, axis=spec.axis)
+    return scores
+
+
+def prepare(y_true, sample_weight, mask, spec: InputSpec):
+    """Canonical labels and voxel weight, inside the kernel.
+
+    Returns:
+        `(labels, weight, bad_label)`: `labels` bool, broadcastable to `y_pred`'s shape (True
+        where the voxel belongs to the class); `weight` None (every voxel counts), bool (mask)
+        or float32 (sample weights times mask), broadcastable to `y_pred`'s shape;
+        `bad_label` None, or bool where a sparse id lies outside `[0, C)` (and is not
+        `ignore_index`): such voxels are tallied as invalid, never counted as negatives.
+    """
+    weight = None if mask is None else ops.cast(grid_to_full(mask, spec), "bool")
+    bad_label = None
+    if spec.sparse:
+        ids = ops.cast(y_true, "int32")
+        if len(ops.shape(ids)) == spec.ndim - 1:
+            ids = ops.expand_dims(ids, spec.axis)
+        labels = ops.equal(ids, class_ids(spec))
+        bad_label = ops.logical_or(ops.less(ids, 0), ops.greater_equal(ids, spec.num_classes))
+        if spec.ignore_index is not None:
+            keep = ops.not_equal(ids, spec.ignore_index)
+            bad_label = ops.logical_and(bad_label, keep)
+            weight = keep if weight is None else ops.logical_and(weight, keep)
+    else:
+        labels = ops.not_equal(y_true, ops.zeros((), dtype=ops.dtype(y_true)))
+    if sample_weight is not None:
+        sw = ops.cast(grid_to_full(sample_weight, spec), "float32")
+        weight = sw if weight is None else sw * ops.cast(weight, "float32")
+    return labels, weight, bad_label

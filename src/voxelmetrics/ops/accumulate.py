@@ -1,0 +1,54 @@
+"""Running totals of counts that stay exact to 2**55 with 32-bit integers only.
+
+JAX without x64 has no int64 and float32 stops counting at 2**24, so a total is held as two
+int32 limbs, `total = hi * 2**24 + lo` with `0 <= lo < 2**24`. Merging two totals is a plain
+sum (all-reduce SUM works on the limbs); `accumulate` carries the low limb back into range.
+"""
+
+import numpy as np
+from keras import ops
+
+LIMB_BITS = 24
+LIMB = 1 << LIMB_BITS
+
+
+def empty_total(shape: tuple[int, ...]):
+    """A zero total for counts of `shape`: int32 `[*shape, 2]` (hi, lo)."""
+    return ops.zeros((*tuple(shape), 2), dtype="int32")
+
+
+def accumulate(total, counts):
+    r"""`total + counts`, exact, with the low limb carried back into $[0, 2^{24})$.
+
+    Args:
+        total: int32 `[..., 2]` limbs (hi, lo); the low limbs of up to 127 totals summed by
+            an all-reduce stay exact until the next `accumulate` normalises them.
+        counts: non-negative integer counts `[...]` of one call (int32, each < 2**31).
+
+    Returns:
+        int32 `[..., 2]`: the new total, exact while it is below 2**55.
+
+    Example:
+        >>> import numpy as np
+        >>> t = empty_total((2,))
+        >>> for _ in range(3):
+        ...     t = accumulate(t, np.int32([2**31 - 1, 5]))
+        >>> exact_total(t).tolist()
+        [6442450941, 15]
+    """
+    counts = ops.cast(counts, "int32")
+    lo = total[..., 1] + ops.bitwise_and(counts, LIMB - 1)
+    hi = total[..., 0] + ops.right_shift(counts, LIMB_BITS) + ops.right_shift(lo, LIMB_BITS)
+    return ops.stack([hi, ops.bitwise_and(lo, LIMB - 1)], axis=-1)
+
+
+def exact_total(total) -> np.ndarray:
+    """The exact integer value of a total, as a numpy int64 array `[...]` (host side)."""
+    limbs = np.asarray(ops.convert_to_numpy(total)).astype(np.int64)
+    return limbs[..., 0] * LIMB + limbs[..., 1]
+
+
+def total_as_float(total):
+    """float32 approximation of a total (relative error below 2**-24), usable in-graph."""
+    limbs = ops.cast(total, "float32")
+    return limbs[..., 0] * float(LIMB) + limbs[..., 1]

@@ -1,0 +1,311 @@
+"""Fused per-class confusion counts: `tp, fp, fn, tn` for every class in one pass.
+
+Multi-label (multi-hot truth, one-vs-rest per class) and exclusive classes (sparse labels,
+a `C x C` confusion matrix) both reduce to the same `[C, 4]` layout.
+"""
+
+from keras import ops
+
+from voxelmetrics.backends import bincount, compile_kernel, is_concrete
+from voxelmetrics.ops._inputs import (
+    InputSpec,
+    check_inputs,
+    check_sparse_ids,
+    grid_to_full,
+    prepare,
+    static_shape,
+    to_probabilities,
+)
+
+INT32_MAX = 2**31 - 1
+
+
+def _reduce_axes(spec: InputSpec, per_sample: bool) -> tuple[int, ...]:
+    kept = {spec.axis, 0} if per_sample else {spec.axis}
+    return tuple(a for a in range(spec.ndim) if a not in kept)
+
+
+def _check_voxel_count(y_pred, spec: InputSpec, per_sample: bool) -> None:
+    """Unweighted counts are int32 per call; refuse a call that could overflow them."""
+    shape = tuple(ops.shape(y_pred))
+    voxels = 1
+    for a in _reduce_axes(spec, per_sample):
+        if shape[a] is None:
+            return
+        voxels *= shape[a]
+    if voxels > INT32_MAX:
+        raise ValueError(
+            f"One call counts at most 2**31 - 1 voxels per class in int32 (JAX without x64); "
+            f"this call has {voxels}. Split the volume into chunks and add their counts with "
+            f"voxelmetrics.accumulate, which stays exact to 2**55."
+        )
+
+
+def _class_shaped(threshold, spec: InputSpec):
+    shape = [1] * spec.ndim
+    shape[spec.axis] = -1
+    return ops.reshape(ops.cast(threshold, "float32"), shape)
+
+
+def _check_threshold(threshold, num_classes: int) -> None:
+    shape = static_shape(threshold)
+    if shape not in ((), (1,), (num_classes,)):
+        raise ValueError(
+            f"threshold must be a scalar or one value per class ({num_classes},); got shape "
+            f"{shape}."
+        )
+    if is_concrete(threshold):
+        t = ops.convert_to_numpy(threshold)
+        if not ((t >= 0) & (t <= 1)).all():
+            raise ValueError(f"threshold must lie in [0, 1] (score >= threshold); got {t}.")
+
+
+def _count_kernel(y_true, y_pred, threshold, sample_weight, mask, *, spec, per_sample):
+    labels, weight, bad_label = prepare(y_true, sample_weight, mask, spec)
+    scores = to_probabilities(y_pred, spec)
+    in_range = ops.logical_and(ops.greater_equal(scores, 0.0), ops.less_equal(scores, 1.0))
+    if bad_label is not None:
+        in_range = ops.logical_and(in_range, ops.logical_not(bad_label))
+    predicted = ops.greater_equal(scores, _class_shaped(threshold, spec))
+    axes = _reduce_axes(spec, per_sample)
+    if weight is None or ops.dtype(weight) == "bool":
+        counted = in_range if weight is None else ops.logical_and(in_range, weight)
+
+        def total(x):
+            return ops.sum(ops.cast(x, "int32"), axis=axes)
+
+        invalid = ops.logical_not(in_range)
+        invalid = total(invalid if weight is None else ops.logical_and(invalid, weight))
+    else:
+        counted = ops.where(in_range, weight, 0.0)
+
+        def total(x):
+            return ops.sum(ops.where(x, counted, 0.0), axis=axes)
+
+        invalid = ops.sum(ops.where(in_range, 0.0, weight) * ops.ones_like(scores), axis=axes)
+        counted = ops.not_equal(counted, 0.0)
+    hit = ops.logical_and(counted, labels)
+    tp = total(ops.logical_and(hit, predicted))
+    positives = total(hit)
+    predicted_positives = total(ops.logical_and(counted, predicted))
+    n = total(ops.broadcast_to(counted, ops.shape(scores)))
+    fp = predicted_positives - tp
+    fn = positives - tp
+    counts = ops.stack([tp, fp, fn, n - tp - fp - fn], axis=-1)
+    return counts, invalid
+
+
+_compiled_counts = compile_kernel(_count_kernel, static_argnames=("spec", "per_sample"))
+
+
+def confusion_counts(
+    y_true,
+    y_pred,
+    threshold=0.5,
+    *,
+    from_logits: bool | str = False,
+    axis: int = -1,
+    sample_weight=None,
+    mask=None,
+    ignore_index: int | None = None,
+    per_sample: bool = False,
+    with_invalid: bool = False,
+):
+    r"""Per-class `tp, fp, fn, tn` at a threshold, fused into one pass over the volume.
+
+    A voxel is predicted positive for class c iff $s_c \ge \tau_c$. With truth $y$,
+    prediction $\hat y$ and voxel weight $w$ (1 unless given):
+    $tp_c = \sum w\,y\,\hat y$, $fp_c = \sum w\,(1-y)\,\hat y$, $fn_c = \sum w\,y\,(1-\hat y)$,
+    $tn_c = \sum w\,(1-y)(1-\hat y)$. Multi-hot truth is never argmax-ed: overlapping labels
+    each count for their own class.
+
+    Args:
+        y_true: multi-hot `[..., C, ...]` of {0, 1} (any dtype), or sparse integer ids `[...]`.
+        y_pred: scores `[..., C, ...]`; probabilities, or logits with `from_logits`.
+        threshold: scalar or `[C]`, in [0, 1].
+        from_logits: True applies sigmoid (multi-hot) or softmax (sparse labels); or name one.
+        axis: the class axis (channels-first works as `axis=1`, no transpose needed).
+        sample_weight: optional weights broadcastable to the voxel grid, leading axes first
+            (a `[B]` weight weighs whole volumes).
+        mask: optional bool broadcastable to the voxel grid; False voxels are ignored.
+        ignore_index: sparse label id to ignore.
+        per_sample: keep the leading axis: one `[C, 4]` per volume.
+        with_invalid: also return the per-class tally of NaN / out-of-range scores (traced
+            calls exclude them from every count; eager calls raise instead).
+
+    Returns:
+        int32 `[C, 4]` (float32 with `sample_weight`), columns `tp, fp, fn, tn`;
+        `[N, C, 4]` with `per_sample`. With `with_invalid`, `(counts, invalid)` with
+        `invalid` `[C]` (`[N, C]`).
+
+    Example:
+        >>> import numpy as np
+        >>> y_true = np.array([[1, 1], [0, 1], [1, 0]])   # voxel 0 carries both labels
+        >>> y_pred = np.array([[0.9, 0.4], [0.6, 0.7], [0.2, 0.1]], "float32")
+        >>> np.asarray(confusion_counts(y_true, y_pred)).tolist()
+        [[1, 1, 1, 0], [1, 0, 1, 1]]
+    """
+    spec = check_inputs(
+        y_true,
+        y_pred,
+        axis=axis,
+        from_logits=from_logits,
+        sample_weight=sample_weight,
+        mask=mask,
+        ignore_index=ignore_index,
+    )
+    if per_sample and spec.axis == 0:
+        raise ValueError("per_sample=True needs a leading sample axis; the class axis is 0.")
+    _check_threshold(threshold, spec.num_classes)
+    if sample_weight is None:
+        _check_voxel_count(y_pred, spec, per_sample)
+    counts, invalid = _compiled_counts(
+        y_true,
+        y_pred,
+        ops.convert_to_tensor(threshold, "float32"),
+        sample_weight,
+        mask,
+        spec=spec,
+        per_sample=per_sample,
+    )
+    return (counts, invalid) if with_invalid else counts
+
+
+def _matrix_kernel(labels, y_pred, sample_weight, mask, *, spec: InputSpec, scores_given):
+    c = spec.num_classes
+    if scores_given:
+        scores = ops.cast(y_pred, "float32")
+        invalid = ops.any(ops.isnan(scores), axis=spec.axis)
+        predicted = ops.cast(
+            ops.argmax(ops.where(ops.isnan(scores), -1.0, scores), spec.axis), "int32"
+        )
+    else:
+        predicted = ops.cast(y_pred, "int32")
+        invalid = ops.logical_or(ops.less(predicted, 0), ops.greater_equal(predicted, c))
+    truth = ops.cast(labels, "int32")
+    invalid = ops.logical_or(
+        invalid, ops.logical_or(ops.less(truth, 0), ops.greater_equal(truth, c))
+    )
+    keep = ops.ones_like(invalid)
+    if spec.ignore_index is not None:
+        keep = ops.not_equal(truth, spec.ignore_index)
+        invalid = ops.logical_and(invalid, keep)
+    grid = ops.shape(truth)
+    if mask is not None:
+        keep = ops.logical_and(keep, ops.broadcast_to(_grid(mask, spec), grid))
+    ids = ops.where(invalid, c * c, truth * c + predicted)
+    ids = ops.where(keep, ids, c * c + 1)
+    weights = None
+    if sample_weight is not None:
+        weights = ops.reshape(ops.broadcast_to(_grid(sample_weight, spec), grid), (-1,))
+    counts = bincount(ops.reshape(ids, (-1,)), c * c + 2, weights=weights)
+    return ops.reshape(counts[: c * c], (c, c)), counts[c * c]
+
+
+def _grid(w, spec: InputSpec):
+    return ops.squeeze(grid_to_full(w, spec), spec.axis)
+
+
+_compiled_matrix = compile_kernel(_matrix_kernel, static_argnames=("spec", "scores_given"))
+
+
+def sparse_confusion_matrix(
+    labels,
+    y_pred,
+    num_classes: int,
+    *,
+    axis: int = -1,
+    ignore_index: int | None = None,
+    sample_weight=None,
+    mask=None,
+    with_invalid: bool = False,
+):
+    r"""`C x C` confusion matrix for exclusive classes, in one pass.
+
+    $M_{ij}$ counts voxels of true class i predicted as class j, where the prediction is the
+    argmax of the scores over the class axis (ties go to the lowest class id) or the given
+    integer predictions.
+
+    Args:
+        labels: integer class ids `[...]`.
+        y_pred: scores `[..., C, ...]` (softmax probabilities or logits: argmax is the same),
+            or integer predictions `[...]` of the same shape as `labels`.
+        num_classes: `C`.
+        axis: the class axis of score `y_pred`.
+        ignore_index: label id to ignore.
+        sample_weight, mask: as in `confusion_counts`, broadcastable to the voxel grid.
+        with_invalid: also return the count of voxels with NaN scores or ids out of range.
+
+    Returns:
+        int32 `[C, C]` (float32 with `sample_weight`), rows true class, columns predicted.
+
+    Example:
+        >>> import numpy as np
+        >>> labels = np.array([0, 1, 2, 2])
+        >>> y_pred = np.array([0, 2, 2, 1])
+        >>> np.asarray(sparse_confusion_matrix(labels, y_pred, 3)).tolist()
+        [[1, 0, 0], [0, 0, 1], [0, 1, 1]]
+    """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be an integer >= 1; received {num_classes!r}.")
+    true_shape, pred_shape = static_shape(labels), static_shape(y_pred)
+    scores_given = len(pred_shape) == len(true_shape) + 1
+    if scores_given:
+        # softmax: only NaN is invalid for scores here, any range is fine for argmax.
+        spec = check_inputs(
+            labels,
+            y_pred,
+            axis=axis,
+            from_logits="softmax",
+            sample_weight=sample_weight,
+            mask=mask,
+            ignore_index=ignore_index,
+            num_classes=num_classes,
+        )
+    elif true_shape == pred_shape:
+        spec = InputSpec(
+            len(true_shape) + 1,
+            len(true_shape),
+            num_classes,
+            True,
+            "none",
+            ignore_index,
+            sample_weight is not None,
+            mask is not None,
+        )
+        if is_concrete(labels) and is_concrete(y_pred):
+            check_sparse_ids(y_pred, num_classes, None, "integer predictions")
+            check_sparse_ids(labels, num_classes, ignore_index, "labels")
+    else:
+        raise ValueError(
+            f"y_pred has shape {pred_shape}; expected scores with a class axis of size "
+            f"{num_classes} or integer predictions of the labels' shape {true_shape}."
+        )
+    matrix, invalid = _compiled_matrix(
+        labels, y_pred, sample_weight, mask, spec=spec, scores_given=scores_given
+    )
+    return (matrix, invalid) if with_invalid else matrix
+
+
+def counts_from_confusion_matrix(matrix):
+    r"""Per-class one-vs-rest `tp, fp, fn, tn` from a `C x C` confusion matrix.
+
+    $tp_c = M_{cc}$, $fp_c = \sum_i M_{ic} - M_{cc}$, $fn_c = \sum_j M_{cj} - M_{cc}$,
+    $tn_c = \sum M - tp_c - fp_c - fn_c$.
+
+    Args:
+        matrix: `[C, C]`, rows true class, columns predicted class.
+
+    Returns:
+        `[C, 4]` of the matrix's dtype, columns `tp, fp, fn, tn`.
+
+    Example:
+        >>> import numpy as np
+        >>> m = np.array([[1, 0, 0], [0, 0, 1], [0, 1, 1]])
+        >>> np.asarray(counts_from_confusion_matrix(m)).tolist()
+        [[1, 0, 0, 3], [0, 1, 1, 2], [1, 1, 1, 1]]
+    """
+    tp = ops.diagonal(matrix)
+    fp = ops.sum(matrix, axis=0) - tp
+    fn = ops.sum(matrix, axis=1) - tp
+    return ops.stack([tp, fp, fn, ops.sum(matrix) - tp - fp - fn], axis=-1)

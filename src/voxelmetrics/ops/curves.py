@@ -1,0 +1,238 @@
+"""PR and ROC curves, average precision and AUCs from per-class score histograms.
+
+A histogram `[C, B, 2]` (`score_histogram`) holds everything: the counts at threshold
+$t_k$ are reverse cumulative sums over bins, so every curve costs O(C·B), not O(N·B).
+"""
+
+from keras import ops
+
+from voxelmetrics.ops.histogram import bin_thresholds
+from voxelmetrics.ops.scores import Average, ZeroDivision, average_scores, safe_ratio
+
+
+def curve_counts(histogram):
+    r"""`tp, fp, fn, tn` at every threshold of a histogram.
+
+    $tp_k = \sum_{j \ge k} pos_j$, $fp_k = \sum_{j \ge k} neg_j$, $fn_k = P - tp_k$,
+    $tn_k = N - fp_k$, with P and N the totals of positives and negatives.
+
+    Args:
+        histogram: `[..., B, 2]` (negatives, positives per bin), e.g. `[C, B, 2]`.
+
+    Returns:
+        `[..., B, 4]` of the histogram's dtype, columns `tp, fp, fn, tn`; row k is the count
+        at threshold $t_k$ (score >= t_k is predicted positive).
+
+    Example:
+        >>> import numpy as np
+        >>> h = np.array([[[3, 0], [1, 1], [0, 2]]])   # one class, 3 bins
+        >>> np.asarray(curve_counts(h))[0].tolist()
+        [[3, 4, 0, 0], [3, 1, 0, 3], [2, 0, 1, 4]]
+    """
+    totals = ops.sum(histogram, axis=-2, keepdims=True)
+    # Inclusive reverse cumulative sum without flips: total - (prefix before k).
+    at_or_above = totals - ops.cumsum(histogram, axis=-2) + histogram
+    tp, fp = at_or_above[..., 1], at_or_above[..., 0]
+    return ops.stack([tp, fp, totals[..., 1] - tp, totals[..., 0] - fp], axis=-1)
+
+
+def _thresholds(histogram, edges):
+    return bin_thresholds(ops.shape(histogram)[-2]) if edges is None else edges
+
+
+def precision_recall_curve(histogram, *, edges=None, zero_division: ZeroDivision = "nan"):
+    r"""Precision and recall at every threshold $t_k$, aligned with the thresholds.
+
+    $P_k = tp_k / (tp_k + fp_k)$ (1 where nothing is predicted positive, the convention of
+    scikit-learn's last PR point), $R_k = tp_k / (tp_k + fn_k)$ (`zero_division` for a class
+    without positives). Unlike scikit-learn, all three arrays have the same length, so an
+    index found on one is valid on the others.
+
+    Args:
+        histogram: `[C, B, 2]` from `score_histogram`.
+        edges: the custom edges the histogram was built with, if any.
+        zero_division: recall of a class without positives: "nan", 0 or 1.
+
+    Returns:
+        `(precision [C, B], recall [C, B], thresholds [B])`, thresholds increasing.
+
+    Example:
+        >>> import numpy as np
+        >>> h = np.array([[[3, 0], [1, 1], [0, 2]]])
+        >>> p, r, t = precision_recall_curve(h)
+        >>> np.asarray(p).round(2).tolist(), np.asarray(r).round(2).tolist()
+        ([[0.43, 0.75, 1.0]], [[1.0, 1.0, 0.67]])
+    """
+    tp, fp, fn, _ = _split(curve_counts(histogram))
+    precision = safe_ratio(tp, tp + fp, 1)
+    recall = safe_ratio(tp, tp + fn, zero_division)
+    return precision, recall, _thresholds(histogram, edges)
+
+
+def roc_curve(histogram, *, edges=None, zero_division: ZeroDivision = "nan"):
+    r"""False- and true-positive rates at every threshold $t_k$, aligned with the thresholds.
+
+    $FPR_k = fp_k / (fp_k + tn_k)$, $TPR_k = tp_k / (tp_k + fn_k)$; an undefined rate (no
+    negatives, no positives) gives `zero_division`.
+
+    Returns:
+        `(fpr [C, B], tpr [C, B], thresholds [B])`, thresholds increasing.
+
+    Example:
+        >>> import numpy as np
+        >>> h = np.array([[[3, 0], [1, 1], [0, 2]]])
+        >>> fpr, tpr, t = roc_curve(h)
+        >>> np.asarray(fpr).round(2).tolist()
+        [[1.0, 0.25, 0.0]]
+    """
+    tp, fp, fn, tn = _split(curve_counts(histogram))
+    fpr = safe_ratio(fp, fp + tn, zero_division)
+    tpr = safe_ratio(tp, tp + fn, zero_division)
+    return fpr, tpr, _thresholds(histogram, edges)
+
+
+def _split(counts):
+    counts = ops.cast(counts, "float32")
+    return counts[..., 0], counts[..., 1], counts[..., 2], counts[..., 3]
+
+
+def _per_class_or_micro(score_fn, histogram, average, class_weights, zero_division):
+    """Apply a per-class histogram score and combine classes as `average` says."""
+    if average == "micro":
+        return score_fn(ops.sum(histogram, axis=-3, keepdims=True), zero_division)[..., 0]
+    values = score_fn(histogram, zero_division)
+    support = ops.sum(ops.cast(histogram[..., 1], "float32"), axis=-1)
+    return average_scores(values, support, average=average, class_weights=class_weights)
+
+
+def _average_precision(histogram, zero_division):
+    precision, _, _ = precision_recall_curve(histogram)
+    positives = ops.cast(histogram[..., 1], "float32")
+    # R_k - R_{k+1} = pos_k / P: each bin's positives weigh the precision at its threshold.
+    return safe_ratio(
+        ops.sum(positives * precision, axis=-1), ops.sum(positives, axis=-1), zero_division
+    )
+
+
+def average_precision(
+    histogram,
+    *,
+    average: Average = None,
+    class_weights=None,
+    zero_division: ZeroDivision = "nan",
+):
+    r"""Average precision, scikit-learn's step-wise sum: $AP = \sum_k (R_k - R_{k+1}) P_k$.
+
+    With $R_B = 0$. Since $R_k - R_{k+1} = pos_k / P$ this is
+    $\frac{1}{P}\sum_k pos_k P_k$, exact in the bin counts. It equals
+    `sklearn.metrics.average_precision_score(y, q(s))`, q mapping a score to its bin's lower
+    edge.
+
+    Args:
+        histogram: `[C, B, 2]`.
+        average: None/"none" per class; "micro" pools all classes' voxels into one binary
+            problem; "macro" skips classes without positives (NaN); "weighted" by support or
+            `class_weights` (array or "inverse_frequency").
+        class_weights: see `average`.
+        zero_division: AP of a class without positives: "nan", 0 or 1.
+
+    Returns:
+        float32 `[C]` or a scalar when averaged.
+
+    Example:
+        >>> import numpy as np
+        >>> h = np.array([[[3, 0], [1, 1], [0, 2]]])
+        >>> round(float(average_precision(h)[0]), 4)   # (2 * 1.0 + 1 * 0.75) / 3
+        0.9167
+    """
+    return _per_class_or_micro(_average_precision, histogram, average, class_weights, zero_division)
+
+
+def _roc_auc(histogram, zero_division):
+    h = ops.cast(histogram, "float32")
+    neg, pos = h[..., 0], h[..., 1]
+    tp = curve_counts(h)[..., 0]
+    # Trapezoids between t_k and t_{k+1}: width neg_k / N, mean height (2 tp_k - pos_k) / 2P.
+    area = ops.sum(neg * (2.0 * tp - pos), axis=-1)
+    den = 2.0 * ops.sum(neg, axis=-1) * ops.sum(pos, axis=-1)
+    return safe_ratio(area, den, zero_division)
+
+
+def roc_auc(
+    histogram,
+    *,
+    average: Average = None,
+    class_weights=None,
+    zero_division: ZeroDivision = "nan",
+):
+    r"""Area under the ROC curve by the trapezoidal rule over the binned thresholds.
+
+    $AUC = \sum_k (FPR_k - FPR_{k+1})(TPR_k + TPR_{k+1}) / 2
+         = \frac{1}{2PN}\sum_k neg_k (2\,tp_k - pos_k)$ (ties within a bin count one half),
+    equal to `sklearn.metrics.roc_auc_score(y, q(s))`.
+
+    Args:
+        histogram: `[C, B, 2]`.
+        average, class_weights: as in `average_precision`.
+        zero_division: AUC of a class without positives or without negatives.
+
+    Returns:
+        float32 `[C]` or a scalar when averaged.
+
+    Example:
+        >>> import numpy as np
+        >>> h = np.array([[[3, 0], [1, 1], [0, 2]]])
+        >>> round(float(roc_auc(h)[0]), 4)
+        0.9583
+    """
+    return _per_class_or_micro(_roc_auc, histogram, average, class_weights, zero_division)
+
+
+def _pr_auc(histogram, zero_division):
+    tp, fp, _, _ = _split(curve_counts(histogram))
+    pos = ops.cast(histogram[..., 1], "float32")
+    total_pos = ops.sum(pos, axis=-1, keepdims=True)
+    # Append the point above every score (tp = fp = 0) so the last bin has a right neighbour.
+    zero = ops.zeros_like(tp[..., :1])
+    tp_next = ops.concatenate([tp[..., 1:], zero], axis=-1)
+    p, p_next = tp + fp, ops.concatenate([(tp + fp)[..., 1:], zero], axis=-1)
+    dtp, dp = tp - tp_next, p - p_next
+    slope = safe_ratio(dtp, ops.maximum(dp, 0.0), 0)
+    intercept = tp_next - slope * p_next
+    both = ops.logical_and(ops.greater(p, 0.0), ops.greater(p_next, 0.0))
+    log_ratio = ops.where(
+        both, ops.log(ops.where(both, p / ops.where(both, p_next, 1.0), 1.0)), 0.0
+    )
+    increment = safe_ratio(slope * (dtp + intercept * log_ratio), total_pos, 0)
+    area = ops.sum(increment, axis=-1)
+    return ops.where(ops.equal(total_pos[..., 0], 0.0), safe_ratio(0.0, 0.0, zero_division), area)
+
+
+def pr_auc(
+    histogram,
+    *,
+    average: Average = None,
+    class_weights=None,
+    zero_division: ZeroDivision = "nan",
+):
+    r"""Area under the PR curve with Davis & Goadrich interpolation, as Keras' AUC(curve="PR").
+
+    Between consecutive thresholds precision is interpolated along the line of constant
+    slope in (predicted positives, tp) space, $tp = a\,p + b$, so that
+    $\int P\,dR = \frac{1}{P_{tot}}\sum_k a_k\,(\Delta tp_k + b_k \ln(p_k / p_{k+1}))$.
+    Davis & Goadrich, "The relationship between Precision-Recall and ROC curves", ICML 2006.
+
+    Args:
+        histogram: `[C, B, 2]`.
+        average, class_weights, zero_division: as in `average_precision`.
+
+    Returns:
+        float32 `[C]` or a scalar when averaged.
+
+    Example:
+        >>> import numpy as np
+        >>> h = np.array([[[3, 0], [1, 1], [0, 2]]])
+        >>> round(float(pr_auc(h)[0]), 4)
+        0.9489
+    """
+    return _per_class_or_micro(_pr_auc, histogram, average, class_weights, zero_division)
