@@ -7,8 +7,21 @@ from voxelmetrics._backend_default import ensure_default_backend
 
 ensure_default_backend()
 
+from voxelmetrics import calibration, losses, metrics  # noqa: E402
+from voxelmetrics.calibration import ApplyThresholds, ThresholdCalibration  # noqa: E402
+from voxelmetrics.metrics import *  # noqa: E402, F403
+from voxelmetrics.metrics import __all__ as _metrics_all  # noqa: E402
 from voxelmetrics.ops import *  # noqa: E402, F403
 from voxelmetrics.ops import __all__ as _ops_all  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = [*_ops_all, "__version__"]
+__all__ = [
+    *_ops_all,
+    *_metrics_all,
+    "ApplyThresholds",
+    "ThresholdCalibration",
+    "__version__",
+    "calibration",
+    "losses",
+    "metrics",
+]

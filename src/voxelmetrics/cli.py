@@ -1,41 +1,362 @@
-"""The `voxelmetrics` command line: `demo` evaluates a built-in synthetic volume."""
+"""The `voxelmetrics` command line: `evaluate` volumes on disk, run the `demo`, or `bench`.
+
+Heavy imports (Keras, JAX, matplotlib) happen inside the commands, so `--help` stays fast.
+Bad input exits with status 2 and one message naming the file and what was wrong.
+"""
 
 import argparse
 import sys
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+DEMO_CRITERIA = ("f1", "youden", "recall_at_precision:0.8")
+PLOT_FILES = {"pr": "pr_curves.png", "roc": "roc_curves.png"}
 
 
-def _demo(args: argparse.Namespace) -> int:
-    import numpy as np
+def _thresholds(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected numbers like 0.5 or 0.5,0.3; got {text!r}"
+        ) from None
+    if not all(0.0 <= v <= 1.0 for v in values):
+        raise argparse.ArgumentTypeError(f"thresholds must lie in [0, 1]; got {text!r}")
+    return values
 
-    import voxelmetrics as vm
 
-    rng = np.random.default_rng(0)
-    shape = (2, 32, 32, 32, 3)
-    y_true = rng.random(shape) < np.array([0.3, 0.1, 0.01])
-    noise = rng.normal(0.0, 0.25, shape)
-    y_pred = np.clip(np.where(y_true, 0.7, 0.2) + noise, 0, 1).astype("float32")
-    counts = vm.confusion_counts(y_true, y_pred)
-    hist = vm.score_histogram(y_true, y_pred, num_bins=1024)
-    rows = {
-        "recall": vm.recall(counts),
-        "precision": vm.precision(counts),
-        "dice": vm.dice(counts),
-        "iou": vm.iou(counts),
-        "average_precision": vm.average_precision(hist),
-        "roc_auc": vm.roc_auc(hist),
-    }
-    print(f"synthetic volume {shape}, threshold 0.5")
-    print("metric".ljust(18) + "".join(f"class {c}".rjust(10) for c in range(shape[-1])))
-    for name, values in rows.items():
-        print(name.ljust(18) + "".join(f"{v:10.4f}" for v in np.asarray(values)))
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or value <= 0:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__} > 0; got {text!r}")
+        return value
+
+    return parse
+
+
+def _criteria(text: str) -> list[str]:
+    from voxelmetrics.evaluate.report import parse_criterion
+
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    for name in names:
+        try:
+            parse_criterion(name)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return names
+
+
+def _zero_division(text: str):
+    if text in ("0", "1"):
+        return int(text)
+    if text == "nan":
+        return "nan"
+    raise argparse.ArgumentTypeError(f"expected nan, 0 or 1; got {text!r}")
+
+
+def _add_report_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--criterion",
+        type=_criteria,
+        default=None,
+        metavar="LIST",
+        help="comma-separated criteria for the optimal thresholds: f1, dice, iou, youden, "
+        "fbeta:BETA, recall_at_precision:MIN_PRECISION, precision_at_recall:MIN_RECALL, "
+        "cost:FP:FN (default: f1)",
+    )
+    parser.add_argument("--plot", action="store_true", help="write PR and ROC curves (PNG)")
+    parser.add_argument(
+        "--json", action="store_true", help="print the JSON report instead of the table"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--chunk-mb",
+        type=_positive(float),
+        default=256.0,
+        help="memory budget of one chunk in MiB (default: 256)",
+    )
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="score prediction volumes against label volumes",
+        description="Score prediction volumes (.npy, .npz, .nii, .nii.gz) against label "
+        "volumes, streamed in bounded memory. PRED and TRUE are two files, or two "
+        "directories whose files pair by name (pred/a.npy with true/a.nii.gz).",
+    )
+    p.add_argument("pred", help="prediction file or directory: probabilities or logits")
+    p.add_argument("true", help="label file or directory: multi-hot masks or integer labels")
+    p.add_argument("--out", type=Path, help="write report.json, report.csv (and plots) here")
+    p.add_argument(
+        "--num-bins", type=_positive(int), default=1024, help="histogram bins (default: 1024)"
+    )
+    p.add_argument(
+        "--threshold",
+        type=_thresholds,
+        default=(0.5,),
+        help="working threshold, one or one per class (default: 0.5)",
+    )
+    p.add_argument("--from-logits", action="store_true", help="scores are logits")
+    p.add_argument(
+        "--axis",
+        type=int,
+        default=-1,
+        help="class axis of the predictions (default: -1; 0 for channels-first (C, D, H, W))",
+    )
+    p.add_argument("--num-classes", type=int, help="expected number of classes")
+    p.add_argument("--ignore-index", type=int, help="integer label whose voxels are skipped")
+    p.add_argument("--class-names", help="comma-separated class names")
+    p.add_argument(
+        "--devices",
+        type=int,
+        default=1,
+        help="JAX only: spread the cases over N local devices (0: all; default: 1)",
+    )
+    p.add_argument("--pred-key", help="array name inside prediction .npz files")
+    p.add_argument("--true-key", help="array name inside label .npz files")
+    p.add_argument(
+        "--zero-division",
+        type=_zero_division,
+        default="nan",
+        help="value of a metric that is 0/0 (e.g. a class absent from a case): nan, 0 or 1",
+    )
+    _add_report_options(p)
+    p.set_defaults(run=_evaluate_command)
+
+
+def _add_demo(sub) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="evaluate a synthetic 3D phantom end to end",
+        description="Build a deterministic synthetic 3D phantom (overlapping structures, "
+        "noisy probabilities, a rare class), save it as .npy volumes, evaluate it with the "
+        "same engine as `evaluate`, print the report and write the report files and plots.",
+    )
+    p.add_argument(
+        "--out", type=Path, default=Path("voxelmetrics-demo"), help="(default: ./voxelmetrics-demo)"
+    )
+    p.add_argument("--cases", type=int, default=3, help="number of phantom cases (default: 3)")
+    p.add_argument("--seed", type=int, default=0, help="phantom seed (default: 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_demo_command)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser; `bench` is listed here and configured only when it runs."""
+    parser = argparse.ArgumentParser(prog="voxelmetrics", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_evaluate(sub)
+    _add_demo(sub)
+    sub.add_parser("bench", help="benchmarks (see `voxelmetrics bench --help`)", add_help=False)
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(f"voxelmetrics: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+class _Progress:
+    """A rich progress bar over cases and the chunks of the current case (on stderr)."""
+
+    def __init__(self, quiet: bool):
+        self.bar = None
+        if not quiet:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+            self.bar = Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self.cases = self.bar.add_task("cases", total=None)
+            self.chunks = self.bar.add_task("chunks", total=None)
+
+    def __enter__(self):
+        if self.bar is not None:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def on_case(self, name: str, index: int, total: int) -> None:
+        if self.bar is not None:
+            self.bar.update(self.cases, completed=index, total=total, description=f"case {name}")
+
+    def on_chunk(self, name: str, done: int, total: int) -> None:
+        if self.bar is not None:
+            self.bar.update(self.chunks, completed=done, total=total, description="  chunks")
+            if done == total:
+                self.bar.advance(self.cases)
+
+
+def run_evaluation(
+    pred,
+    true,
+    options,
+    *,
+    out,
+    criteria,
+    class_names,
+    zero_division,
+    plot: bool,
+    as_json: bool,
+    quiet: bool,
+) -> int:
+    """Evaluate, print the report, write the files; shared by `evaluate` and `demo`."""
+    from rich.console import Console
+
+    from voxelmetrics.evaluate.engine import evaluate
+    from voxelmetrics.evaluate.readers import InputError
+    from voxelmetrics.evaluate.report import (
+        check_writable,
+        render_table,
+        summarize,
+        to_json,
+    )
+
+    if plot and out is None:
+        return _fail("--plot needs --out DIR to write the PNG files into.")
+    if out is not None:
+        try:
+            check_writable(out)
+        except OSError as e:
+            return _fail(f"{out}: cannot write the report there ({e.strerror or e}).")
+    try:
+        with _Progress(quiet) as progress:
+            evaluation = evaluate(
+                pred, true, options, progress=progress.on_chunk, on_case=progress.on_case
+            )
+    except InputError as e:
+        return _fail(str(e))
+    if class_names and len(class_names) != evaluation.num_classes:
+        return _fail(
+            f"--class-names lists {len(class_names)} names but the data has "
+            f"{evaluation.num_classes} classes."
+        )
+    summary = summarize(
+        evaluation, class_names=class_names, criteria=criteria, zero_division=zero_division
+    )
+    if as_json:
+        sys.stdout.write(to_json(summary))
+    else:
+        render_table(summary, Console())
+    if out is None:
+        return 0
+    try:
+        written = _write_reports(summary, evaluation, out, plot)
+    except OSError as e:
+        return _fail(f"{out}: writing the report failed ({e}); nothing was written.")
+    if not as_json:
+        print(f"\nwrote {', '.join(p.name for p in written)} to {out}/")
     return 0
 
 
+def _write_reports(summary, evaluation, out: Path, plot: bool) -> list[Path]:
+    from voxelmetrics.evaluate.report import to_csv, to_json, write_atomically
+
+    writers = {
+        "report.json": lambda f: f.write(to_json(summary).encode()),
+        "report.csv": lambda f: f.write(to_csv(summary).encode()),
+    }
+    if plot:
+        from voxelmetrics.evaluate.plots import plot_curves
+
+        histogram = evaluation.histogram
+        for kind, name in PLOT_FILES.items():
+            writers[name] = lambda f, kind=kind: plot_curves(summary, histogram, kind, f)
+    return write_atomically(out, writers)
+
+
+def _evaluate_command(args: argparse.Namespace) -> int:
+    from voxelmetrics.evaluate.engine import Options
+
+    class_names = args.class_names.split(",") if args.class_names else None
+    threshold = args.threshold[0] if len(args.threshold) == 1 else args.threshold
+    num_classes = args.num_classes
+    if class_names and num_classes and len(class_names) != num_classes:
+        return _fail(
+            f"--class-names lists {len(class_names)} names but --num-classes is {num_classes}."
+        )
+    options = Options(
+        threshold=threshold,
+        num_bins=args.num_bins,
+        from_logits=args.from_logits,
+        axis=args.axis,
+        num_classes=num_classes or (len(class_names) if class_names else None),
+        ignore_index=args.ignore_index,
+        chunk_mb=args.chunk_mb,
+        pred_key=args.pred_key,
+        true_key=args.true_key,
+        devices=args.devices,
+    )
+    return run_evaluation(
+        args.pred,
+        args.true,
+        options,
+        out=args.out,
+        criteria=args.criterion or ["f1"],
+        class_names=class_names,
+        zero_division=args.zero_division,
+        plot=args.plot,
+        as_json=args.json,
+        quiet=args.quiet,
+    )
+
+
+def _demo_command(args: argparse.Namespace) -> int:
+    from voxelmetrics.evaluate.engine import Options
+    from voxelmetrics.evaluate.phantom import CLASS_NAMES, write_phantom
+
+    try:
+        out = args.out
+        pred_dir, true_dir = write_phantom(out / "data", num_cases=args.cases, seed=args.seed)
+    except OSError as e:
+        return _fail(f"{args.out}: cannot write the demo there ({e.strerror or e}).")
+    print(f"phantom: {args.cases} cases of 48x64x64 voxels, 4 overlapping classes")
+    print(
+        f"same as: voxelmetrics evaluate {pred_dir} {true_dir} --out {out} --plot "
+        f"--class-names {','.join(CLASS_NAMES)} --criterion {','.join(DEMO_CRITERIA)}\n"
+    )
+    return run_evaluation(
+        pred_dir,
+        true_dir,
+        Options(),
+        out=out,
+        criteria=list(DEMO_CRITERIA),
+        class_names=list(CLASS_NAMES),
+        zero_division="nan",
+        plot=True,
+        as_json=False,
+        quiet=args.quiet,
+    )
+
+
+def _bench(argv: list[str]) -> int:
+    from voxelmetrics import bench
+
+    parser = argparse.ArgumentParser(prog="voxelmetrics bench", description=bench.__doc__)
+    bench.configure_parser(parser)
+    return bench.run(parser.parse_args(argv))
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="voxelmetrics", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo", help="evaluate a built-in synthetic volume").set_defaults(run=_demo)
-    args = parser.parse_args(argv)
+    """Entry point of the `voxelmetrics` console script; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:
+        return _bench(argv[1:])
+    args = build_parser().parse_args(argv)
     return args.run(args)
 
 

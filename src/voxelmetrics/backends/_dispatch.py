@@ -53,16 +53,26 @@ def bincount(ids, length: int, weights=None):
     The generic `keras.ops.segment_sum` scatters in float32 under torch, which stops
     counting exactly at 2**24; torch therefore uses `torch.bincount` (int64) here.
     """
-    backend = _backend()
-    if backend == "torch":
-        import torch
+    fast = _FAST_BINCOUNT.get(_backend())
+    return (fast or generic_bincount)(ids, length, weights)
 
-        ids_t = ops.convert_to_tensor(ids).reshape(-1).long()
-        w = None if weights is None else ops.convert_to_tensor(weights, "float32").reshape(-1)
-        counts = torch.bincount(ids_t, weights=w, minlength=length)
-        return counts.float() if w is not None else counts.int()
+
+def generic_bincount(ids, length: int, weights=None):
+    """`bincount` through `keras.ops.segment_sum` (scatter-add), for every backend."""
     data = ops.ones_like(ids, dtype="int32") if weights is None else ops.cast(weights, "float32")
     return ops.segment_sum(data, ids, num_segments=length)
+
+
+def _torch_bincount(ids, length: int, weights=None):
+    import torch
+
+    ids_t = ops.convert_to_tensor(ids).reshape(-1).long()
+    w = None if weights is None else ops.convert_to_tensor(weights, "float32").reshape(-1)
+    counts = torch.bincount(ids_t, weights=w, minlength=length)
+    return counts.float() if w is not None else counts.int()
+
+
+_FAST_BINCOUNT = {"torch": _torch_bincount}
 
 
 def compile_kernel(fn: Callable, static_argnames: tuple[str, ...] = ()) -> Callable:

@@ -29,6 +29,7 @@ from voxelmetrics.ops.scores import (
     safe_ratio,
     specificity,
 )
+from voxelmetrics.ops.thresholds import optimal_threshold, refine_threshold
 
 __all__ = [
     "accumulate",
@@ -49,10 +50,12 @@ __all__ = [
     "iou",
     "matthews_corrcoef",
     "num_valid_classes",
+    "optimal_threshold",
     "pr_auc",
     "precision",
     "precision_recall_curve",
     "recall",
+    "refine_threshold",
     "roc_auc",
     "roc_curve",
     "safe_ratio",

@@ -42,8 +42,12 @@ class InputSpec:
 
 
 def static_shape(x) -> tuple:
-    """The shape of a tensor, array, list or Python number, as a tuple (None if unknown)."""
-    return tuple(ops.shape(x)) if hasattr(x, "shape") else np.shape(x)
+    """The shape of a tensor, array, list or Python number, as a tuple (None if unknown).
+
+    Read from `x.shape`, not `ops.shape`: inside `tf.function` the latter gives a tensor for
+    an unknown (batch) dimension, which no Python comparison can use.
+    """
+    return tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
 
 
 def normalize_axis(axis: int, ndim: int) -> int:
@@ -182,8 +186,8 @@ def _check_values(y_true, y_pred, spec: InputSpec, mask) -> None:
         bad = (labels != 0) & (labels != 1)
         if bad.any():
             raise ValueError(
-                f"multi-hot y_true must hold only 0 and 1; found {labels[bad][0]!r} at index "
-                f"{_first_index(bad)} ({int(bad.sum())} such values)."
+                f"multi-hot y_true must hold only 0 and 1; found {labels[bad][0].item()!r} at "
+                f"index {_first_index(bad)} ({int(bad.sum())} such values)."
             )
 
 
@@ -239,6 +243,7 @@ def prepare(y_true, sample_weight, mask, spec: InputSpec):
         `bad_label` None, or bool where a sparse id lies outside `[0, C)` (and is not
         `ignore_index`): such voxels are tallied as invalid, never counted as negatives.
     """
+    y_true = ops.convert_to_tensor(y_true)  # lists and numpy arrays have no backend dtype
     weight = None if mask is None else ops.cast(grid_to_full(mask, spec), "bool")
     bad_label = None
     if spec.sparse:

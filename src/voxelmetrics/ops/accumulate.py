@@ -36,7 +36,7 @@ def accumulate(total, counts):
         >>> exact_total(t).tolist()
         [6442450941, 15]
     """
-    counts = ops.cast(counts, "int32")
+    total, counts = ops.cast(total, "int32"), ops.cast(counts, "int32")
     lo = total[..., 1] + ops.bitwise_and(counts, LIMB - 1)
     hi = total[..., 0] + ops.right_shift(counts, LIMB_BITS) + ops.right_shift(lo, LIMB_BITS)
     return ops.stack([hi, ops.bitwise_and(lo, LIMB - 1)], axis=-1)

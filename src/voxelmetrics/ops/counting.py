@@ -6,7 +6,7 @@ a `C x C` confusion matrix) both reduce to the same `[C, 4]` layout.
 
 from keras import ops
 
-from voxelmetrics.backends import bincount, compile_kernel, is_concrete
+from voxelmetrics.backends import bincount, compile_kernel, count_true, is_concrete
 from voxelmetrics.ops._inputs import (
     InputSpec,
     check_inputs,
@@ -27,7 +27,7 @@ def _reduce_axes(spec: InputSpec, per_sample: bool) -> tuple[int, ...]:
 
 def _check_voxel_count(y_pred, spec: InputSpec, per_sample: bool) -> None:
     """Unweighted counts are int32 per call; refuse a call that could overflow them."""
-    shape = tuple(ops.shape(y_pred))
+    shape = static_shape(y_pred)
     voxels = 1
     for a in _reduce_axes(spec, per_sample):
         if shape[a] is None:
@@ -70,29 +70,41 @@ def _count_kernel(y_true, y_pred, threshold, sample_weight, mask, *, spec, per_s
     axes = _reduce_axes(spec, per_sample)
     if weight is None or ops.dtype(weight) == "bool":
         counted = in_range if weight is None else ops.logical_and(in_range, weight)
-
-        def total(x):
-            return ops.sum(ops.cast(x, "int32"), axis=axes)
-
         invalid = ops.logical_not(in_range)
-        invalid = total(invalid if weight is None else ops.logical_and(invalid, weight))
+        invalid = invalid if weight is None else ops.logical_and(invalid, weight)
+        hit = ops.logical_and(counted, labels)
+        # One packed pass over the volume (backends.count_true) instead of five reductions.
+        tp, positives, predicted_positives, n, invalid = count_true(
+            [
+                ops.logical_and(hit, predicted),
+                hit,
+                ops.logical_and(counted, predicted),
+                counted,
+                invalid,
+            ],
+            axes,
+        )
+        return _stack_counts(tp, positives, predicted_positives, n), invalid
     else:
-        counted = ops.where(in_range, weight, 0.0)
+        counted_weight = ops.where(in_range, weight, 0.0)
 
         def total(x):
-            return ops.sum(ops.where(x, counted, 0.0), axis=axes)
+            return ops.sum(ops.where(x, counted_weight, 0.0), axis=axes)
 
         invalid = ops.sum(ops.where(in_range, 0.0, weight) * ops.ones_like(scores), axis=axes)
-        counted = ops.not_equal(counted, 0.0)
+        counted = ops.not_equal(counted_weight, 0.0)
     hit = ops.logical_and(counted, labels)
     tp = total(ops.logical_and(hit, predicted))
     positives = total(hit)
     predicted_positives = total(ops.logical_and(counted, predicted))
     n = total(ops.broadcast_to(counted, ops.shape(scores)))
+    return _stack_counts(tp, positives, predicted_positives, n), invalid
+
+
+def _stack_counts(tp, positives, predicted_positives, n):
     fp = predicted_positives - tp
     fn = positives - tp
-    counts = ops.stack([tp, fp, fn, n - tp - fp - fn], axis=-1)
-    return counts, invalid
+    return ops.stack([tp, fp, fn, n - tp - fp - fn], axis=-1)
 
 
 _compiled_counts = compile_kernel(_count_kernel, static_argnames=("spec", "per_sample"))

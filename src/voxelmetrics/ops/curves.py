@@ -7,7 +7,14 @@ $t_k$ are reverse cumulative sums over bins, so every curve costs O(C·B), not O
 from keras import ops
 
 from voxelmetrics.ops.histogram import bin_thresholds
-from voxelmetrics.ops.scores import Average, ZeroDivision, average_scores, safe_ratio
+from voxelmetrics.ops.scores import (
+    Average,
+    ZeroDivision,
+    average_scores,
+    check_average,
+    safe_ratio,
+    zero_division_value,
+)
 
 
 def curve_counts(histogram):
@@ -29,6 +36,7 @@ def curve_counts(histogram):
         >>> np.asarray(curve_counts(h))[0].tolist()
         [[3, 4, 0, 0], [3, 1, 0, 3], [2, 0, 1, 4]]
     """
+    histogram = ops.convert_to_tensor(histogram)
     totals = ops.sum(histogram, axis=-2, keepdims=True)
     # Inclusive reverse cumulative sum without flips: total - (prefix before k).
     at_or_above = totals - ops.cumsum(histogram, axis=-2) + histogram
@@ -98,6 +106,8 @@ def _split(counts):
 
 def _per_class_or_micro(score_fn, histogram, average, class_weights, zero_division):
     """Apply a per-class histogram score and combine classes as `average` says."""
+    check_average(average, class_weights)
+    zero_division_value(zero_division)
     if average == "micro":
         return score_fn(ops.sum(histogram, axis=-3, keepdims=True), zero_division)[..., 0]
     values = score_fn(histogram, zero_division)

@@ -136,7 +136,10 @@ def exact_average_precision(
         0.5833
     """
     if average == "micro":
-        raise ValueError("exact_average_precision supports None, 'macro' and 'weighted'.")
+        raise ValueError(
+            "exact_average_precision supports average None, 'none', 'macro' or 'weighted'; "
+            "received 'micro': flatten the class axis into one class to pool them."
+        )
     tp, predicted, total_pos, pos, _ = _exact(
         y_true, y_pred, from_logits, axis, sample_weight, mask, ignore_index
     )

@@ -6,7 +6,7 @@ The bin rule of DESIGN.md lives here (`bin_index`) and nowhere else.
 import numpy as np
 from keras import ops
 
-from voxelmetrics.backends import bincount, compile_kernel, is_concrete
+from voxelmetrics.backends import bincount, compile_kernel, is_concrete, sorted_histogram
 from voxelmetrics.ops._inputs import (
     InputSpec,
     check_inputs,
@@ -33,7 +33,13 @@ def bin_thresholds(num_bins: int):
         [0.0, 0.25, 0.5, 0.75]
     """
     _check_num_bins(num_bins)
-    return ops.divide(ops.arange(num_bins, dtype="float32"), ops.cast(num_bins, "float32"))
+    return ops.convert_to_tensor(_uniform_edges(num_bins))
+
+
+def _uniform_edges(num_bins: int) -> np.ndarray:
+    # Divided on the host, IEEE-rounded: XLA rewrites an in-graph `k / B` as `k * (1 / B)`,
+    # which rounds some edges one ulp away from float32(k) / float32(B).
+    return np.arange(num_bins, dtype=np.float32) / np.float32(num_bins)
 
 
 def _check_num_bins(num_bins) -> None:
@@ -45,7 +51,8 @@ def bin_index(scores, num_bins: int):
     r"""The bin of each score: the largest k with $t_k \le s$, compared in float32.
 
     `floor(s * B)` alone misplaces scores that sit on an edge (the product rounds), so the
-    estimate is corrected by one step either way against the float32 edges themselves.
+    estimate is corrected by one step either way against the float32 edges themselves
+    (`bin_thresholds`, looked up rather than recomputed in-graph).
     The result is what makes histogram counts at $t_k$ equal a direct count of $s \ge t_k$.
 
     Args:
@@ -53,7 +60,7 @@ def bin_index(scores, num_bins: int):
         num_bins: `B`.
 
     Returns:
-        int32 `[...]` in `[0, B)` for scores in [0, 1]; negative for scores below 0; NaN
+        int32 `[...]` in `[0, B)` for scores in [0, 1]; -1 for scores below 0; NaN
         gives an arbitrary bin: the caller masks it.
 
     Example:
@@ -61,12 +68,12 @@ def bin_index(scores, num_bins: int):
         >>> np.asarray(bin_index(np.float32([0.0, 0.3, 0.5, 1.0]), 4)).tolist()
         [0, 1, 2, 3]
     """
-    b = ops.cast(num_bins, "float32")
+    edges = ops.convert_to_tensor(_uniform_edges(num_bins))
     clean = ops.where(ops.isnan(scores), 0.0, scores)
-    k = ops.cast(ops.floor(ops.clip(clean * b, -1.0, num_bins - 1)), "int32")
-    k = ops.where(ops.less(clean, ops.cast(k, "float32") / b), k - 1, k)
+    k = ops.cast(ops.floor(ops.clip(clean * float(num_bins), 0.0, num_bins - 1)), "int32")
+    k = ops.where(ops.less(clean, ops.take(edges, k)), k - 1, k)
     up = ops.minimum(k + 1, num_bins - 1)
-    return ops.where(ops.greater_equal(clean, ops.cast(up, "float32") / b), up, k)
+    return ops.where(ops.greater_equal(clean, ops.take(edges, up)), up, k)
 
 
 def _edge_index(scores, edges):
@@ -76,7 +83,9 @@ def _edge_index(scores, edges):
     return ops.reshape(ops.cast(k, "int32"), ops.shape(scores))
 
 
-def _histogram_kernel(y_true, y_pred, sample_weight, mask, edges, *, spec: InputSpec, num_bins):
+def _histogram_kernel(
+    y_true, y_pred, sample_weight, mask, edges, *, spec: InputSpec, num_bins, method
+):
     labels, weight, bad_label = prepare(y_true, sample_weight, mask, spec)
     c, b = spec.num_classes, num_bins
     if edges is None:
@@ -91,20 +100,43 @@ def _histogram_kernel(y_true, y_pred, sample_weight, mask, edges, *, spec: Input
     invalid = ops.logical_not(in_range)
     if bad_label is not None:
         invalid = ops.logical_or(invalid, bad_label)
+    if method == "sort":
+        return _sorted_histogram(scores, labels, invalid, weight, edges, spec=spec, num_bins=b)
     cid = class_ids(spec)
     ids = (cid * b + k) * 2 + ops.cast(labels, "int32")
     ids = ops.where(invalid, 2 * c * b + cid, ids)
     if weight is not None and ops.dtype(weight) == "bool":
         ids = ops.where(weight, ids, 2 * c * b + c)
-    ids = ops.reshape(ops.broadcast_to(ids, ops.shape(y_pred)), (-1,))
+    ids = ops.reshape(ops.broadcast_to(ids, ops.shape(scores)), (-1,))
     flat_weight = None
     if weight is not None and ops.dtype(weight) != "bool":
-        flat_weight = ops.reshape(ops.broadcast_to(weight, ops.shape(y_pred)), (-1,))
+        flat_weight = ops.reshape(ops.broadcast_to(weight, ops.shape(scores)), (-1,))
     counts = bincount(ids, 2 * c * b + c + 1, weights=flat_weight)
     return ops.reshape(counts[: 2 * c * b], (c, b, 2)), counts[2 * c * b : 2 * c * b + c]
 
 
-_compiled_histogram = compile_kernel(_histogram_kernel, static_argnames=("spec", "num_bins"))
+def _sorted_histogram(scores, labels, invalid, mask, edges, *, spec: InputSpec, num_bins):
+    """The scatter-free path (`backends.sorted_histogram`): the same counts, no scatter-add."""
+    counted = ops.logical_not(invalid)
+    if mask is not None:
+        counted = ops.logical_and(counted, mask)
+        invalid = ops.logical_and(invalid, mask)
+    shape = ops.shape(scores)
+
+    def rows(x):
+        return ops.reshape(
+            ops.moveaxis(ops.broadcast_to(x, shape), spec.axis, 0), (spec.num_classes, -1)
+        )
+
+    edges = _uniform_edges(num_bins) if edges is None else edges
+    hist = sorted_histogram(rows(scores), rows(labels), rows(counted), ops.cast(edges, "float32"))
+    return hist, ops.sum(ops.cast(rows(invalid), "int32"), axis=-1)
+
+
+_compiled_histogram = compile_kernel(
+    _histogram_kernel, static_argnames=("spec", "num_bins", "method")
+)
+HISTOGRAM_METHODS = ("scatter", "sort")
 
 
 def score_histogram(
@@ -119,6 +151,7 @@ def score_histogram(
     mask=None,
     ignore_index: int | None = None,
     with_invalid: bool = False,
+    histogram_method: str = "scatter",
 ):
     r"""Per-class histograms of negative and positive scores, in one counting-sort pass.
 
@@ -141,6 +174,11 @@ def score_histogram(
         mask: optional bool, broadcastable to the voxel grid; False voxels are ignored.
         ignore_index: sparse label id to ignore.
         with_invalid: also return the per-class tally of invalid scores.
+        histogram_method: "scatter" (default) counts bin ids with a scatter-add
+            (`backends.bincount`); "sort" sorts each class's scores once and `searchsorted`s
+            the edges (`backends.sorted_histogram`): identical counts, O(N log N), for
+            accelerators where scatter-add is slow (TPU), and as a cross-check. "sort"
+            counts voxels: it takes a `mask` but not a `sample_weight`.
 
     Returns:
         `[C, B, 2]` counts, `[..., 0]` negatives and `[..., 1]` positives (int32, or float32
@@ -169,8 +207,16 @@ def score_histogram(
         _check_num_bins(num_bins)
     else:
         num_bins = _check_edges(edges)
+    _check_method(histogram_method, sample_weight)
     hist, invalid = _compiled_histogram(
-        y_true, y_pred, sample_weight, mask, edges, spec=spec, num_bins=num_bins
+        y_true,
+        y_pred,
+        sample_weight,
+        mask,
+        edges,
+        spec=spec,
+        num_bins=num_bins,
+        method=histogram_method,
     )
     return (hist, invalid) if with_invalid else hist
 
@@ -184,3 +230,14 @@ def _check_edges(edges) -> int:
         if np.isnan(e).any() or np.any(np.diff(e) <= 0):
             raise ValueError("edges must be strictly increasing and free of NaN.")
     return shape[0]
+
+
+def _check_method(method: str, sample_weight) -> None:
+    if method not in HISTOGRAM_METHODS:
+        raise ValueError(
+            f"histogram_method must be one of {HISTOGRAM_METHODS}; received {method!r}."
+        )
+    if method == "sort" and sample_weight is not None:
+        raise ValueError(
+            'histogram_method="sort" counts voxels; sums of sample weights need "scatter".'
+        )

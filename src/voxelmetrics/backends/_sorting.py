@@ -1,0 +1,80 @@
+"""The scatter-free histogram: sort each class's scores once, `searchsorted` the bin edges.
+
+Scatter-add is slow or serialised on some accelerators (TPU) and on some CPU compilers; a
+sort is not. Counting the scores at or above every edge from the sorted order gives the same
+integers as the counting-sort (`bincount`) path, so each path checks the other.
+"""
+
+from keras import ops
+
+from voxelmetrics.backends._dispatch import _backend
+
+
+def sort_with_labels(keys, labels):
+    """Sort `keys` `[C, M]` along the last axis, carrying the int32 `labels` `[C, M]` along.
+
+    Order within a run of equal keys is unspecified: callers only read prefix sums at the
+    boundaries between distinct keys, where it does not matter. JAX sorts both in one
+    variadic sort and torch sorts once and gathers; other backends use `generic_sort_with_labels`.
+    """
+    fast = _FAST_SORT.get(_backend())
+    return (fast or generic_sort_with_labels)(keys, labels)
+
+
+def generic_sort_with_labels(keys, labels):
+    """`sort_with_labels` through `keras.ops`: an argsort, then two gathers."""
+    order = ops.argsort(keys, axis=-1)
+    return ops.take_along_axis(keys, order, axis=-1), ops.take_along_axis(labels, order, axis=-1)
+
+
+def _jax_sort_with_labels(keys, labels):
+    import jax
+
+    return tuple(jax.lax.sort((keys, labels), dimension=1, num_keys=1, is_stable=False))
+
+
+def _torch_sort_with_labels(keys, labels):
+    import torch
+
+    sorted_keys, order = torch.sort(ops.convert_to_tensor(keys).contiguous(), dim=-1)
+    return sorted_keys, torch.gather(ops.convert_to_tensor(labels), -1, order)
+
+
+_FAST_SORT = {"jax": _jax_sort_with_labels, "torch": _torch_sort_with_labels}
+
+
+def sorted_histogram(scores, positive, counted, edges):
+    r"""Per-class `[C, B, 2]` histogram counts from sorted scores, without any scatter.
+
+    With $n_c(t)$ the number of counted scores $s \ge t$ of class c and $p_c(t)$ the positives
+    among them, bin k holds $n_c(e_k) - n_c(e_{k+1})$ scores ($n_c(e_B) = 0$), split into
+    positives $p_c(e_k) - p_c(e_{k+1})$ and the rest. $n_c(e_k)$ is the number of counted
+    scores minus `searchsorted(sorted scores, e_k, side="left")`, compared in float32 exactly
+    as the bin rule compares; $p_c$ follows from the cumulative sum of the sorted labels.
+
+    Args:
+        scores: float32 `[C, M]`, one row per class.
+        positive: bool `[C, M]`, the truth.
+        counted: bool `[C, M]`: the score lies in the histogram's range and is not masked.
+            Uncounted scores sort past every edge (as +inf) and carry no label.
+        edges: float32 `[B]`, strictly increasing, finite: bin k starts at `edges[k]`; every
+            counted score is at least `edges[0]`.
+
+    Returns:
+        int32 `[C, B, 2]`: negatives `[..., 0]`, positives `[..., 1]`.
+    """
+    num_classes = ops.shape(scores)[0]
+    keys = ops.where(counted, scores, float("inf"))
+    labels = ops.cast(ops.logical_and(positive, counted), "int32")
+    keys, labels = sort_with_labels(keys, labels)
+    total = ops.sum(ops.cast(counted, "int32"), axis=-1, keepdims=True)
+    total_pos = ops.sum(labels, axis=-1, keepdims=True)
+    below = ops.stack([ops.searchsorted(keys[c], edges, side="left") for c in range(num_classes)])
+    below = ops.cast(below, "int32")
+    prefix = ops.concatenate([ops.zeros_like(labels[:, :1]), ops.cumsum(labels, axis=-1)], -1)
+    at_or_above = total - below
+    pos_at_or_above = total_pos - ops.take_along_axis(prefix, below, axis=-1)
+    zero = ops.zeros_like(at_or_above[:, :1])
+    all_bins = at_or_above - ops.concatenate([at_or_above[:, 1:], zero], axis=-1)
+    pos_bins = pos_at_or_above - ops.concatenate([pos_at_or_above[:, 1:], zero], axis=-1)
+    return ops.stack([all_bins - pos_bins, pos_bins], axis=-1)

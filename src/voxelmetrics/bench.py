@@ -1,0 +1,630 @@
+"""`voxelmetrics bench`: time the fused report against Keras, torchmetrics, scikit-learn, a floor.
+
+Every backend runs in its own worker process (`KERAS_BACKEND` is read once, when Keras is
+imported); inside one worker all paths see the same volume, so the ratios are like for like.
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+BACKENDS = ("jax", "tensorflow", "torch")
+SIZES = {
+    "tiny": (1, 16, 16, 16, 4),
+    "small": (1, 32, 32, 32, 4),
+    "default": (2, 128, 128, 128, 4),
+    "large": (1, 384, 384, 384, 4),
+}
+NUM_BINS = 1024
+THRESHOLD = 0.5
+# torchmetrics' binned multilabel PR curve materialises int64 [N, C, T] tensors; chunk its
+# updates so that those stay below this many bytes, as a user with bounded memory would.
+TORCHMETRICS_CHUNK_BYTES = 1 << 30
+
+# (name, peer path, our path, target, higher_is_better). A ratio is peer_time / our_time.
+COMPARISONS = (
+    ("Keras AUC+F1+P/R(class_id) / our report", "keras_report", "ours_report", 5.0),
+    ("Keras P/R(class_id) / our fused counts", "keras_counts", "ours_counts", 3.0),
+    ("torchmetrics StatScores / our counts", "tm_stat_scores", "ours_counts", 10.0),
+    ("torchmetrics PRCurve(100) / our report", "tm_prc_100", "ours_report", 10.0),
+    ("torchmetrics PRCurve(1000) / our report", "tm_prc_1000", "ours_report", 10.0),
+    ("sklearn mcm+PR curves+AP / our report", "sklearn", "ours_report", 30.0),
+    ("sklearn mcm+PR curves+AP / our exact mode", "sklearn", "ours_exact", 3.0),
+    ("scatter histogram / sorted-score histogram", "ours_hist_scatter", "ours_hist_sort", None),
+)
+PATH_NOTES = {
+    "floor": "one sum over y_pred",
+    "ours_report": "counts@0.5 + 1024-bin histogram + PR curves + AP + ROC/PR-AUC + best-F1",
+    "ours_counts": "fused tp/fp/fn/tn per class",
+    "ours_exact": "counts + exact (sort-based) PR curves + AP",
+    "ours_hist_scatter": "score_histogram, scatter (bincount) path",
+    "ours_hist_sort": "score_histogram, sorted-score path",
+    "keras_report": "AUC(1024, PR, multi_label) + F1Score(None) + Precision/Recall(class_id=c)",
+    "keras_counts": "Precision/Recall(class_id=c) for every c",
+    "tm_stat_scores": "torchmetrics MultilabelStatScores(average=None)",
+    "tm_prc_100": "torchmetrics MultilabelPrecisionRecallCurve(thresholds=100), chunked*",
+    "tm_prc_1000": "torchmetrics MultilabelPrecisionRecallCurve(thresholds=1000), chunked*",
+    "sklearn": "multilabel_confusion_matrix + precision_recall_curve per class + AP",
+}
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Add the options of `voxelmetrics bench` to `parser`."""
+    parser.add_argument(
+        "--size",
+        choices=sorted(SIZES),
+        default="default",
+        help="volume (B, D, H, W, C): " + ", ".join(f"{k}={v}" for k, v in SIZES.items()),
+    )
+    parser.add_argument("--large", action="store_const", const="large", dest="size")
+    parser.add_argument(
+        "--shape", type=_shape, default=None, help="custom volume shape, e.g. 1,96,96,96,4"
+    )
+    parser.add_argument(
+        "--backends",
+        default=",".join(BACKENDS),
+        help="comma-separated Keras backends, each timed in its own process",
+    )
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls per path (best of)")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=30.0,
+        help="seconds: a path whose first call takes longer is timed once more only",
+    )
+    parser.add_argument("--scaling", action="store_true", help="time our report at N, 4N, 16N")
+    parser.add_argument(
+        "--memory", action="store_true", help="peak RSS of each path, one process per path"
+    )
+    parser.add_argument(
+        "--paths",
+        default=None,
+        help="comma-separated subset of the paths to time, e.g. ours_report,keras_report,floor",
+    )
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument(
+        "--markdown", action="store_true", help="print the ratio table as Markdown (README)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    shape = tuple(int(v) for v in text.split(","))
+    if len(shape) < 2 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"expected a shape like 1,64,64,64,4; got {text!r}")
+    return shape
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run every backend's worker, print one table of ratios (or JSON); 0 on success."""
+    shape = args.shape or SIZES[args.size]
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = set(backends) - set(BACKENDS)
+    if unknown:
+        raise SystemExit(f"unknown backend(s) {sorted(unknown)}; choose from {BACKENDS}")
+    results = {"machine": machine(), "shape": list(shape), "backends": {}}
+    for backend in backends:
+        request = {
+            "shape": list(shape),
+            "repeats": args.repeats,
+            "budget": args.budget,
+            "scaling": args.scaling,
+            "seed": args.seed,
+            "paths": None if args.paths is None else args.paths.split(","),
+        }
+        outcome = _spawn(backend, ["--worker", json.dumps(request)])
+        if args.memory and "error" not in outcome:
+            outcome["memory_mb"] = {
+                path: _spawn(backend, ["--memory-worker", json.dumps({**request, "path": path})])
+                for path in outcome["times"]
+            }
+        results["backends"][backend] = outcome
+    results["comparisons"] = compare(results["backends"])
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print(format_markdown(results) if args.markdown else format_table(results))
+    failed = [b for b, r in results["backends"].items() if "error" in r]
+    return 1 if failed else 0
+
+
+def machine() -> dict:
+    """What the numbers were measured on."""
+    return {
+        "cpu": _cpu_name(),
+        "cores": os.cpu_count(),
+        "memory_gb": round(_meminfo("MemTotal") / 2**20, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _meminfo(key: str) -> int:
+    """A /proc/meminfo field in KiB (0 where there is no /proc)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _spawn(backend: str, argv: list[str]) -> dict:
+    """Run this module as a worker under `backend`; its last stdout line is JSON."""
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "voxelmetrics.bench", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        return {"error": f"worker exited with {proc.returncode}: " + " | ".join(tail)}
+    return json.loads(lines[-1])
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def synthetic_volume(shape: tuple[int, ...], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Multi-hot truth (overlapping labels, prevalence 30%..1%) and noisy float32 scores."""
+    rng = np.random.default_rng(seed)
+    c = shape[-1]
+    prevalence = np.geomspace(0.3, 0.01, c).astype(np.float32)
+    y_true = rng.random(shape, dtype=np.float32) < prevalence
+    noise = rng.random(shape, dtype=np.float32)
+    y_pred = np.where(y_true, 0.35 + 0.65 * noise, 0.7 * noise).astype(np.float32)
+    return y_true, y_pred
+
+
+def scaling_shapes(shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Shapes of N, 4N and 16N voxels, 16N being `shape` (the second axis divided)."""
+    d = shape[1]
+    return [(shape[0], max(d // f, 1), *shape[2:]) for f in (16, 4, 1)]
+
+
+# ----------------------------------------------------------------------------- paths
+
+
+def _backend_tools():
+    """(compile, to_tensor, sync) for the active Keras backend."""
+    import keras
+    from keras import ops
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return jax.jit, ops.convert_to_tensor, jax.block_until_ready
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return (lambda fn: tf.function(fn, jit_compile=True)), ops.convert_to_tensor, _identity
+    return _identity, ops.convert_to_tensor, _identity
+
+
+def _identity(x):
+    return x
+
+
+def our_report(y_true, y_pred, thresholds):
+    """Everything in one traced call: counts at `thresholds`, curves, AP, AUCs, best F1."""
+    import voxelmetrics as vm
+    from voxelmetrics.ops.thresholds import optimal_threshold
+
+    counts = vm.confusion_counts(y_true, y_pred, thresholds)
+    hist = vm.score_histogram(y_true, y_pred, num_bins=NUM_BINS)
+    precision, recall, _ = vm.precision_recall_curve(hist)
+    best_threshold, best_f1 = optimal_threshold(hist, criterion="f1")
+    return {
+        "counts": counts,
+        "dice": vm.dice(counts),
+        "precision_curve": precision,
+        "recall_curve": recall,
+        "average_precision": vm.average_precision(hist),
+        "roc_auc": vm.roc_auc(hist),
+        "pr_auc": vm.pr_auc(hist),
+        "best_threshold": best_threshold,
+        "best_f1": best_f1,
+    }
+
+
+def our_exact(y_true, y_pred, thresholds):
+    """Counts plus the exact, sort-based PR curves and AP (scikit-learn's definitions)."""
+    import voxelmetrics as vm
+
+    precision, recall, scores = vm.exact_precision_recall_curve(y_true, y_pred)
+    return {
+        "counts": vm.confusion_counts(y_true, y_pred, thresholds),
+        "precision_curve": precision,
+        "recall_curve": recall,
+        "thresholds": scores,
+        "average_precision": vm.exact_average_precision(y_true, y_pred),
+    }
+
+
+def our_paths(y_true, y_pred) -> dict[str, Callable]:
+    """Our paths (and the floor) on the volume, compiled for the active backend."""
+    import voxelmetrics as vm
+
+    c = y_pred.shape[-1]
+
+    jit, tensor, sync = _backend_tools()
+    yt, yp = tensor(y_true), tensor(y_pred)
+    thresholds = tensor(np.full((c,), THRESHOLD, np.float32))
+    floor = jit(lambda p: _sum(p))
+    report = jit(our_report)
+    counts = jit(lambda t, p, th: vm.confusion_counts(t, p, th))
+    exact = jit(our_exact)
+    scatter = jit(lambda t, p: vm.score_histogram(t, p, NUM_BINS, histogram_method="scatter"))
+    by_sort = jit(lambda t, p: vm.score_histogram(t, p, NUM_BINS, histogram_method="sort"))
+    return {
+        "floor": lambda: sync(floor(yp)),
+        "ours_report": lambda: sync(report(yt, yp, thresholds)),
+        "ours_counts": lambda: sync(counts(yt, yp, thresholds)),
+        "ours_exact": lambda: sync(exact(yt, yp, thresholds)),
+        "ours_hist_scatter": lambda: sync(scatter(yt, yp)),
+        "ours_hist_sort": lambda: sync(by_sort(yt, yp)),
+    }
+
+
+def _sum(x):
+    from keras import ops
+
+    return ops.sum(x)
+
+
+def _keras_metrics(c: int, with_report: bool) -> list:
+    import keras
+
+    metrics = []
+    if with_report:
+        metrics += [
+            keras.metrics.AUC(num_thresholds=NUM_BINS, curve="PR", multi_label=True, num_labels=c),
+            keras.metrics.F1Score(average=None, threshold=THRESHOLD),
+        ]
+    for k in range(c):
+        metrics += [keras.metrics.Precision(class_id=k), keras.metrics.Recall(class_id=k)]
+    return metrics
+
+
+def _keras_path(y_true, y_pred, c: int, with_report: bool) -> Callable:
+    """The Keras built-ins as each backend runs them fastest: stateless under jit, or eager."""
+    import keras
+    from keras import ops
+
+    jit, tensor, sync = _backend_tools()
+    yt = tensor(y_true.reshape(-1, c))
+    yp = tensor(y_pred.reshape(-1, c))
+    metrics = _keras_metrics(c, with_report)
+    for m in metrics:  # builds the lazily created variables (F1Score), then clears them
+        m.update_state(yt[:2], yp[:2])
+        m.reset_state()
+    if keras.backend.backend() == "torch":
+
+        def eager():
+            for m in metrics:
+                m.reset_state()
+                m.update_state(yt, yp)
+            return [ops.convert_to_numpy(m.result()) for m in metrics]
+
+        return eager
+
+    def step(states, t, p):
+        results = []
+        for m, state in zip(metrics, states, strict=True):
+            state = m.stateless_update_state(state, t, p)
+            results.append(m.stateless_result(state))
+        return results
+
+    compiled = jit(step)
+    states = [[v.value for v in m.variables] for m in metrics]
+    return lambda: sync(compiled(states, yt, yp))
+
+
+def _torchmetrics_paths(y_true, y_pred, c: int) -> dict[str, Callable]:
+    """torchmetrics on its native channels-first layout (transposed before timing)."""
+    import torch
+    from torchmetrics.classification import (
+        MultilabelStatScores,
+    )
+
+    axes = (0, y_pred.ndim - 1, *range(1, y_pred.ndim - 1))
+    preds = torch.from_numpy(np.ascontiguousarray(y_pred.transpose(axes)))
+    target = torch.from_numpy(np.ascontiguousarray(y_true.transpose(axes))).long()
+    stat = MultilabelStatScores(num_labels=c, average=None, threshold=THRESHOLD)
+
+    def stat_scores():
+        stat.reset()
+        stat.update(preds, target)
+        return stat.compute()
+
+    paths = {"tm_stat_scores": stat_scores}
+    for t in (100, 1000):
+        paths[f"tm_prc_{t}"] = _torchmetrics_curve(preds, target, c, t)
+    return paths
+
+
+def _torchmetrics_curve(preds, target, c: int, num_thresholds: int) -> Callable:
+    from torchmetrics.classification import MultilabelPrecisionRecallCurve
+
+    metric = MultilabelPrecisionRecallCurve(num_labels=c, thresholds=num_thresholds)
+    per_volume = preds[0].numel() // c
+    # Its update holds ~3 int64 tensors of [voxels, C, T]; slice the first spatial axis.
+    rows = preds.shape[2]
+    voxels_per_row = per_volume // rows
+    step = max(
+        1, min(rows, TORCHMETRICS_CHUNK_BYTES // (3 * 8 * c * num_thresholds * voxels_per_row))
+    )
+
+    def curve():
+        metric.reset()
+        for b in range(preds.shape[0]):
+            for r in range(0, rows, step):
+                metric.update(preds[b : b + 1, :, r : r + step], target[b : b + 1, :, r : r + step])
+        return metric.compute()
+
+    return curve
+
+
+def _sklearn_path(y_true, y_pred, c: int) -> Callable:
+    from sklearn.metrics import (
+        average_precision_score,
+        multilabel_confusion_matrix,
+        precision_recall_curve,
+    )
+
+    yt = y_true.reshape(-1, c)
+    yp = y_pred.reshape(-1, c)
+
+    def sklearn_report():
+        mcm = multilabel_confusion_matrix(yt, yp >= THRESHOLD)
+        curves = [precision_recall_curve(yt[:, k], yp[:, k]) for k in range(c)]
+        return mcm, curves, average_precision_score(yt, yp, average=None)
+
+    return sklearn_report
+
+
+def all_paths(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Callable]:
+    """Every timed path for the active backend, keyed by name (see PATH_NOTES)."""
+    import keras
+
+    c = y_pred.shape[-1]
+    paths = our_paths(y_true, y_pred)
+    paths["keras_report"] = _keras_path(y_true, y_pred, c, with_report=True)
+    paths["keras_counts"] = _keras_path(y_true, y_pred, c, with_report=False)
+    if keras.backend.backend() == "torch":
+        paths.update(_torchmetrics_paths(y_true, y_pred, c))
+    paths["sklearn"] = _sklearn_path(y_true, y_pred, c)
+    return paths
+
+
+def best_time(fn: Callable, repeats: int, budget: float) -> dict:
+    """Best wall time of `repeats` calls after one warm-up (compile) call."""
+    start = time.perf_counter()
+    fn()
+    first = time.perf_counter() - start
+    times = []
+    for _ in range(1 if first > budget else repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return {"seconds": min(times), "first_call_seconds": first, "calls": len(times)}
+
+
+def scaling_exponent(sizes: list[int], seconds: list[float]) -> float:
+    """Least-squares slope of log(time) against log(size): 1.0 is linear."""
+    return float(np.polyfit(np.log(sizes), np.log(seconds), 1)[0])
+
+
+def worker(request: dict) -> dict:
+    """Time every path on one volume under the backend this process imported."""
+    import keras
+
+    shape = tuple(request["shape"])
+    y_true, y_pred = synthetic_volume(shape, request["seed"])
+    times = {}
+    wanted = request.get("paths")
+    for name, fn in all_paths(y_true, y_pred).items():
+        if wanted is None or name in wanted:
+            times[name] = best_time(fn, request["repeats"], request["budget"])
+    out = {"backend": keras.backend.backend(), "times": times}
+    if request["scaling"]:
+        shapes = scaling_shapes(shape)
+        seconds = []
+        for s in shapes:
+            yt, yp = synthetic_volume(s, request["seed"])
+            path = our_paths(yt, yp)["ours_report"]
+            seconds.append(best_time(path, request["repeats"], request["budget"])["seconds"])
+        sizes = [int(np.prod(s)) for s in shapes]
+        out["scaling"] = {
+            "scores": sizes,
+            "seconds": seconds,
+            "exponent": scaling_exponent(sizes, seconds),
+        }
+    return out
+
+
+def memory_worker(request: dict) -> dict:
+    """Peak RSS (MiB) of one path's first call, above the process with its inputs loaded."""
+    shape = tuple(request["shape"])
+    y_true, y_pred = synthetic_volume(shape, request["seed"])
+    fn = all_paths(y_true, y_pred)[request["path"]]
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    fn()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"peak_mb": round(after / 1024, 1), "extra_mb": round((after - before) / 1024, 1)}
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def compare(backends: dict) -> list[dict]:
+    """One row per comparison: the ratio peer/ours per backend, and whether the target is met."""
+    rows = []
+    for name, peer, ours, target in COMPARISONS:
+        row = {"comparison": name, "peer": peer, "ours": ours, "target": target, "ratios": {}}
+        for backend, result in backends.items():
+            times = result.get("times", {})
+            if peer in times and ours in times:
+                row["ratios"][backend] = times[peer]["seconds"] / times[ours]["seconds"]
+        rows.append(row)
+    floor = {"comparison": "our report / floor (lower is better)", "target": 10.0, "ratios": {}}
+    scaling = {"comparison": "scaling exponent of our report (N, 4N, 16N)", "ratios": {}}
+    for backend, result in backends.items():
+        times = result.get("times", {})
+        if "floor" in times and "ours_report" in times:
+            floor["ratios"][backend] = times["ours_report"]["seconds"] / times["floor"]["seconds"]
+        if "scaling" in result:
+            scaling["ratios"][backend] = result["scaling"]["exponent"]
+    return [*rows, floor, scaling]
+
+
+def _verdict(row: dict, value: float) -> str:
+    target = row.get("target")
+    if target is None:
+        return ""
+    lower = row["comparison"].endswith("(lower is better)")
+    met = value <= target if lower else value >= target
+    return " ok" if met else " MISS"
+
+
+def format_table(results: dict) -> str:
+    """The ratio table, then the raw times (and peak memory) per path and backend."""
+    backends = list(results["backends"])
+    m = results["machine"]
+    shape = tuple(results["shape"])
+    lines = [
+        f"voxelmetrics bench: volume {shape}, {int(np.prod(shape)) / 1e6:.1f}M scores; "
+        f"{m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB",
+        "",
+        _row(["comparison", "target", *backends], [46, 8] + [13] * len(backends)),
+    ]
+    for row in results["comparisons"]:
+        target = row.get("target")
+        target_text = "" if target is None else _target_text(row, target)
+        cells = []
+        for b in backends:
+            value = row["ratios"].get(b)
+            if value is None:
+                cells.append("-")
+            elif "exponent" in row["comparison"]:
+                cells.append(f"{value:.2f}")
+            else:
+                cells.append(f"{value:.1f}x{_verdict(row, value)}")
+        lines.append(_row([row["comparison"], target_text, *cells], [46, 8] + [13] * len(backends)))
+    lines += ["", _row(["path (best time, ms)", *backends], [20] + [13] * len(backends))]
+    paths = dict.fromkeys(p for r in results["backends"].values() for p in r.get("times", {}))
+    for path in paths:
+        cells = []
+        for b in backends:
+            t = results["backends"][b].get("times", {}).get(path)
+            cells.append("-" if t is None else f"{t['seconds'] * 1e3:.1f}")
+        lines.append(_row([path, *cells], [20] + [13] * len(backends)) + "  " + PATH_NOTES[path])
+    if any("memory_mb" in r for r in results["backends"].values()):
+        lines += ["", _row(["peak RSS above inputs, MiB", *backends], [28] + [13] * len(backends))]
+        for path in paths:
+            cells = []
+            for b in backends:
+                mem = results["backends"][b].get("memory_mb", {}).get(path, {})
+                cells.append(str(mem.get("extra_mb", mem.get("error", "-")))[:12])
+            lines.append(_row([path, *cells], [28] + [13] * len(backends)))
+    if any(p.startswith("tm_prc") for p in paths):
+        c = shape[-1]
+        need = {t: int(np.prod(shape)) * t * 24 / 2**30 for t in (100, 1000)}
+        lines.append(
+            f"* one update on the whole volume holds int64 [voxels, {c}, T] temporaries "
+            f"(~{need[100]:.0f} GiB at T=100, ~{need[1000]:.0f} GiB at T=1000): fed in "
+            f"chunks of <= {TORCHMETRICS_CHUNK_BYTES / 2**30:.0f} GiB, as with bounded memory"
+        )
+    for b, r in results["backends"].items():
+        if "error" in r:
+            lines.append(f"{b}: {r['error']}")
+    return "\n".join(lines)
+
+
+def format_markdown(results: dict) -> str:
+    """The ratio table and the raw times as Markdown, for the README."""
+    backends = list(results["backends"])
+    m = results["machine"]
+    shape = tuple(results["shape"])
+    lines = [
+        f"Volume {shape} ({int(np.prod(shape)) / 1e6:.1f}M scores), {m['cpu']}, "
+        f"{m['cores']} cores, {m['memory_gb']} GB RAM, CPU only.",
+        "",
+        "| comparison | target | " + " | ".join(backends) + " |",
+        "|---|---|" + "---|" * len(backends),
+    ]
+    for row in results["comparisons"]:
+        target = row.get("target")
+        cells = []
+        for b in backends:
+            value = row["ratios"].get(b)
+            if value is None:
+                cells.append("–")
+            elif "exponent" in row["comparison"]:
+                cells.append(f"{value:.2f}")
+            else:
+                cells.append(f"{value:.1f}x{_verdict(row, value)}")
+        target_text = "" if target is None else _target_text(row, target)
+        lines.append(f"| {row['comparison']} | {target_text} | " + " | ".join(cells) + " |")
+    lines += ["", "| path | " + " | ".join(f"{b} (ms)" for b in backends) + " | what |"]
+    lines.append("|---|" + "---|" * len(backends) + "---|")
+    paths = dict.fromkeys(p for r in results["backends"].values() for p in r.get("times", {}))
+    for path in paths:
+        cells = []
+        for b in backends:
+            t = results["backends"][b].get("times", {}).get(path)
+            cells.append("–" if t is None else f"{t['seconds'] * 1e3:.1f}")
+        lines.append(f"| {path} | " + " | ".join(cells) + f" | {PATH_NOTES[path]} |")
+    return "\n".join(lines)
+
+
+def _target_text(row: dict, target: float) -> str:
+    return (
+        f"<= {target:g}x" if row["comparison"].endswith("(lower is better)") else f">= {target:g}x"
+    )
+
+
+def _row(cells: list[str], widths: list[int]) -> str:
+    return "".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+
+def _main(argv: list[str]) -> int:
+    if argv[:1] == ["--worker"]:
+        print(json.dumps(worker(json.loads(argv[1]))))
+        return 0
+    if argv[:1] == ["--memory-worker"]:
+        print(json.dumps(memory_worker(json.loads(argv[1]))))
+        return 0
+    parser = argparse.ArgumentParser(prog="python -m voxelmetrics.bench", description=__doc__)
+    configure_parser(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -1,0 +1,28 @@
+"""Offline evaluation of large 3D volumes: readers, the streaming engine, reports, plots, demo.
+
+`evaluate(pred, true, Options(...))` streams files (or arrays) chunk by chunk into exact
+per-case counts and histograms; `summarize` turns them into the report that the
+`voxelmetrics evaluate` command prints and writes.
+"""
+
+from voxelmetrics.evaluate.engine import CaseTotals, Evaluation, Options, evaluate
+from voxelmetrics.evaluate.phantom import make_case, write_phantom
+from voxelmetrics.evaluate.readers import InputError, Volume, open_volume, pair_cases
+from voxelmetrics.evaluate.report import parse_criterion, summarize, to_csv, to_json
+
+__all__ = [
+    "CaseTotals",
+    "Evaluation",
+    "InputError",
+    "Options",
+    "Volume",
+    "evaluate",
+    "make_case",
+    "open_volume",
+    "pair_cases",
+    "parse_criterion",
+    "summarize",
+    "to_csv",
+    "to_json",
+    "write_phantom",
+]

@@ -1,0 +1,300 @@
+"""Volume readers that copy one slab along the leading axis into a reused buffer.
+
+Nothing here maps or loads a whole file: memory stays bounded by the slab, not the volume.
+Formats: `.npy` (file offsets), `.npz` (a named member, streamed), NIfTI (`.nii`, `.nii.gz`,
+through nibabel's array proxy), and in-memory numpy arrays.
+"""
+
+import dataclasses
+import os
+import zipfile
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+SUFFIXES = (".npy", ".npz", ".nii", ".nii.gz")
+
+
+class InputError(ValueError):
+    """A file (or a pair of files) cannot be evaluated; the message names it and says why."""
+
+    def __init__(self, path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+@dataclasses.dataclass
+class Volume:
+    """A readable array: its shape, its buffer dtype, and a slab reader.
+
+    Attributes:
+        path: file path (or "<array>") used in messages.
+        shape: the array's shape.
+        dtype: native-order dtype of the values `read_into` writes.
+        read_into: `read_into(start, count, out, axis)` copies the slab
+            `start:start + count` along `axis` into the first `count` entries of `out`
+            along `axis`; `out` is C-contiguous, of `shape` except on `axis`.
+    """
+
+    path: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    read_into: Callable[[int, int, np.ndarray, int], None]
+
+
+def _slab(axis: int, start: int, stop: int) -> tuple:
+    return (slice(None),) * axis + (slice(start, stop),)
+
+
+def case_name(path: Path) -> str:
+    """The file name without its volume suffix: pairs `pred/a.npy` with `true/a.nii.gz`."""
+    name = path.name
+    for suffix in sorted(SUFFIXES, key=len, reverse=True):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _suffix(path: Path) -> str:
+    for suffix in sorted(SUFFIXES, key=len, reverse=True):
+        if path.name.endswith(suffix):
+            return suffix
+    raise InputError(
+        path, f"unknown extension; expected one of {', '.join(SUFFIXES)} (or a directory)."
+    )
+
+
+def open_volume(source, *, key: str | None = None) -> Volume:
+    """Open a volume for slab reads without reading its values.
+
+    Args:
+        source: a path (`.npy`, `.npz`, `.nii`, `.nii.gz`) or a numpy array.
+        key: the `.npz` member to read; optional when the archive holds one array.
+
+    Returns:
+        A `Volume`. Header problems (unknown extension, truncated or corrupt file, object
+        dtype, missing key) raise `InputError` naming the file.
+
+    Example:
+        >>> import numpy as np
+        >>> v = open_volume(np.arange(6.0).reshape(3, 2))
+        >>> out = np.empty((2, 2), v.dtype)
+        >>> v.read_into(1, 2, out, 0)
+        >>> out.tolist()
+        [[2.0, 3.0], [4.0, 5.0]]
+    """
+    if isinstance(source, np.ndarray):
+        return _array_volume(source, "<array>")
+    path = Path(source)
+    if path.is_dir():
+        raise InputError(path, "is a directory; expected a volume file.")
+    suffix = _suffix(path)
+    if not path.is_file():
+        raise InputError(path, "no such file.")
+    if suffix == ".npy":
+        return _npy_volume(path)
+    if suffix == ".npz":
+        return _npz_volume(path, key)
+    return _nifti_volume(path)
+
+
+def _check_dtype(path, dtype: np.dtype) -> np.dtype:
+    if dtype.hasobject or dtype.fields is not None or dtype.kind not in "biuf":
+        raise InputError(
+            path, f"holds dtype {dtype}; expected a numeric array (bool, int, uint or float)."
+        )
+    return dtype.newbyteorder("=")
+
+
+def _array_volume(array: np.ndarray, path: str) -> Volume:
+    dtype = _check_dtype(path, array.dtype)
+
+    def read_into(start: int, count: int, out: np.ndarray, axis: int) -> None:
+        out[_slab(axis, 0, count)] = array[_slab(axis, start, start + count)]
+
+    return Volume(path, tuple(array.shape), dtype, read_into)
+
+
+def _npy_header(path, stream) -> tuple[tuple[int, ...], bool, np.dtype]:
+    try:
+        version = np.lib.format.read_magic(stream)
+        read_header = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, fortran, dtype = read_header(stream)
+    except (ValueError, OSError, EOFError, SyntaxError) as e:
+        raise InputError(path, f"is not a valid .npy file (corrupt header: {e}).") from None
+    return tuple(shape), fortran, dtype
+
+
+def _runs(shape: tuple[int, ...], itemsize: int, start: int, count: int, axis: int):
+    """Byte ranges of a C-order slab: `(file offset, bytes)` per leading index, in order."""
+    inner = int(np.prod(shape[axis + 1 :], dtype=np.int64)) * itemsize
+    outer = int(np.prod(shape[:axis], dtype=np.int64))
+    return [(i * shape[axis] * inner + start * inner, count * inner) for i in range(outer)]
+
+
+def _copy_runs(path, read, shape, dtype, start, count, out, axis) -> None:
+    """Fill `out`'s first `count` entries on `axis` from `read(offset, view) -> bytes read`."""
+    rows = out.view(np.uint8).reshape(int(np.prod(out.shape[:axis], dtype=np.int64)), -1)
+    runs = _runs(shape, dtype.itemsize, start, count, axis)
+    for row, (offset, size) in zip(rows, runs, strict=True):
+        if read(offset, row[:size]) != size:
+            raise InputError(path, f"is truncated: the data ends before index {start + count}.")
+    if not dtype.isnative:
+        out[_slab(axis, 0, count)].byteswap(inplace=True)
+
+
+def _npy_volume(path: Path) -> Volume:
+    with open(path, "rb") as f:
+        shape, fortran, dtype = _npy_header(path, f)
+        offset = f.tell()
+    _check_dtype(path, dtype)
+    expected = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    size = os.path.getsize(path)
+    if size < expected:
+        raise InputError(
+            path, f"is truncated: {size} bytes, but its header promises {expected} bytes."
+        )
+    if fortran and len(shape) > 1:
+        return _fortran_npy_volume(path, shape, dtype, offset)
+
+    def read_into(start: int, count: int, out: np.ndarray, axis: int) -> None:
+        with open(path, "rb") as f:
+
+            def read(at: int, view: np.ndarray) -> int:
+                f.seek(offset + at)
+                return f.readinto(view)
+
+            _copy_runs(path, read, shape, dtype, start, count, out, axis)
+
+    return Volume(str(path), shape, _check_dtype(path, dtype), read_into)
+
+
+def _fortran_npy_volume(path: Path, shape, dtype: np.dtype, offset: int) -> Volume:
+    """Fortran-ordered `.npy`: a slab is strided, so map the file and unmap it per read."""
+
+    def read_into(start: int, count: int, out: np.ndarray, axis: int) -> None:
+        mapped = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F")
+        out[_slab(axis, 0, count)] = mapped[_slab(axis, start, start + count)]
+        del mapped
+
+    return Volume(str(path), shape, _check_dtype(path, dtype), read_into)
+
+
+def _npz_volume(path: Path, key: str | None) -> Volume:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise InputError(path, f"is not a valid .npz archive ({e}).") from None
+    with archive:
+        names = [n[: -len(".npy")] for n in archive.namelist() if n.endswith(".npy")]
+        if key is None and len(names) == 1:
+            key = names[0]
+        if key not in names:
+            wanted = f"has no array {key!r}" if key else "holds several arrays; name one with a key"
+            raise InputError(path, f"{wanted}; its arrays are {names}.")
+        member = key + ".npy"
+        try:
+            with archive.open(member) as stream:
+                shape, fortran, dtype = _npy_header(path, stream)
+                offset = stream.tell()
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
+            raise InputError(path, f"is corrupt: reading {key!r} failed ({e}).") from None
+    _check_dtype(path, dtype)
+    if fortran and len(shape) > 1:
+        raise InputError(path, f"array {key!r} is Fortran-ordered; save it in C order.")
+
+    def read_into(start: int, count: int, out: np.ndarray, axis: int) -> None:
+        # Member streams decompress front to back; every slab's runs are in file order.
+        with zipfile.ZipFile(path) as zf, zf.open(member) as stream:
+
+            def read(at: int, view: np.ndarray) -> int:
+                stream.seek(offset + at)
+                return stream.readinto(view)
+
+            try:
+                _copy_runs(path, read, shape, dtype, start, count, out, axis)
+            except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
+                raise InputError(path, f"is corrupt: reading {key!r} failed ({e}).") from None
+
+    return Volume(str(path), shape, _check_dtype(path, dtype), read_into)
+
+
+def _nifti_volume(path: Path) -> Volume:
+    import nibabel
+
+    try:
+        image = nibabel.load(path)
+        proxy = image.dataobj
+        shape = tuple(int(s) for s in image.shape)
+        disk_dtype = np.dtype(image.get_data_dtype())
+        scaled = not (proxy.slope == 1 and proxy.inter == 0)
+    except Exception as e:  # nibabel raises many exception types for a bad header
+        problem = f"is not a readable NIfTI image: truncated or corrupt ({type(e).__name__}: {e})."
+        raise InputError(path, problem) from None
+    _check_dtype(path, disk_dtype)
+    dtype = np.dtype(np.float32) if scaled else disk_dtype
+    if not path.name.endswith(".gz"):
+        expected = int(image.header.get_data_offset()) + int(np.prod(shape)) * disk_dtype.itemsize
+        size = os.path.getsize(path)
+        if size < expected:
+            raise InputError(path, f"is truncated: {size} bytes, its header promises {expected}.")
+
+    def read_into(start: int, count: int, out: np.ndarray, axis: int) -> None:
+        try:
+            out[_slab(axis, 0, count)] = proxy[_slab(axis, start, start + count)]
+        except (EOFError, OSError, ValueError, zlib.error) as e:
+            raise InputError(path, f"is truncated or corrupt ({type(e).__name__}: {e}).") from None
+
+    return Volume(str(path), shape, _check_dtype(path, dtype), read_into)
+
+
+def _volume_files(directory: Path) -> dict[str, Path]:
+    files = sorted(p for p in directory.iterdir() if not p.name.startswith("."))
+    if not files:
+        raise InputError(directory, "is an empty directory; expected volume files.")
+    by_case: dict[str, Path] = {}
+    for path in files:
+        _suffix(path)
+        name = case_name(path)
+        if name in by_case:
+            other = by_case[name].name
+            raise InputError(path, f"clashes with {other}: two volumes of case {name!r}.")
+        by_case[name] = path
+    return by_case
+
+
+def pair_cases(pred, true) -> list[tuple[str, Path, Path]]:
+    """Pair prediction and truth files by case name (the file name without its suffix).
+
+    Args:
+        pred, true: two volume files, or two directories of volume files.
+
+    Returns:
+        `[(case, pred_path, true_path), ...]` sorted by case. A case present on one side
+        only, an empty directory, or a file with an unknown extension raises `InputError`.
+    """
+    pred, true = Path(pred), Path(true)
+    for path in (pred, true):
+        if not path.exists():
+            raise InputError(path, "no such file or directory.")
+    if pred.is_dir() != true.is_dir():
+        raise InputError(
+            true if pred.is_dir() else pred,
+            "is a file but its partner is a directory; give two files or two directories.",
+        )
+    if not pred.is_dir():
+        _suffix(pred), _suffix(true)
+        return [(case_name(pred), pred, true)]
+    preds, trues = _volume_files(pred), _volume_files(true)
+    for mine, theirs, side in ((preds, trues, true), (trues, preds, pred)):
+        for name, path in mine.items():
+            if name not in theirs:
+                raise InputError(path, f"has no partner: no case {name!r} in {side}.")
+    return [(name, preds[name], trues[name]) for name in sorted(preds)]

@@ -1,0 +1,49 @@
+"""Keras 3 metrics for 3D segmentation: thin shells over one fused, exact, sum-merged state.
+
+Counting metrics share a per-class `tp, fp, fn, tn` state, curve metrics a per-class score
+histogram state; `SegmentationReport` gives every per-class and averaged score from one.
+"""
+
+from voxelmetrics.metrics.counting import (
+    ConfusionCounts,
+    Dice,
+    F1Score,
+    FBetaScore,
+    IoU,
+    Precision,
+    Recall,
+    Specificity,
+)
+from voxelmetrics.metrics.curves import (
+    PRAUC,
+    ROCAUC,
+    AveragePrecision,
+    BestFBeta,
+    OptimalThreshold,
+    PrecisionAtRecall,
+    RecallAtPrecision,
+)
+from voxelmetrics.metrics.report import SegmentationReport
+from voxelmetrics.metrics.samplewise import SamplewiseDice, SamplewiseIoU, SamplewiseRecall
+
+__all__ = [
+    "PRAUC",
+    "ROCAUC",
+    "AveragePrecision",
+    "BestFBeta",
+    "ConfusionCounts",
+    "Dice",
+    "F1Score",
+    "FBetaScore",
+    "IoU",
+    "OptimalThreshold",
+    "Precision",
+    "PrecisionAtRecall",
+    "Recall",
+    "RecallAtPrecision",
+    "SamplewiseDice",
+    "SamplewiseIoU",
+    "SamplewiseRecall",
+    "SegmentationReport",
+    "Specificity",
+]

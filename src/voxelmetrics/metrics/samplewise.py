@@ -1,0 +1,154 @@
+"""Per-volume (sample-wise) scores, as medical challenges rank them: the mean over volumes.
+
+State is fixed-size and merged by sum: per class, the sum of per-volume scores and the
+(weighted) number of volumes where the score is defined. No list of volumes is kept.
+"""
+
+from collections.abc import Callable
+
+import keras
+from keras import ops
+
+from voxelmetrics.metrics._base import (
+    SegmentationMetric,
+    argmax_one_hot,
+    check_class_weights,
+    check_threshold,
+    normalize_average,
+    per_class,
+)
+from voxelmetrics.ops import scores
+from voxelmetrics.ops._inputs import normalize_axis, static_shape
+from voxelmetrics.ops.counting import confusion_counts
+from voxelmetrics.ops.scores import average_scores, safe_ratio
+
+_register = keras.saving.register_keras_serializable(package="voxelmetrics")
+
+
+class SamplewiseScore(SegmentationMetric):
+    r"""Mean over volumes of a per-volume, per-class score: $\frac{1}{|V_c|}\sum_{v \in V_c}
+    s_{v,c}$, with $V_c$ the volumes where $s_{v,c}$ is defined.
+
+    Empty-class policy (DESIGN.md): a volume where the score of class c is 0 / 0 (for Dice
+    and IoU: no truth and no prediction; for recall: no truth) gets `zero_division`: with
+    "nan" (default) it is left out of that class's mean; with 0 or 1 it counts as that
+    value. "Empty truth but false positives" is not 0 / 0 for Dice and IoU: it scores 0.
+
+    `sample_weight` of shape `[B]` weighs volumes in the mean; a weight over the voxel grid
+    weighs voxels within each volume's counts instead.
+    """
+
+    score: Callable = None
+
+    def __init__(self, *, threshold=None, average="macro", class_weights=None, **kwargs):
+        super().__init__(**kwargs)
+        self.threshold = check_threshold(threshold, self.num_classes, self.mode)
+        self.average = normalize_average(average)
+        if self.average == "micro":
+            raise ValueError(
+                "average='micro' pools counts over classes; a sample-wise mean is per class. "
+                "Use 'macro', 'weighted' or None."
+            )
+        self.class_weights = check_class_weights(class_weights, average, self.num_classes)
+        if self.num_classes is not None:
+            self._maybe_build(self.num_classes)
+
+    def _build_state(self, num_classes: int) -> None:
+        self.score_sum = self.add_variable(
+            shape=(num_classes,), initializer="zeros", dtype="float32", name="score_sum"
+        )
+        self.volumes = self.add_variable(
+            shape=(num_classes,), initializer="zeros", dtype="float32", name="volumes"
+        )
+
+    def _update(self, y_true, y_pred, sample_weight, mask) -> None:
+        axis = normalize_axis(self.axis, len(static_shape(y_pred)))
+        threshold, activation = self.threshold, self.activation
+        if threshold is None:
+            y_pred, threshold, activation = argmax_one_hot(y_pred, axis), 0.5, False
+        volume_weight = None
+        if sample_weight is not None and len(static_shape(sample_weight)) == 1:
+            volume_weight, sample_weight = ops.cast(sample_weight, "float32")[:, None], None
+        counts = confusion_counts(
+            y_true,
+            y_pred,
+            threshold,
+            from_logits=activation,
+            axis=axis,
+            sample_weight=sample_weight,
+            mask=mask,
+            ignore_index=self.ignore_index,
+            per_sample=True,
+        )
+        values = type(self).score(counts, zero_division=self.zero_division)
+        defined = ops.logical_not(ops.isnan(values))
+        weight = ops.cast(defined, "float32")
+        if volume_weight is not None:
+            weight = weight * volume_weight
+        self.score_sum.assign(self.score_sum + ops.sum(ops.where(defined, values, 0.0) * weight, 0))
+        self.volumes.assign(self.volumes + ops.sum(weight, axis=0))
+
+    def _result(self):
+        values = safe_ratio(self.score_sum, self.volumes)
+        if self.average is None:
+            if self.class_names is not None:
+                return per_class(values, self.name, self.class_names)
+            return values
+        return average_scores(
+            values, self.volumes, average=self.average, class_weights=self.class_weights
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            threshold=self.threshold, average=self.average, class_weights=self.class_weights
+        )
+        return config
+
+
+def _samplewise(cls_name: str, score: Callable, default_name: str, what: str, example: str):
+    doc = f"""Mean over volumes of the per-volume {what}, per class and averaged.
+
+    See `SamplewiseScore` for the empty-class policy and the weights. `average`: None per
+    class, "macro" (default) over classes with at least one defined volume, "weighted" by
+    the number of such volumes or by `class_weights`. Other arguments as in
+    `voxelmetrics.Recall`; the leading axis of the inputs is the volume axis.
+
+    Standalone usage:
+
+    >>> import numpy as np
+    >>> from voxelmetrics.metrics import {cls_name}
+    >>> m = {cls_name}(average=None)
+    >>> y_true = np.array([[[1, 0], [1, 0]], [[0, 0], [1, 0]]])   # (volumes, voxels, C)
+    >>> y_pred = np.array([[[.9, .2], [.4, .1]], [[.6, .1], [.7, .3]]], "float32")
+    >>> m.update_state(y_true, y_pred)
+    >>> np.asarray(m.result()).round(3).tolist()
+    {example}
+
+    Usage with `compile()` API:
+
+    ```python
+    model.compile(optimizer="adam", loss="binary_crossentropy",
+                  metrics=[voxelmetrics.{cls_name}(class_names=["liver", "tumour"])])
+    ```
+    """
+
+    def __init__(self, *, name: str = default_name, **kwargs):
+        SamplewiseScore.__init__(self, name=name, **kwargs)
+
+    cls = type(
+        cls_name,
+        (SamplewiseScore,),
+        {"__init__": __init__, "__doc__": doc, "score": staticmethod(score)},
+    )
+    cls.__module__ = __name__
+    return _register(cls)
+
+
+SamplewiseDice = _samplewise(
+    "SamplewiseDice", scores.dice, "samplewise_dice", "Dice", "[0.667, nan]"
+)
+SamplewiseIoU = _samplewise("SamplewiseIoU", scores.iou, "samplewise_iou", "IoU", "[0.5, nan]")
+SamplewiseRecall = _samplewise(
+    "SamplewiseRecall", scores.recall, "samplewise_recall", "recall", "[0.75, nan]"
+)

@@ -1,0 +1,421 @@
+"""Best per-class operating points, chosen in-graph from score histograms.
+
+`optimal_threshold` scans the B thresholds of a histogram in O(C·B); `refine_threshold`
+re-histograms the neighbourhood of each choice on a finer grid, one more O(N) pass.
+"""
+
+import dataclasses
+import math
+from typing import Literal, get_args
+
+from keras import ops
+
+from voxelmetrics.backends import bincount, compile_kernel
+from voxelmetrics.ops._inputs import (
+    InputSpec,
+    check_inputs,
+    class_ids,
+    prepare,
+    static_shape,
+    to_probabilities,
+)
+from voxelmetrics.ops.curves import curve_counts
+from voxelmetrics.ops.histogram import bin_index, bin_thresholds
+from voxelmetrics.ops.scores import safe_ratio
+
+CriterionName = Literal[
+    "f1",
+    "fbeta",
+    "dice",
+    "iou",
+    "youden",
+    "recall_at_precision",
+    "precision_at_recall",
+    "cost",
+]
+CRITERIA = get_args(CriterionName)
+MAX_FINE_BINS = 2**24  # thresholds i / (B·F) stay exact float32 integers over B·F
+
+
+@dataclasses.dataclass(frozen=True)
+class Criterion:
+    """A validated selection criterion: what to maximise and which points are allowed."""
+
+    name: CriterionName
+    beta: float = 1.0
+    min_precision: float | None = None
+    min_recall: float | None = None
+    cost_fp: float = 1.0
+    cost_fn: float = 1.0
+
+
+def make_criterion(
+    criterion: CriterionName = "f1",
+    *,
+    beta: float = 1.0,
+    min_precision: float | None = None,
+    min_recall: float | None = None,
+    cost_fp: float = 1.0,
+    cost_fn: float = 1.0,
+) -> Criterion:
+    """Check the options of `criterion` and bundle them; an option it ignores is an error."""
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {CRITERIA}; received {criterion!r}.")
+    if criterion == "fbeta":
+        if not (isinstance(beta, int | float) and beta > 0 and math.isfinite(beta)):
+            raise ValueError(f"beta must be a finite number > 0; received {beta!r}.")
+    elif beta != 1.0:
+        raise ValueError(f"beta applies to criterion='fbeta'; received criterion={criterion!r}.")
+    for name, value, owner in (
+        ("min_precision", min_precision, "recall_at_precision"),
+        ("min_recall", min_recall, "precision_at_recall"),
+    ):
+        if criterion == owner:
+            if value is None or not 0.0 <= value <= 1.0:
+                raise ValueError(f"criterion={owner!r} needs {name} in [0, 1]; got {value!r}.")
+        elif value is not None:
+            raise ValueError(f"{name} applies to criterion={owner!r}, not {criterion!r}.")
+    if (cost_fp, cost_fn) != (1.0, 1.0) and criterion != "cost":
+        raise ValueError(f"cost_fp / cost_fn apply to criterion='cost', not {criterion!r}.")
+    if not (cost_fp >= 0 and cost_fn >= 0 and cost_fp + cost_fn > 0):
+        raise ValueError(f"costs must be >= 0 and not both 0; got {cost_fp}, {cost_fn}.")
+    return Criterion(criterion, float(beta), min_precision, min_recall, cost_fp, cost_fn)
+
+
+def criterion_value(counts, criterion: Criterion):
+    r"""The criterion at every candidate threshold, and which candidates may be chosen.
+
+    With $P = tp + fn$, $N = fp + tn$, $\hat P = tp + fp$ (all float32):
+    f1 / dice $2tp / (2tp + fp + fn)$; fbeta $(1+\beta^2)tp / ((1+\beta^2)tp + \beta^2 fn + fp)$;
+    iou $tp / (tp + fp + fn)$; youden $tp/P - fp/N$; recall_at_precision $tp / P$ where
+    $tp / \hat P \ge p_{min}$; precision_at_recall $tp / \hat P$ where $tp / P \ge r_{min}$;
+    cost $c_{fp} fp + c_{fn} fn$ (minimised). Constraints compare float32 ratios.
+
+    Args:
+        counts: `[..., K, 4]` columns `tp, fp, fn, tn` at K candidate thresholds.
+        criterion: from `make_criterion`.
+
+    Returns:
+        `(value, allowed)`: float32 `[..., K]` and bool `[..., K]`. A candidate is allowed when
+        the criterion is defined there and meets its constraint: every criterion but cost is
+        undefined for a class without positives (its best value would be the 0/0 of "both
+        empty"), youden also without negatives, precision wherever nothing is predicted.
+    """
+    c = ops.cast(counts, "float32")
+    tp, fp, fn, tn = c[..., 0], c[..., 1], c[..., 2], c[..., 3]
+    ok = ops.greater(tp + fn, 0.0)
+    name = criterion.name
+    if name in ("f1", "dice"):
+        value = safe_ratio(2.0 * tp, 2.0 * tp + fp + fn)
+    elif name == "fbeta":
+        b2 = criterion.beta**2
+        value = safe_ratio((1.0 + b2) * tp, (1.0 + b2) * tp + b2 * fn + fp)
+    elif name == "iou":
+        value = safe_ratio(tp, tp + fp + fn)
+    elif name == "youden":
+        value = safe_ratio(tp, tp + fn) - safe_ratio(fp, fp + tn)
+    elif name == "recall_at_precision":
+        value = safe_ratio(tp, tp + fn)
+        precision = safe_ratio(tp, tp + fp)
+        ok = ops.logical_and(ok, ops.greater_equal(precision, criterion.min_precision))
+    elif name == "precision_at_recall":
+        value = safe_ratio(tp, tp + fp)
+        recall = safe_ratio(tp, tp + fn)
+        ok = ops.logical_and(ok, ops.greater_equal(recall, criterion.min_recall))
+    else:
+        value = criterion.cost_fp * fp + criterion.cost_fn * fn
+        ok = ops.greater(tp + fp + fn + tn, 0.0)
+    return value, ops.logical_and(ok, ops.logical_not(ops.isnan(value)))
+
+
+def select_threshold(counts, thresholds, criterion: Criterion, allowed=None):
+    r"""The best allowed candidate of each row; ties go to the highest threshold.
+
+    Args:
+        counts: `[..., K, 4]` counts at K candidates, thresholds increasing along K.
+        thresholds: float32 broadcastable to `[..., K]`.
+        criterion: from `make_criterion`.
+        allowed: optional extra bool mask broadcastable to `[..., K]`.
+
+    Returns:
+        `(thresholds, values)`, float32 `[...]`; NaN and NaN where no candidate is allowed.
+    """
+    value, ok = criterion_value(counts, criterion)
+    if allowed is not None:
+        ok = ops.logical_and(ok, allowed)
+    # Maximise; cost is minimised, so its sign flips for the comparison only.
+    score = -value if criterion.name == "cost" else value
+    score = ops.where(ok, score, -math.inf)
+    best = ops.max(score, axis=-1, keepdims=True)
+    k = ops.shape(score)[-1]
+    index = ops.arange(k, dtype="int32")
+    # Highest index among the maxima: explicit, since argmax's tie rule is not portable.
+    chosen = ops.max(ops.where(ops.logical_and(ok, ops.equal(score, best)), index, -1), axis=-1)
+    pick = ops.expand_dims(ops.maximum(chosen, 0), -1)
+    t = ops.broadcast_to(ops.cast(thresholds, "float32"), ops.shape(score))
+    found = ops.greater_equal(chosen, 0)
+    t = ops.where(found, ops.take_along_axis(t, pick, axis=-1)[..., 0], math.nan)
+    v = ops.where(found, ops.take_along_axis(value, pick, axis=-1)[..., 0], math.nan)
+    return t, v
+
+
+def _search_kernel(histogram, edges, *, criterion: Criterion):
+    num_bins = ops.shape(histogram)[-2]
+    thresholds = bin_thresholds(num_bins) if edges is None else ops.cast(edges, "float32")
+    return select_threshold(curve_counts(histogram), thresholds, criterion)
+
+
+_compiled_search = compile_kernel(_search_kernel, static_argnames=("criterion",))
+
+
+def optimal_threshold(
+    histogram,
+    criterion: CriterionName = "f1",
+    *,
+    beta: float = 1.0,
+    min_precision: float | None = None,
+    min_recall: float | None = None,
+    cost_fp: float = 1.0,
+    cost_fn: float = 1.0,
+    edges=None,
+    refine=None,
+):
+    r"""The best threshold of each class and the criterion's value there, in-graph.
+
+    The candidates are the histogram's thresholds $t_k$ (k = 0..B-1; `edges` if the histogram
+    was built with custom edges), where a voxel is positive iff $s \ge t_k$; the counts at
+    $t_k$ come from `curve_counts`, so the search costs O(C·B) and no host sync. The point
+    "above every score" (nothing predicted) is not a candidate: its threshold lies outside
+    [0, 1], it never beats $t_k$ for f1/dice/iou/fbeta on a class with positives, and for
+    the constrained criteria it would turn an unreachable floor into a silent recall (or
+    precision) of 0. For "cost" this means the cheapest point is sought among the $t_k$ only.
+
+    Criteria (formulas in `criterion_value`): "f1" (= "dice"), "fbeta", "iou", "youden"
+    (TPR - FPR), "recall_at_precision" (max recall with precision >= `min_precision`),
+    "precision_at_recall" (max precision with recall >= `min_recall`), "cost" (min
+    $c_{fp} FP + c_{fn} FN$, in counts or summed weights; the value is the cost).
+
+    Ties go to the **highest** threshold: among thresholds with equal float32 values (e.g.
+    across empty bins, which give identical counts) the most conservative mask wins.
+    A class where no candidate is allowed -- no positives (every criterion but cost; youden
+    also needs negatives), a floor no threshold reaches, or an empty histogram for cost --
+    gets NaN threshold and NaN value, never a silent 0.
+
+    Why not "the threshold that maximises recall"? Recall $tp(t)/P$ can only fall as t
+    rises, so its maximum is at $t_0 = 0$: every voxel positive, recall 1, precision equal
+    to the prevalence. Fix a precision floor (or a recall floor) or weigh the two with
+    F-beta instead. One class, 4 bins, 10 positives among 110 voxels:
+
+        >>> import numpy as np
+        >>> h = np.array([[[50, 1], [30, 1], [15, 3], [5, 5]]])  # (negatives, positives)
+        >>> counts = np.asarray(curve_counts(h))[0]
+        >>> recall = counts[:, 0] / 10
+        >>> k = int(np.argmax(recall)); k, float(recall[k]), round(float(counts[k, 0] / 110), 3)
+        (0, 1.0, 0.091)
+        >>> t, v = optimal_threshold(h, "recall_at_precision", min_precision=0.25)
+        >>> float(t[0]), float(v[0])       # 8 of 10 positives kept at precision 8/28
+        (0.5, 0.800000011920929)
+        >>> t, v = optimal_threshold(h, "fbeta", beta=2.0)   # recall weighs 4x precision
+        >>> float(t[0]), round(float(v[0]), 3)
+        (0.5, 0.588)
+        >>> t, v = optimal_threshold(h, "recall_at_precision", min_precision=0.9)
+        >>> float(t[0]), float(v[0])       # no threshold reaches precision 0.9
+        (nan, nan)
+
+    Args:
+        histogram: `[..., C, B, 2]` from `score_histogram` (or summed over batches, or
+            `total_as_float` of accumulated totals): negatives and positives per bin.
+        criterion: one of the names above.
+        beta: $\beta > 0$ of "fbeta".
+        min_precision: the precision floor of "recall_at_precision", in [0, 1].
+        min_recall: the recall floor of "precision_at_recall", in [0, 1].
+        cost_fp, cost_fn: the costs of "cost", >= 0.
+        edges: the custom edges the histogram was built with, if any.
+        refine: optional `(y_true, y_pred)`, the data the histogram was built from
+            (probabilities, class axis last, unweighted): runs `refine_threshold` on it with
+            B fine bins per coarse bin, resolution $1/B^2$. For logits, weights, masks or
+            another axis call `refine_threshold` directly.
+
+    Returns:
+        `(thresholds, values)`, float32 `[..., C]` each.
+    """
+    crit = make_criterion(
+        criterion,
+        beta=beta,
+        min_precision=min_precision,
+        min_recall=min_recall,
+        cost_fp=cost_fp,
+        cost_fn=cost_fn,
+    )
+    shape = static_shape(histogram)
+    if len(shape) < 3 or shape[-1] != 2:
+        raise ValueError(f"histogram must have shape [..., C, B, 2]; got {shape}.")
+    num_bins = shape[-2]
+    if edges is not None and static_shape(edges) != (num_bins,):
+        raise ValueError(f"edges has shape {static_shape(edges)}; the histogram has {num_bins}.")
+    if refine is not None and edges is not None:
+        raise ValueError("refine works on the uniform grid; it cannot refine custom edges.")
+    if refine is not None and not (isinstance(refine, tuple | list) and len(refine) == 2):
+        raise ValueError("refine must be a (y_true, y_pred) pair, or use refine_threshold.")
+    best = _compiled_search(histogram, edges, criterion=crit)
+    if refine is None:
+        return best
+    return _refine(refine[0], refine[1], best[0], crit, num_bins, num_bins, 1, {})
+
+
+def _window_histogram(
+    y_true, y_pred, start, sample_weight, mask, spec: InputSpec, fine_bins, width
+):
+    """`[C, width + 2, 2]`: bucket 0 below the window, 1..width its fine bins, last above."""
+    labels, weight, bad_label = prepare(y_true, sample_weight, mask, spec)
+    scores = to_probabilities(y_pred, spec)
+    invalid = ops.logical_not(
+        ops.logical_and(ops.greater_equal(scores, 0.0), ops.less_equal(scores, 1.0))
+    )
+    if bad_label is not None:
+        invalid = ops.logical_or(invalid, bad_label)
+    shape = [1] * spec.ndim
+    shape[spec.axis] = spec.num_classes
+    j = bin_index(scores, fine_bins) - ops.reshape(start, shape)
+    bucket = ops.clip(j, -1, width) + 1
+    c, nb = spec.num_classes, width + 2
+    trash = 2 * c * nb
+    ids = (class_ids(spec) * nb + bucket) * 2 + ops.cast(labels, "int32")
+    ids = ops.where(invalid, trash, ids)
+    if weight is not None and ops.dtype(weight) == "bool":
+        ids = ops.where(weight, ids, trash)
+    ids = ops.reshape(ops.broadcast_to(ids, ops.shape(y_pred)), (-1,))
+    flat_weight = None
+    if weight is not None and ops.dtype(weight) != "bool":
+        flat_weight = ops.reshape(ops.broadcast_to(weight, ops.shape(y_pred)), (-1,))
+    counts = bincount(ids, trash + 1, weights=flat_weight)
+    return ops.reshape(counts[:trash], (c, nb, 2))
+
+
+def _refine_kernel(
+    y_true, y_pred, coarse, sample_weight, mask, *, spec, criterion, num_bins, refine_bins, window
+):
+    coarse = ops.cast(coarse, "float32")
+    missing = ops.isnan(coarse)
+    k = bin_index(ops.where(missing, 0.0, coarse), num_bins)
+    # The window spans `window` coarse bins either side of t_k: [t_{k-w}, t_{k+w}).
+    fine_bins, width = num_bins * refine_bins, 2 * window * refine_bins
+    start = ops.maximum(k - window, 0) * refine_bins
+    hist = _window_histogram(y_true, y_pred, start, sample_weight, mask, spec, fine_bins, width)
+    counts = curve_counts(hist)[:, 1 : width + 1]
+    index = ops.expand_dims(start, -1) + ops.arange(width, dtype="int32")
+    thresholds = ops.cast(index, "float32") / ops.cast(fine_bins, "float32")
+    t, v = select_threshold(counts, thresholds, criterion, allowed=ops.less(index, fine_bins))
+    return ops.where(missing, math.nan, t), ops.where(missing, math.nan, v)
+
+
+_compiled_refine = compile_kernel(
+    _refine_kernel, static_argnames=("spec", "criterion", "num_bins", "refine_bins", "window")
+)
+
+
+def _refine(y_true, y_pred, coarse, crit: Criterion, num_bins, refine_bins, window, options):
+    spec = check_inputs(y_true, y_pred, **{"axis": -1, "from_logits": False, **options})
+    if num_bins * refine_bins > MAX_FINE_BINS:
+        raise ValueError(
+            f"num_bins * refine_bins = {num_bins * refine_bins} exceeds 2**24, where float32 "
+            f"thresholds stop being distinct; use fewer bins."
+        )
+    if tuple(static_shape(coarse)) != (spec.num_classes,):
+        raise ValueError(
+            f"thresholds has shape {static_shape(coarse)}; expected ({spec.num_classes},)."
+        )
+    return _compiled_refine(
+        y_true,
+        y_pred,
+        coarse,
+        options.get("sample_weight"),
+        options.get("mask"),
+        spec=spec,
+        criterion=crit,
+        num_bins=num_bins,
+        refine_bins=refine_bins,
+        window=window,
+    )
+
+
+def refine_threshold(
+    y_true,
+    y_pred,
+    thresholds,
+    criterion: CriterionName = "f1",
+    *,
+    num_bins: int = 1024,
+    refine_bins: int | None = None,
+    window: int = 1,
+    beta: float = 1.0,
+    min_precision: float | None = None,
+    min_recall: float | None = None,
+    cost_fp: float = 1.0,
+    cost_fn: float = 1.0,
+    from_logits: bool | str = False,
+    axis: int = -1,
+    sample_weight=None,
+    mask=None,
+    ignore_index: int | None = None,
+):
+    r"""Sharpen coarse thresholds to resolution $1/(B F)$ with one more pass over the data.
+
+    For each class c with coarse threshold $t_{k_c}$ (from `optimal_threshold` on a B-bin
+    histogram) the scores are binned on the fine grid $u_i = i / (B F)$, float32, by the
+    same bin rule as `score_histogram` (`bin_index` with $B F$ bins), but only the 2wF fine
+    bins of the window $[t_{k_c - w}, t_{k_c + w})$ are kept, plus one bucket below and one
+    above it. The counts at every $u_i$ of the window follow exactly, and the same criterion
+    and tie rule as `optimal_threshold` picks among them. $t_{k_c} = u_{k_c F}$ is itself a
+    candidate, so the refined value is never below the coarse one. Cost: one O(N) pass and
+    O(C·wF) state, instead of the O(C·B·F) of a full fine histogram. A class whose coarse
+    threshold is NaN stays NaN (no window to search).
+
+    Args:
+        y_true, y_pred, from_logits, axis, sample_weight, mask, ignore_index: the data the
+            coarse histogram was built from, as in `score_histogram`.
+        thresholds: float32 `[C]` coarse thresholds, each one of the $t_k$ (or NaN).
+        criterion, beta, min_precision, min_recall, cost_fp, cost_fn: as in
+            `optimal_threshold`.
+        num_bins: B of the coarse histogram.
+        refine_bins: F fine bins per coarse bin (default B, resolution $1/B^2$);
+            $B F \le 2^{24}$.
+        window: w, coarse bins searched either side of $t_{k_c}$: the window is
+            $[t_{k_c - w}, t_{k_c + w})$, 2wF candidates. Widen it where the criterion is flat
+            near its optimum and the best fine threshold may sit more than one bin away.
+
+    Returns:
+        `(thresholds, values)`, float32 `[C]` each.
+
+    Example:
+        >>> import numpy as np
+        >>> from voxelmetrics.ops.histogram import score_histogram
+        >>> y = np.array([[0], [0], [1], [1], [1]])
+        >>> s = np.float32([[0.1], [0.3], [0.35], [0.4], [0.8]])
+        >>> t, v = optimal_threshold(score_histogram(y, s, num_bins=4), "f1")
+        >>> float(t[0]), round(float(v[0]), 3)     # 0.3 and 0.35 share a bin
+        (0.25, 0.857)
+        >>> t, v = refine_threshold(y, s, t, "f1", num_bins=4)
+        >>> float(t[0]), round(float(v[0]), 3)     # u_i = i / 16 splits 0.3 from 0.35
+        (0.3125, 1.0)
+    """
+    crit = make_criterion(
+        criterion,
+        beta=beta,
+        min_precision=min_precision,
+        min_recall=min_recall,
+        cost_fp=cost_fp,
+        cost_fn=cost_fn,
+    )
+    refine_bins = num_bins if refine_bins is None else refine_bins
+    for name, value in (("num_bins", num_bins), ("refine_bins", refine_bins), ("window", window)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1; received {value!r}.")
+    options = {
+        "axis": axis,
+        "from_logits": from_logits,
+        "sample_weight": sample_weight,
+        "mask": mask,
+        "ignore_index": ignore_index,
+    }
+    return _refine(y_true, y_pred, thresholds, crit, num_bins, refine_bins, window, options)

@@ -1,0 +1,190 @@
+"""Curve metrics against numpy histograms, the ops and scikit-learn."""
+
+import keras
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+import voxelmetrics as vm
+from tests.metrics.conftest import (
+    assert_close,
+    labels_of,
+    one_hot,
+    ratio,
+    reference_histogram,
+    softmax,
+    to_numpy,
+)
+from voxelmetrics import metrics
+from voxelmetrics.ops.thresholds import optimal_threshold
+
+C, B = 3, 16
+
+
+def batches(rng, n=3, shape=(2, 3, 4, 5)):
+    out = []
+    for _ in range(n):
+        truth = (rng.random((*shape, C)) < 0.3).astype(np.int32)
+        truth[..., 2] = 0  # no positives: NaN per class, skipped by macro
+        scores = rng.random((*shape, C)).astype(np.float32)
+        scores[..., 0] = rng.integers(0, B + 1, shape) / B  # on the bin edges
+        out.append((truth, scores))
+    return out
+
+
+def quantised(scores):
+    """Each score mapped to its bin's lower edge (the binned curves' scores)."""
+    edges = np.arange(B, dtype=np.float32) / np.float32(B)
+    return edges[np.searchsorted(edges, scores, side="right") - 1]
+
+
+def total_histogram(data):
+    return sum(reference_histogram(t.astype(bool), s, B) for t, s in data)
+
+
+@pytest.mark.parametrize(
+    ("cls", "fn", "sklearn_fn"),
+    [
+        (metrics.AveragePrecision, vm.average_precision, average_precision_score),
+        (metrics.ROCAUC, vm.roc_auc, roc_auc_score),
+        (metrics.PRAUC, vm.pr_auc, None),
+    ],
+)
+@pytest.mark.parametrize("average", [None, "micro", "macro", "weighted"])
+def test_curve_metrics_equal_the_ops_and_sklearn(rng, cls, fn, sklearn_fn, average):
+    data = batches(rng)
+    m = cls(num_bins=B, average=average)
+    for truth, scores in data:
+        m.update_state(truth, scores)
+    hist = total_histogram(data)
+    np.testing.assert_array_equal(m._exact("histogram_total"), hist)
+    assert_close(to_numpy(m.result()), to_numpy(fn(hist, average=average)), rtol=1e-5)
+    if sklearn_fn is not None and average in (None, "micro"):
+        truth = np.concatenate([t.reshape(-1, C) for t, _ in data])
+        q = quantised(np.concatenate([s.reshape(-1, C) for _, s in data]))
+        if average == "micro":
+            expected = sklearn_fn(truth.ravel(), q.ravel())
+        else:
+            expected = [sklearn_fn(truth[:, c], q[:, c]) for c in range(C - 1)] + [np.nan]
+        assert_close(to_numpy(m.result()), expected, rtol=1e-5)
+
+
+def test_pr_auc_agrees_with_keras_auc_pr(rng):
+    truth = (rng.random((4, 8, 8, 8, 1)) < 0.3).astype(np.float32)
+    scores = rng.random((4, 8, 8, 8, 1)).astype(np.float32)
+    scores = np.clip(scores + 0.3 * truth, 0, 1)
+    ours = metrics.PRAUC(num_bins=200)
+    ours.update_state(truth, scores)
+    theirs = keras.metrics.AUC(curve="PR", num_thresholds=200)
+    theirs.update_state(truth.reshape(-1), scores.reshape(-1))
+    # Keras' thresholds are (k + 0.5-ish)/199 with `>`, ours k/200 with `>=`: close, not equal.
+    assert abs(float(to_numpy(ours.result())) - float(to_numpy(theirs.result()))) < 0.01
+
+
+def reference_at_floor(hist, criterion, floor):
+    """Per class: max recall with precision >= floor, or max precision with recall >= floor."""
+    pos = hist[..., 1][:, ::-1].cumsum(1)[:, ::-1].astype(np.float64)
+    neg = hist[..., 0][:, ::-1].cumsum(1)[:, ::-1].astype(np.float64)
+    total = hist[..., 1].sum(1, keepdims=True)
+    recall = ratio(pos, np.broadcast_to(total, pos.shape))
+    precision = ratio(pos, pos + neg)
+    if criterion == "recall_at_precision":
+        ok, value = precision >= floor, recall
+    else:
+        ok, value = recall >= floor, precision
+    best = np.where(ok, value, -np.inf).max(1)
+    best = np.where(np.isinf(best), 0.0, best)
+    return np.where(total[:, 0] > 0, best, np.nan)
+
+
+@pytest.mark.parametrize(
+    ("cls", "criterion", "floor"),
+    [
+        (metrics.RecallAtPrecision, "recall_at_precision", 0.35),
+        (metrics.RecallAtPrecision, "recall_at_precision", 0.99),
+        (metrics.PrecisionAtRecall, "precision_at_recall", 0.6),
+    ],
+)
+def test_recall_at_precision_and_precision_at_recall(rng, cls, criterion, floor):
+    data = batches(rng)
+    m = cls(floor, num_bins=B, average=None)
+    macro = cls(floor, num_bins=B)
+    for truth, scores in data:
+        m.update_state(truth, scores)
+        macro.update_state(truth, scores)
+    expected = reference_at_floor(total_histogram(data), criterion, floor)
+    assert_close(to_numpy(m.result()), expected, rtol=1e-6)
+    assert_close(to_numpy(macro.result()), np.nanmean(expected), rtol=1e-6)
+
+
+def test_optimal_threshold_and_best_fbeta_are_the_ops_choice_as_named_entries(rng):
+    data = batches(rng)
+    names = ["liver", "kidney", "tumour"]
+    best = metrics.OptimalThreshold("youden", num_bins=B, class_names=names)
+    f2 = metrics.BestFBeta(beta=2.0, num_bins=B, class_names=names, name="best_f2")
+    for truth, scores in data:
+        best.update_state(truth, scores)
+        f2.update_state(truth, scores)
+    hist = total_histogram(data)
+    thresholds, values = (to_numpy(x) for x in optimal_threshold(hist, "youden"))
+    result = best.result()
+    for i, name in enumerate(names):
+        assert_close(to_numpy(result[f"optimal_threshold/{name}"]), thresholds[i])
+        assert_close(to_numpy(result[f"optimal_threshold_youden/{name}"]), values[i])
+    thresholds, values = (to_numpy(x) for x in optimal_threshold(hist, "fbeta", beta=2.0))
+    result = f2.result()
+    assert sorted(result) == sorted(
+        [f"best_f2/{n}" for n in names] + [f"best_f2_threshold/{n}" for n in names]
+    )
+    assert_close([to_numpy(result[f"best_f2/{n}"]) for n in names], values)
+    assert_close([to_numpy(result[f"best_f2_threshold/{n}"]) for n in names], thresholds)
+    assert np.isnan(to_numpy(result["best_f2/tumour"]))  # no positives: no threshold
+
+
+def test_exclusive_modes_use_softmax_one_vs_rest(rng):
+    logits = rng.normal(size=(2, 4, 5, C)).astype(np.float32)
+    ids = rng.integers(0, C, (2, 4, 5))
+    ids[0, 0] = 255
+    sparse = metrics.AveragePrecision(
+        num_bins=B, mode="sparse", from_logits=True, ignore_index=255, average=None
+    )
+    sparse.update_state(ids, logits)
+    dense = metrics.AveragePrecision(num_bins=B, mode="multiclass", from_logits=True, average=None)
+    keep = ids != 255
+    dense.update_state(one_hot(ids, C), logits, mask=keep)
+    probs = np.asarray(keras.ops.convert_to_numpy(keras.ops.softmax(logits)))
+    labels, _ = labels_of(ids, C, "sparse", 255)
+    hist = reference_histogram(labels, probs, B, keep)
+    expected = to_numpy(vm.average_precision(hist))
+    assert_close(to_numpy(sparse.result()), expected, rtol=1e-5)
+    assert_close(to_numpy(dense.result()), expected, rtol=1e-5)
+    assert_close(softmax(logits).sum(-1), 1.0)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: metrics.AveragePrecision(num_bins=0), "num_bins"),
+        (lambda: metrics.ROCAUC(num_bins=2.5), "num_bins"),
+        (lambda: metrics.PRAUC(average="mean"), "average"),
+        (lambda: metrics.RecallAtPrecision(1.2), "min_precision"),
+        (lambda: metrics.PrecisionAtRecall(-0.1), "min_recall"),
+        (lambda: metrics.OptimalThreshold("max_recall"), "criterion"),
+        (lambda: metrics.OptimalThreshold("f1", min_precision=0.9), "min_precision"),
+        (lambda: metrics.BestFBeta(beta=-1.0), "beta"),
+    ],
+)
+def test_bad_configuration_fails_at_construction(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_config_round_trip():
+    for m in (
+        metrics.RecallAtPrecision(0.8, num_bins=32, class_names=["a", "b"], average=None),
+        metrics.OptimalThreshold("cost", cost_fp=2.0, cost_fn=5.0, num_classes=2),
+        metrics.BestFBeta(beta=0.5, name="best_f05"),
+        metrics.ROCAUC(average="weighted", class_weights="inverse_frequency", mode="sparse"),
+    ):
+        clone = keras.metrics.deserialize(keras.metrics.serialize(m))
+        assert type(clone) is type(m) and clone.get_config() == m.get_config()

@@ -1,0 +1,313 @@
+"""The validation funnel: clear errors for bad input, and NaN never counted silently."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score
+
+import voxelmetrics as vm
+from tests.conftest import BACKEND, compiled, to_numpy
+
+# PyTorch has no graph mode that Keras traces through: `compiled` runs eagerly there, so
+# the in-graph NaN path is checked under JAX and TensorFlow, the eager error everywhere.
+TRACES = BACKEND != "torch"
+
+
+@pytest.fixture
+def dirty(rng):
+    """Multi-hot truth and scores `[6, 3]` with NaN at (1, 0) and (4, 0), 1.5 at (2, 1)."""
+    y_true = (rng.random((6, 3)) < 0.5).astype(np.int32)
+    y_pred = rng.random((6, 3)).astype(np.float32)
+    y_pred[1, 0] = y_pred[4, 0] = np.nan
+    y_pred[2, 1] = 1.5
+    return y_true, y_pred
+
+
+def valid_counts(y_true, y_pred, threshold=0.5):
+    """numpy `[C, 4]` over the voxels whose score is a probability, class by class."""
+    valid = (y_pred >= 0) & (y_pred <= 1)
+    truth, predicted = y_true.astype(bool), y_pred >= threshold
+    return np.stack(
+        [
+            (valid & truth & predicted).sum(0),
+            (valid & ~truth & predicted).sum(0),
+            (valid & truth & ~predicted).sum(0),
+            (valid & ~truth & ~predicted).sum(0),
+        ],
+        axis=-1,
+    )
+
+
+@pytest.mark.parametrize(
+    "entry_point",
+    [
+        vm.confusion_counts,
+        vm.score_histogram,
+        vm.exact_average_precision,
+        vm.exact_precision_recall_curve,
+    ],
+)
+def test_eager_nan_raises_with_count_and_first_index(dirty, entry_point):
+    y_true, y_pred = dirty
+    with pytest.raises(ValueError) as error:
+        entry_point(y_true, y_pred)
+    assert "2 NaN score(s)" in str(error.value)
+    assert "index (1, 0)" in str(error.value)
+
+
+def test_eager_nan_in_sparse_confusion_matrix_scores_raises(rng):
+    y_pred = rng.random((5, 3)).astype(np.float32)
+    y_pred[3, 2] = np.nan
+    with pytest.raises(ValueError, match=r"1 NaN score\(s\), the first at index \(3, 2\)"):
+        vm.sparse_confusion_matrix(np.zeros(5, np.int32), y_pred, 3)
+
+
+def test_masked_out_nan_is_accepted_and_not_counted(dirty):
+    y_true, y_pred = dirty
+    y_pred[2, 1] = 0.5
+    mask = np.ones(6, bool)
+    mask[[1, 4]] = False
+    counts = vm.confusion_counts(y_true, y_pred, mask=mask)
+    np.testing.assert_array_equal(to_numpy(counts), valid_counts(y_true[mask], y_pred[mask]))
+
+
+def test_clean_data_reports_zero_invalid(rng):
+    y_true = (rng.random((2, 5, 3)) < 0.5).astype(np.int32)
+    y_pred = rng.random((2, 5, 3)).astype(np.float32)
+    _, invalid = vm.confusion_counts(y_true, y_pred, with_invalid=True)
+    np.testing.assert_array_equal(to_numpy(invalid), [0, 0, 0])
+    _, invalid = vm.score_histogram(y_true, y_pred, 8, with_invalid=True)
+    np.testing.assert_array_equal(to_numpy(invalid), [0, 0, 0])
+    _, invalid = vm.sparse_confusion_matrix(y_true[..., 0], y_pred, 3, with_invalid=True)
+    assert int(to_numpy(invalid)) == 0
+
+
+def test_traced_nan_and_out_of_range_scores_land_in_no_count(dirty):
+    y_true, y_pred = dirty
+
+    def counts_and_histogram(y_true, y_pred):
+        counts, invalid = vm.confusion_counts(y_true, y_pred, with_invalid=True)
+        histogram, hist_invalid = vm.score_histogram(y_true, y_pred, 4, with_invalid=True)
+        return counts, invalid, histogram, hist_invalid
+
+    if not TRACES:
+        with pytest.raises(ValueError, match="NaN"):
+            compiled(counts_and_histogram)(y_true, y_pred)
+        return
+    counts, invalid, histogram, hist_invalid = (
+        to_numpy(x) for x in compiled(counts_and_histogram)(y_true, y_pred)
+    )
+    np.testing.assert_array_equal(counts, valid_counts(y_true, y_pred))
+    np.testing.assert_array_equal(invalid, [2, 1, 0])
+    np.testing.assert_array_equal(hist_invalid, [2, 1, 0])
+    np.testing.assert_array_equal(histogram.sum(axis=(1, 2)), [4, 5, 6])
+    valid = (y_pred >= 0) & (y_pred <= 1)
+    np.testing.assert_array_equal(histogram[..., 1].sum(1), (y_true.astype(bool) & valid).sum(0))
+
+
+def test_traced_out_of_range_sparse_ids_land_in_no_count(rng):
+    labels = rng.integers(0, 3, 10)
+    labels[[2, 7]] = 5
+    y_pred = rng.random((10, 3)).astype(np.float32)
+
+    def counts_fn(labels, y_pred):
+        return vm.confusion_counts(labels, y_pred, with_invalid=True)
+
+    if not TRACES:
+        with pytest.raises(ValueError, match=r"outside \[0, 3\)"):
+            compiled(counts_fn)(labels, y_pred)
+        return
+    counts, invalid = (to_numpy(x) for x in compiled(counts_fn)(labels, y_pred))
+    np.testing.assert_array_equal(invalid, [2, 2, 2])
+    keep = labels != 5
+    np.testing.assert_array_equal(
+        counts, valid_counts(np.eye(3, dtype=np.int32)[labels[keep]], y_pred[keep])
+    )
+
+
+def test_traced_exact_average_precision_skips_nan(dirty):
+    y_true, y_pred = dirty
+    if not TRACES:
+        with pytest.raises(ValueError, match="NaN"):
+            compiled(vm.exact_average_precision)(y_true, y_pred)
+        return
+    result = to_numpy(compiled(vm.exact_average_precision)(y_true, y_pred))
+    valid = (y_pred >= 0) & (y_pred <= 1)
+    expected = [
+        average_precision_score(y_true[valid[:, c], c], y_pred[valid[:, c], c]) for c in range(3)
+    ]
+    np.testing.assert_allclose(result, expected, atol=1e-6)
+
+
+def expect_error(words, fn, *args, **kwargs):
+    """Call `fn` and check that it raises ValueError whose message contains every word."""
+    with pytest.raises(ValueError) as error:
+        fn(*args, **kwargs)
+    for word in words:
+        assert word in str(error.value), f"{word!r} not in {error.value}"
+
+
+def test_shape_mismatch_names_both_shapes():
+    expect_error(
+        ["y_true has shape (4, 3)", "y_pred has shape (4, 2)", "expected multi-hot labels"],
+        vm.confusion_counts,
+        np.zeros((4, 3)),
+        np.zeros((4, 2), np.float32),
+    )
+
+
+def test_class_axis_mismatch():
+    # Channels-first scores described as channels-last: the grids disagree.
+    expect_error(
+        ["class axis 3", "sparse integer labels of shape (2, 3, 4)"],
+        vm.score_histogram,
+        np.zeros((2, 4, 5), np.int32),
+        np.zeros((2, 3, 4, 5), np.float32),
+    )
+    expect_error(
+        ["axis=2 is out of range", "rank 2"],
+        vm.confusion_counts,
+        np.zeros((4, 3)),
+        np.zeros((4, 3), np.float32),
+        axis=2,
+    )
+    expect_error(
+        ["num_classes=4", "3 classes"],
+        vm.sparse_confusion_matrix,
+        np.zeros(6, np.int32),
+        np.zeros((6, 3), np.float32),
+        4,
+    )
+
+
+def test_non_binary_multi_hot_truth():
+    y_true = np.zeros((4, 2))
+    y_true[1, 0] = 2
+    expect_error(
+        ["only 0 and 1", "found 2", "index (1, 0)"],
+        vm.confusion_counts,
+        y_true,
+        np.zeros((4, 2), np.float32),
+    )
+
+
+def test_probabilities_outside_unit_interval_without_from_logits():
+    y_pred = np.float32([[0.2, 1.5], [-0.1, 0.3]])
+    expect_error(
+        ["2 probabilities outside [0, 1]", "index (0, 1)", "from_logits=True"],
+        vm.score_histogram,
+        np.zeros((2, 2)),
+        y_pred,
+    )
+    # The same values are fine as logits.
+    vm.score_histogram(np.zeros((2, 2)), y_pred, from_logits=True)
+
+
+@pytest.mark.parametrize("num_bins", [0, -3, 2.5, True])
+def test_num_bins_must_be_a_positive_integer(num_bins):
+    expect_error(
+        ["num_bins must be an integer >= 1", f"received {num_bins!r}"],
+        vm.score_histogram,
+        np.zeros((3, 1)),
+        np.zeros((3, 1), np.float32),
+        num_bins,
+    )
+    expect_error(["num_bins must be an integer >= 1"], vm.bin_thresholds, num_bins)
+
+
+def test_bad_threshold_shape_and_range():
+    y_true, y_pred = np.zeros((4, 3)), np.zeros((4, 3), np.float32)
+    expect_error(
+        ["threshold must be a scalar or one value per class (3,)", "got shape (2,)"],
+        vm.confusion_counts,
+        y_true,
+        y_pred,
+        [0.5, 0.5],
+    )
+    expect_error(["threshold must lie in [0, 1]"], vm.confusion_counts, y_true, y_pred, 1.5)
+
+
+def test_bad_sparse_labels():
+    y_pred = np.zeros((3, 3), np.float32)
+    expect_error(
+        ["1 id(s) outside [0, 3)", "5 at index (2,)", "ignore_index"],
+        vm.confusion_counts,
+        np.array([0, 1, 5]),
+        y_pred,
+    )
+    expect_error(["integer class ids"], vm.confusion_counts, np.array([0, 1.5, 2]), y_pred)
+    expect_error(
+        ["ignore_index applies to sparse"],
+        vm.confusion_counts,
+        np.zeros((3, 3)),
+        y_pred,
+        ignore_index=255,
+    )
+
+
+def test_bad_options():
+    y_true, y_pred = np.zeros((4, 3)), np.zeros((4, 3), np.float32)
+    expect_error(
+        ["from_logits must be True, False, 'sigmoid' or 'softmax'", "'relu'"],
+        vm.confusion_counts,
+        y_true,
+        y_pred,
+        from_logits="relu",
+    )
+    expect_error(
+        ["sample_weight has shape (5,)", "voxel grid (4,)"],
+        vm.confusion_counts,
+        y_true,
+        y_pred,
+        sample_weight=np.ones(5),
+    )
+    expect_error(
+        ["per_sample=True needs a leading sample axis"],
+        vm.confusion_counts,
+        y_true,
+        y_pred,
+        axis=0,
+        per_sample=True,
+    )
+    expect_error(["must have a class axis", "scalar"], vm.confusion_counts, 0, np.float32(0.5))
+
+
+def test_bad_edges():
+    y_true, y_pred = np.zeros((4, 1)), np.zeros((4, 1), np.float32)
+    expect_error(
+        ["strictly increasing"], vm.score_histogram, y_true, y_pred, edges=np.float32([0, 0.5, 0.2])
+    )
+    expect_error(
+        ["non-empty 1-D", "(2, 2)"], vm.score_histogram, y_true, y_pred, edges=np.zeros((2, 2))
+    )
+
+
+def test_bad_sparse_confusion_matrix_arguments():
+    labels = np.zeros(4, np.int32)
+    expect_error(
+        ["num_classes must be an integer >= 1", "received 0"],
+        vm.sparse_confusion_matrix,
+        labels,
+        labels,
+        0,
+    )
+    expect_error(
+        ["y_pred has shape (5,)", "integer predictions of the labels' shape (4,)"],
+        vm.sparse_confusion_matrix,
+        labels,
+        np.zeros(5, np.int32),
+        3,
+    )
+    expect_error(
+        ["integer predictions", "outside [0, 3)"],
+        vm.sparse_confusion_matrix,
+        labels,
+        np.array([0, 1, 2, 3]),
+        3,
+    )
+
+
+@pytest.mark.parametrize("curve_score", [vm.average_precision, vm.roc_auc, vm.pr_auc])
+def test_curve_scores_refuse_unknown_average_and_zero_division(curve_score):
+    histogram = np.ones((2, 4, 2), np.int32)
+    expect_error(["average must be one of", "'samples'"], curve_score, histogram, average="samples")
+    expect_error(["zero_division must be", "'zero'"], curve_score, histogram, zero_division="zero")

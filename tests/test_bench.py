@@ -1,0 +1,89 @@
+"""`voxelmetrics bench` end to end in tiny mode: a worker per backend, a table, valid JSON."""
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import BACKEND
+from voxelmetrics import bench
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    bench.configure_parser(parser)
+    return parser.parse_args(list(argv))
+
+
+@pytest.fixture(scope="module")
+def results() -> dict:
+    """One tiny run of the active backend's worker, in its own process, as JSON."""
+    return bench._spawn(
+        BACKEND,
+        [
+            "--worker",
+            json.dumps(
+                {"shape": [1, 8, 8, 8, 3], "repeats": 1, "budget": 30.0, "scaling": True, "seed": 0}
+            ),
+        ],
+    )
+
+
+def test_worker_times_every_path(results):
+    assert results["backend"] == BACKEND
+    expected = {"floor", "ours_report", "ours_counts", "ours_exact", "keras_report", "sklearn"}
+    if BACKEND == "torch":
+        expected |= {"tm_stat_scores", "tm_prc_100", "tm_prc_1000"}
+    assert expected <= set(results["times"])
+    assert all(t["seconds"] > 0 for t in results["times"].values())
+    assert len(results["scaling"]["scores"]) == 3
+    assert np.isfinite(results["scaling"]["exponent"])
+
+
+def test_table_lists_every_comparison(results):
+    full = {"machine": bench.machine(), "shape": [1, 8, 8, 8, 3], "backends": {BACKEND: results}}
+    full["comparisons"] = bench.compare(full["backends"])
+    table = bench.format_table(full)
+    assert "Keras AUC+F1+P/R(class_id) / our report" in table
+    assert "our report / floor" in table
+    assert BACKEND in table.splitlines()[2]
+    markdown = bench.format_markdown(full)
+    assert f"| comparison | target | {BACKEND} |" in markdown
+    json.dumps(full)  # what --json prints
+
+
+def test_run_prints_json(capsys, monkeypatch, results):
+    monkeypatch.setattr(bench, "_spawn", lambda backend, argv: results)  # spawned above
+    code = bench.run(_args("--size", "tiny", "--backends", BACKEND, "--repeats", "1", "--json"))
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert out["shape"] == list(bench.SIZES["tiny"])
+    ratios = {row["comparison"]: row["ratios"] for row in out["comparisons"]}
+    assert ratios["Keras P/R(class_id) / our fused counts"][BACKEND] > 0
+
+
+def test_our_report_matches_sklearn_on_the_volume():
+    """The benchmarked report computes what it claims (binned AP vs sklearn on binned scores)."""
+    from sklearn.metrics import average_precision_score
+
+    y_true, y_pred = bench.synthetic_volume((1, 8, 8, 8, 3))
+    report = bench.our_report(y_true, y_pred, np.full(3, 0.5, np.float32))
+    binned = np.floor(y_pred * bench.NUM_BINS) / bench.NUM_BINS
+    for c in range(3):
+        expected = average_precision_score(y_true[..., c].ravel(), binned[..., c].ravel())
+        assert float(np.asarray(report["average_precision"])[c]) == pytest.approx(expected, 1e-5)
+
+
+def test_scaling_helpers():
+    assert bench.scaling_shapes((2, 128, 64, 64, 4)) == [
+        (2, 8, 64, 64, 4),
+        (2, 32, 64, 64, 4),
+        (2, 128, 64, 64, 4),
+    ]
+    assert bench.scaling_exponent([1, 4, 16], [2.0, 8.0, 32.0]) == pytest.approx(1.0)
+
+
+def test_unknown_backend_is_refused():
+    with pytest.raises(SystemExit, match="unknown backend"):
+        bench.run(_args("--backends", "mxnet"))
