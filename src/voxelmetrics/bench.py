@@ -436,6 +436,14 @@ def best_time(fn: Callable, repeats: int, budget: float) -> dict:
     return {"seconds": min(times), "first_call_seconds": first, "calls": len(times)}
 
 
+def _timed_or_error(fn: Callable, repeats: int, budget: float) -> dict:
+    """`best_time`, or the error a path raised (out of memory...), shown in the table."""
+    try:
+        return best_time(fn, repeats, budget)
+    except Exception as error:  # reported per path, so that one failure keeps the others
+        return {"error": f"{type(error).__name__}: {str(error)[:160]}"}
+
+
 def scaling_exponent(sizes: list[int], seconds: list[float]) -> float:
     """Least-squares slope of log(time) against log(size): 1.0 is linear."""
     return float(np.polyfit(np.log(sizes), np.log(seconds), 1)[0])
@@ -451,7 +459,7 @@ def worker(request: dict) -> dict:
     wanted = request.get("paths")
     for name, fn in all_paths(y_true, y_pred).items():
         if wanted is None or name in wanted:
-            times[name] = best_time(fn, request["repeats"], request["budget"])
+            times[name] = _timed_or_error(fn, request["repeats"], request["budget"])
     out = {"backend": keras.backend.backend(), "times": times}
     if request["scaling"]:
         shapes = scaling_shapes(shape)
@@ -490,14 +498,14 @@ def compare(backends: dict) -> list[dict]:
         row = {"comparison": name, "peer": peer, "ours": ours, "target": target, "ratios": {}}
         for backend, result in backends.items():
             times = result.get("times", {})
-            if peer in times and ours in times:
+            if "seconds" in times.get(peer, {}) and "seconds" in times.get(ours, {}):
                 row["ratios"][backend] = times[peer]["seconds"] / times[ours]["seconds"]
         rows.append(row)
     floor = {"comparison": "our report / floor (lower is better)", "target": 10.0, "ratios": {}}
     scaling = {"comparison": "scaling exponent of our report (N, 4N, 16N)", "ratios": {}}
     for backend, result in backends.items():
         times = result.get("times", {})
-        if "floor" in times and "ours_report" in times:
+        if "seconds" in times.get("floor", {}) and "seconds" in times.get("ours_report", {}):
             floor["ratios"][backend] = times["ours_report"]["seconds"] / times["floor"]["seconds"]
         if "scaling" in result:
             scaling["ratios"][backend] = result["scaling"]["exponent"]
@@ -543,7 +551,7 @@ def format_table(results: dict) -> str:
         cells = []
         for b in backends:
             t = results["backends"][b].get("times", {}).get(path)
-            cells.append("-" if t is None else f"{t['seconds'] * 1e3:.1f}")
+            cells.append(_time_text(t, "-"))
         lines.append(_row([path, *cells], [20] + [13] * len(backends)) + "  " + PATH_NOTES[path])
     if any("memory_mb" in r for r in results["backends"].values()):
         lines += ["", _row(["peak RSS above inputs, MiB", *backends], [28] + [13] * len(backends))]
@@ -564,6 +572,9 @@ def format_table(results: dict) -> str:
     for b, r in results["backends"].items():
         if "error" in r:
             lines.append(f"{b}: {r['error']}")
+        for path, t in r.get("times", {}).items():
+            if "error" in t:
+                lines.append(f"{b} {path}: {t['error']}")
     return "\n".join(lines)
 
 
@@ -599,9 +610,15 @@ def format_markdown(results: dict) -> str:
         cells = []
         for b in backends:
             t = results["backends"][b].get("times", {}).get(path)
-            cells.append("–" if t is None else f"{t['seconds'] * 1e3:.1f}")
+            cells.append(_time_text(t, "–"))
         lines.append(f"| {path} | " + " | ".join(cells) + f" | {PATH_NOTES[path]} |")
     return "\n".join(lines)
+
+
+def _time_text(timing: dict | None, missing: str) -> str:
+    if timing is None:
+        return missing
+    return "error" if "error" in timing else f"{timing['seconds'] * 1e3:.1f}"
 
 
 def _target_text(row: dict, target: float) -> str:

@@ -132,6 +132,19 @@ def test_sort_with_labels_fast_path_matches_generic(rng, ties):
             assert generic[1][c][generic[0][c] == key].sum() == expected
 
 
+@pytest.mark.parametrize("side", ["left", "right"])
+@pytest.mark.parametrize("size", [1, 2, 7, 1000])
+def test_binary_searchsorted_matches_numpy(rng, side, size):
+    sequence = np.sort(np.round(rng.random(size) * 20) / 20).astype(np.float32)
+    values = np.concatenate([sequence, rng.random(50), [-1.0, 0.0, 1.0, 2.0, np.inf]])
+    values = values.astype(np.float32)
+    expected = np.searchsorted(sequence, values, side=side)
+    binary = compiled(lambda a, v: _sorting.binary_searchsorted(a, v, side))(sequence, values)
+    chosen = compiled(lambda a, v: _sorting.searchsorted(a, v, side))(sequence, values)
+    np.testing.assert_array_equal(to_numpy(binary), expected)
+    np.testing.assert_array_equal(to_numpy(chosen), expected)
+
+
 # ----------------------------------------------------------------------------- histograms
 
 

@@ -9,7 +9,7 @@ from hypothesis.extra import numpy as hnp
 import voxelmetrics as vm
 from tests.conftest import compiled, to_numpy, unit_floats
 
-BIN_COUNTS = [1, 3, 7, 10, 1000, 1024]
+BIN_COUNTS = [1, 3, 7, 10, 16, 1000, 1024]
 
 
 def float32_edges(num_bins: int) -> np.ndarray:

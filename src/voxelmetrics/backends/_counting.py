@@ -8,8 +8,6 @@ summing blocks small enough that no field can carry gives the same integers in o
 
 from keras import ops
 
-from voxelmetrics.backends._dispatch import _backend
-
 MIN_BLOCK = 8
 
 
@@ -23,12 +21,11 @@ def count_true(flags: list, axes: tuple[int, ...]) -> list:
     Returns:
         A list of int32 tensors, one per flag, with `axes` removed; exact below 2**31.
 
-    XLA backends (jax, tensorflow) use `packed_count_true`; torch, whose eager ops gain
-    nothing from the packing, sums each flag (`generic_count_true`).
+    Every backend takes `packed_count_true` (measured on 2x128^3x4 scores, 2 CPU cores:
+    jax 2.6x, tensorflow 1.3x, torch eager 1.3x faster than five sums); the five separate
+    sums (`generic_count_true`) stay as the reference the tests compare it with.
     """
-    if _backend() in ("jax", "tensorflow"):
-        return packed_count_true(flags, axes)
-    return generic_count_true(flags, axes)
+    return packed_count_true(flags, axes)
 
 
 def generic_count_true(flags: list, axes: tuple[int, ...]) -> list:

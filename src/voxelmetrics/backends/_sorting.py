@@ -69,7 +69,7 @@ def sorted_histogram(scores, positive, counted, edges):
     keys, labels = sort_with_labels(keys, labels)
     total = ops.sum(ops.cast(counted, "int32"), axis=-1, keepdims=True)
     total_pos = ops.sum(labels, axis=-1, keepdims=True)
-    below = ops.stack([ops.searchsorted(keys[c], edges, side="left") for c in range(num_classes)])
+    below = ops.stack([searchsorted(keys[c], edges, side="left") for c in range(num_classes)])
     below = ops.cast(below, "int32")
     prefix = ops.concatenate([ops.zeros_like(labels[:, :1]), ops.cumsum(labels, axis=-1)], -1)
     at_or_above = total - below
@@ -78,3 +78,32 @@ def sorted_histogram(scores, positive, counted, edges):
     all_bins = at_or_above - ops.concatenate([at_or_above[:, 1:], zero], axis=-1)
     pos_bins = pos_at_or_above - ops.concatenate([pos_at_or_above[:, 1:], zero], axis=-1)
     return ops.stack([all_bins - pos_bins, pos_bins], axis=-1)
+
+
+def searchsorted(sorted_sequence, values, side: str = "left"):
+    """`keras.ops.searchsorted` (int32), without the O(N·M) comparison mesh under TF's XLA.
+
+    TensorFlow lowers `tf.searchsorted` inside `jit_compile=True` to a broadcast comparison
+    of every value with every element (terabytes for a volume's sorted scores), so there a
+    binary search of ceil(log2(M + 1)) gathers runs instead; other backends use their own
+    searchsorted. Same results: the index of the first element `>= v` ("left") or `> v`
+    ("right").
+    """
+    if _backend() == "tensorflow":
+        return binary_searchsorted(sorted_sequence, values, side)
+    return ops.cast(ops.searchsorted(sorted_sequence, values, side=side), "int32")
+
+
+def binary_searchsorted(sorted_sequence, values, side: str = "left"):
+    """`searchsorted` as a vectorised binary search with static trip count (any backend)."""
+    size = ops.shape(sorted_sequence)[0]
+    lo = ops.zeros(ops.shape(values), "int32")
+    hi = ops.full(ops.shape(values), size, "int32")
+    for _ in range(max(1, size).bit_length()):
+        mid = ops.right_shift(lo + hi, 1)
+        probe = ops.take(sorted_sequence, ops.minimum(mid, size - 1))
+        right = ops.less(probe, values) if side == "left" else ops.less_equal(probe, values)
+        right = ops.logical_and(right, ops.less(mid, hi))
+        lo = ops.where(right, mid + 1, lo)
+        hi = ops.where(right, hi, mid)
+    return lo

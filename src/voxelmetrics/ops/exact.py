@@ -6,7 +6,7 @@ For small data and for checking the binned results, not for the training loop.
 
 from keras import ops
 
-from voxelmetrics.backends import compile_kernel
+from voxelmetrics.backends import compile_kernel, searchsorted
 from voxelmetrics.ops._inputs import InputSpec, check_inputs, prepare, to_probabilities
 from voxelmetrics.ops.scores import Average, ZeroDivision, average_scores, safe_ratio
 
@@ -33,7 +33,7 @@ def _exact_kernel(y_true, y_pred, sample_weight, mask, *, spec: InputSpec):
     w, pos = ops.take_along_axis(w, order, axis=-1), ops.take_along_axis(pos, order, axis=-1)
     # At threshold s_i the predicted positives are all scores >= s_i: everything from the
     # first member of s_i's tie group onwards.
-    first = ops.stack([ops.searchsorted(s[c], s[c], side="left") for c in range(spec.num_classes)])
+    first = ops.stack([searchsorted(s[c], s[c], side="left") for c in range(spec.num_classes)])
     before_w = ops.take_along_axis(ops.cumsum(w, axis=-1) - w, first, axis=-1)
     before_pos = ops.take_along_axis(ops.cumsum(pos, axis=-1) - pos, first, axis=-1)
     total_pos = ops.sum(pos, axis=-1, keepdims=True)

@@ -6,7 +6,13 @@ The bin rule of DESIGN.md lives here (`bin_index`) and nowhere else.
 import numpy as np
 from keras import ops
 
-from voxelmetrics.backends import bincount, compile_kernel, is_concrete, sorted_histogram
+from voxelmetrics.backends import (
+    bincount,
+    compile_kernel,
+    is_concrete,
+    searchsorted,
+    sorted_histogram,
+)
 from voxelmetrics.ops._inputs import (
     InputSpec,
     check_inputs,
@@ -52,7 +58,8 @@ def bin_index(scores, num_bins: int):
 
     `floor(s * B)` alone misplaces scores that sit on an edge (the product rounds), so the
     estimate is corrected by one step either way against the float32 edges themselves
-    (`bin_thresholds`, looked up rather than recomputed in-graph).
+    (`bin_thresholds`, looked up rather than recomputed in-graph). For a power-of-two B
+    (the default 1024) the product and the edges are exact, and no correction is needed.
     The result is what makes histogram counts at $t_k$ equal a direct count of $s \ge t_k$.
 
     Args:
@@ -68,8 +75,11 @@ def bin_index(scores, num_bins: int):
         >>> np.asarray(bin_index(np.float32([0.0, 0.3, 0.5, 1.0]), 4)).tolist()
         [0, 1, 2, 3]
     """
-    edges = ops.convert_to_tensor(_uniform_edges(num_bins))
     clean = ops.where(ops.isnan(scores), 0.0, scores)
+    if num_bins & (num_bins - 1) == 0:
+        # B = 2**j: s * B and k / B are exact in float32, so floor(s * B) is the rule itself.
+        return ops.cast(ops.floor(ops.clip(clean * float(num_bins), -1.0, num_bins - 1)), "int32")
+    edges = ops.convert_to_tensor(_uniform_edges(num_bins))
     k = ops.cast(ops.floor(ops.clip(clean * float(num_bins), 0.0, num_bins - 1)), "int32")
     k = ops.where(ops.less(clean, ops.take(edges, k)), k - 1, k)
     up = ops.minimum(k + 1, num_bins - 1)
@@ -79,7 +89,7 @@ def bin_index(scores, num_bins: int):
 def _edge_index(scores, edges):
     """Largest k with `edges[k] <= s` (searchsorted on custom sorted edges); -1 below edges[0]."""
     flat = ops.reshape(scores, (-1,))
-    k = ops.searchsorted(edges, flat, side="right") - 1
+    k = searchsorted(edges, flat, side="right") - 1
     return ops.reshape(ops.cast(k, "int32"), ops.shape(scores))
 
 
