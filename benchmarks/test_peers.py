@@ -14,7 +14,7 @@ GROUPS = {
     "report": ["ours_report", "keras_report", "sklearn", "floor"],
     "counts": ["ours_counts", "keras_counts"],
     "exact": ["ours_exact", "sklearn"],
-    "histogram": ["ours_hist_scatter", "ours_hist_sort"],
+    "histogram": ["ours_hist_scatter", "ours_hist_sort", "keras_auc"],
 }
 if BACKEND == "torch":
     GROUPS["counts"].append("tm_stat_scores")

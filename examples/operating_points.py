@@ -27,4 +27,3 @@ t, v = vm.optimal_threshold(hist, "f1", refine=(y_true, y_pred))  # resolution 1
 print("f1 refined", np.asarray(t), np.asarray(v))
 counts = vm.confusion_counts(y_true, y_pred, threshold=t)  # per-class thresholds
 print("dice at those thresholds", np.asarray(vm.dice(counts)))
-

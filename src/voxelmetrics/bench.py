@@ -33,6 +33,7 @@ TORCHMETRICS_CHUNK_BYTES = 1 << 30
 COMPARISONS = (
     ("Keras AUC+F1+P/R(class_id) / our report", "keras_report", "ours_report", 5.0),
     ("Keras P/R(class_id) / our fused counts", "keras_counts", "ours_counts", 3.0),
+    ("Keras AUC(1024, PR) / our 1024-bin histogram", "keras_auc", "ours_hist_scatter", None),
     ("torchmetrics StatScores / our counts", "tm_stat_scores", "ours_counts", 10.0),
     ("torchmetrics PRCurve(100) / our report", "tm_prc_100", "ours_report", 10.0),
     ("torchmetrics PRCurve(1000) / our report", "tm_prc_1000", "ours_report", 10.0),
@@ -49,6 +50,7 @@ PATH_NOTES = {
     "ours_hist_sort": "score_histogram, sorted-score path",
     "keras_report": "AUC(1024, PR, multi_label) + F1Score(None) + Precision/Recall(class_id=c)",
     "keras_counts": "Precision/Recall(class_id=c) for every c",
+    "keras_auc": "AUC(num_thresholds=1024, curve='PR', multi_label=True) alone",
     "tm_stat_scores": "torchmetrics MultilabelStatScores(average=None)",
     "tm_prc_100": "torchmetrics MultilabelPrecisionRecallCurve(thresholds=100), chunked*",
     "tm_prc_1000": "torchmetrics MultilabelPrecisionRecallCurve(thresholds=1000), chunked*",
@@ -298,21 +300,21 @@ def _sum(x):
     return ops.sum(x)
 
 
-def _keras_metrics(c: int, with_report: bool) -> list:
+def _keras_metrics(c: int, kind: str) -> list:
+    """The built-ins of one comparison: "report", "counts" (per class_id) or "auc" alone."""
     import keras
 
-    metrics = []
-    if with_report:
-        metrics += [
-            keras.metrics.AUC(num_thresholds=NUM_BINS, curve="PR", multi_label=True, num_labels=c),
-            keras.metrics.F1Score(average=None, threshold=THRESHOLD),
-        ]
+    auc = keras.metrics.AUC(num_thresholds=NUM_BINS, curve="PR", multi_label=True, num_labels=c)
+    if kind == "auc":
+        return [auc]
+    metrics = [auc, keras.metrics.F1Score(average=None, threshold=THRESHOLD)]
+    metrics = metrics if kind == "report" else []
     for k in range(c):
         metrics += [keras.metrics.Precision(class_id=k), keras.metrics.Recall(class_id=k)]
     return metrics
 
 
-def _keras_path(y_true, y_pred, c: int, with_report: bool) -> Callable:
+def _keras_path(y_true, y_pred, c: int, kind: str) -> Callable:
     """The Keras built-ins as each backend runs them fastest: stateless under jit, or eager."""
     import keras
     from keras import ops
@@ -320,7 +322,7 @@ def _keras_path(y_true, y_pred, c: int, with_report: bool) -> Callable:
     jit, tensor, sync = _backend_tools()
     yt = tensor(y_true.reshape(-1, c))
     yp = tensor(y_pred.reshape(-1, c))
-    metrics = _keras_metrics(c, with_report)
+    metrics = _keras_metrics(c, kind)
     for m in metrics:  # builds the lazily created variables (F1Score), then clears them
         m.update_state(yt[:2], yp[:2])
         m.reset_state()
@@ -415,8 +417,8 @@ def all_paths(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Callable]:
 
     c = y_pred.shape[-1]
     paths = our_paths(y_true, y_pred)
-    paths["keras_report"] = _keras_path(y_true, y_pred, c, with_report=True)
-    paths["keras_counts"] = _keras_path(y_true, y_pred, c, with_report=False)
+    for kind in ("report", "counts", "auc"):
+        paths[f"keras_{kind}"] = _keras_path(y_true, y_pred, c, kind)
     if keras.backend.backend() == "torch":
         paths.update(_torchmetrics_paths(y_true, y_pred, c))
     paths["sklearn"] = _sklearn_path(y_true, y_pred, c)
