@@ -159,6 +159,38 @@ def _first_index(flags: np.ndarray) -> tuple:
 
 def _check_values(y_true, y_pred, spec: InputSpec, mask) -> None:
     scores = np.asarray(ops.convert_to_numpy(y_pred))
+    if not _scores_plainly_valid(scores, spec):
+        _diagnose_scores(scores, spec, mask)
+    labels = np.asarray(ops.convert_to_numpy(y_true))
+    if spec.sparse:
+        check_sparse_ids(labels, spec.num_classes, spec.ignore_index, "sparse y_true")
+    elif labels.dtype != bool and not _integers_in_unit_range(labels):
+        bad = (labels != 0) & (labels != 1)
+        if bad.any():
+            raise ValueError(
+                f"multi-hot y_true must hold only 0 and 1; found {labels[bad][0].item()!r} at "
+                f"index {_first_index(bad)} ({int(bad.sum())} such values)."
+            )
+
+
+def _scores_plainly_valid(scores: np.ndarray, spec: InputSpec) -> bool:
+    """Two reductions (min and max propagate NaN) clear the usual, valid input at once."""
+    if not scores.size:
+        return True
+    low, high = scores.min(), scores.max()
+    if np.isnan(low) or np.isnan(high):
+        return False
+    return spec.activation != "none" or (low >= 0 and high <= 1)
+
+
+def _integers_in_unit_range(labels: np.ndarray) -> bool:
+    return np.issubdtype(labels.dtype, np.integer) and (
+        not labels.size or (labels.min() >= 0 and labels.max() <= 1)
+    )
+
+
+def _diagnose_scores(scores: np.ndarray, spec: InputSpec, mask) -> None:
+    """Raise for NaN or out-of-range scores among the counted voxels, naming the first."""
     counted = np.ones(scores.shape, bool)
     if mask is not None and is_concrete(mask):
         counted = np.broadcast_to(
@@ -178,16 +210,6 @@ def _check_values(y_true, y_pred, spec: InputSpec, mask) -> None:
                 f"y_pred holds {int(outside.sum())} probabilities outside [0, 1] (range "
                 f"[{scores[counted].min()}, {scores[counted].max()}], the first at index "
                 f"{_first_index(outside)}); pass from_logits=True if these are logits."
-            )
-    labels = np.asarray(ops.convert_to_numpy(y_true))
-    if spec.sparse:
-        check_sparse_ids(labels, spec.num_classes, spec.ignore_index, "sparse y_true")
-    else:
-        bad = (labels != 0) & (labels != 1)
-        if bad.any():
-            raise ValueError(
-                f"multi-hot y_true must hold only 0 and 1; found {labels[bad][0].item()!r} at "
-                f"index {_first_index(bad)} ({int(bad.sum())} such values)."
             )
 
 
