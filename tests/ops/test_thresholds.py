@@ -352,3 +352,13 @@ def test_refine_is_closer_to_the_exact_optimum():
     exact = _exact_best_f1(y, s)
     assert (refined <= exact + 1e-6).all() and (refined >= coarse).all()
     assert (exact - refined < 5e-3).all() and (exact - coarse > 2e-2).all()
+
+
+def test_refine_takes_python_lists_like_arrays():
+    y_true = [[1, 0], [0, 1], [1, 1], [0, 0]]
+    y_pred = [[0.9, 0.2], [0.4, 0.6], [0.5, 0.95], [0.3, 0.7]]
+    coarse = np.float32([0.5, 0.5])
+    from_lists = refine_threshold(y_true, y_pred, coarse, num_bins=10)
+    from_arrays = refine_threshold(np.array(y_true), np.float32(y_pred), coarse, num_bins=10)
+    for got, want in zip(from_lists, from_arrays, strict=True):
+        np.testing.assert_array_equal(ops.convert_to_numpy(got), ops.convert_to_numpy(want))

@@ -284,10 +284,10 @@ def _window_histogram(
     ids = ops.where(invalid, trash, ids)
     if weight is not None and ops.dtype(weight) == "bool":
         ids = ops.where(weight, ids, trash)
-    ids = ops.reshape(ops.broadcast_to(ids, ops.shape(y_pred)), (-1,))
+    ids = ops.reshape(ops.broadcast_to(ids, ops.shape(scores)), (-1,))
     flat_weight = None
     if weight is not None and ops.dtype(weight) != "bool":
-        flat_weight = ops.reshape(ops.broadcast_to(weight, ops.shape(y_pred)), (-1,))
+        flat_weight = ops.reshape(ops.broadcast_to(weight, ops.shape(scores)), (-1,))
     counts = bincount(ids, trash + 1, weights=flat_weight)
     return ops.reshape(counts[:trash], (c, nb, 2))
 
