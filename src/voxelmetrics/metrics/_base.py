@@ -168,6 +168,15 @@ class SegmentationMetric(metrics.Metric):
             return False
         return "sigmoid" if self.mode == "multilabel" else "softmax"
 
+    def _working_scores(self, y_pred):
+        """`(y_pred, axis, threshold, from_logits)` for `confusion_counts` at the working
+        threshold: `threshold=None` on exclusive classes means the argmax over classes, given
+        as a one-hot at 0.5 (the one place this rule lives)."""
+        axis = normalize_axis(self.axis, len(static_shape(y_pred)))
+        if self.threshold is None:
+            return argmax_one_hot(y_pred, axis), axis, 0.5, False
+        return y_pred, axis, self.threshold, self.activation
+
     @property
     def names(self) -> list[str]:
         """One name per class: `class_names`, or `class_0`, `class_1`, …"""
@@ -302,10 +311,7 @@ class CountState(SegmentationMetric):
         self._add_total("invalid_total", (num_classes,))
 
     def _update(self, y_true, y_pred, sample_weight, mask) -> None:
-        axis = normalize_axis(self.axis, len(static_shape(y_pred)))
-        threshold, activation = self.threshold, self.activation
-        if threshold is None:
-            y_pred, threshold, activation = argmax_one_hot(y_pred, axis), 0.5, False
+        y_pred, axis, threshold, activation = self._working_scores(y_pred)
         counts, invalid = confusion_counts(
             y_true,
             y_pred,

@@ -11,14 +11,13 @@ from keras import ops
 
 from voxelmetrics.metrics._base import (
     SegmentationMetric,
-    argmax_one_hot,
     check_class_weights,
     check_threshold,
     normalize_average,
     per_class,
 )
 from voxelmetrics.ops import scores
-from voxelmetrics.ops._inputs import normalize_axis, static_shape
+from voxelmetrics.ops._inputs import static_shape
 from voxelmetrics.ops.counting import confusion_counts
 from voxelmetrics.ops.scores import average_scores, safe_ratio
 
@@ -62,10 +61,7 @@ class SamplewiseScore(SegmentationMetric):
         )
 
     def _update(self, y_true, y_pred, sample_weight, mask) -> None:
-        axis = normalize_axis(self.axis, len(static_shape(y_pred)))
-        threshold, activation = self.threshold, self.activation
-        if threshold is None:
-            y_pred, threshold, activation = argmax_one_hot(y_pred, axis), 0.5, False
+        y_pred, axis, threshold, activation = self._working_scores(y_pred)
         volume_weight = None
         if sample_weight is not None and len(static_shape(sample_weight)) == 1:
             volume_weight, sample_weight = ops.cast(sample_weight, "float32")[:, None], None
