@@ -238,8 +238,7 @@ def our_report(y_true, y_pred, thresholds):
     import voxelmetrics as vm
     from voxelmetrics.ops.thresholds import optimal_threshold
 
-    counts = vm.confusion_counts(y_true, y_pred, thresholds)
-    hist = vm.score_histogram(y_true, y_pred, num_bins=NUM_BINS)
+    counts, hist = vm.counts_and_histogram(y_true, y_pred, thresholds, num_bins=NUM_BINS)
     precision, recall, _ = vm.precision_recall_curve(hist)
     best_threshold, best_f1 = optimal_threshold(hist, criterion="f1")
     return {

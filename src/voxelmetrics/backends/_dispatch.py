@@ -1,6 +1,7 @@
 """Backend dispatch for counting (`bincount`), tracing detection and kernel compilation."""
 
 import functools
+import inspect
 from collections.abc import Callable
 
 import keras
@@ -75,18 +76,37 @@ def _torch_bincount(ids, length: int, weights=None):
 _FAST_BINCOUNT = {"torch": _torch_bincount}
 
 
-def compile_kernel(fn: Callable, static_argnames: tuple[str, ...] = ()) -> Callable:
+# Torch runs eager kernels op by op; each op over a whole volume writes a fresh full-size
+# temporary (page-faulted memory on every call). Slabs of about this many scores keep the
+# temporaries small enough to be reused from the allocator and to stay in cache.
+STREAM_ELEMENTS = 1 << 19
+
+
+def compile_kernel(
+    fn: Callable, static_argnames: tuple[str, ...] = (), voxel_args: tuple[str, ...] = ()
+) -> Callable:
     """Compile `fn` for eager callers on the active backend; traced callers run it inline.
 
-    Under JAX this is `jax.jit` (one fused XLA program instead of one dispatch per op);
-    other backends run the `keras.ops` code as it is, op by op.
+    Under JAX this is `jax.jit` (one fused XLA program instead of one dispatch per op).
+    Under torch, a kernel whose results are sums over voxels (counts, histograms) names its
+    voxel-shaped arguments in `voxel_args`; a large eager call then runs slab by slab over
+    one non-class axis (`stream_kernel`) and adds the slabs' results, which keeps every
+    temporary at about `STREAM_ELEMENTS` scores. Other backends run the `keras.ops` code as
+    it is, op by op.
+
+    The kernel must take a keyword `spec` (an `InputSpec`) when `voxel_args` is given: its
+    rank and class axis say how the voxel arguments line up.
     """
     cache: dict[str, Callable] = {}
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         backend = _backend()
-        if backend != "jax" or not all(is_concrete(a) for a in args if a is not None):
+        if not all(is_concrete(a) for a in args if a is not None):
+            return fn(*args, **kwargs)
+        if backend == "torch" and voxel_args:
+            return stream_kernel(fn, args, kwargs, voxel_args)
+        if backend != "jax":
             return fn(*args, **kwargs)
         if backend not in cache:
             import jax
@@ -95,3 +115,76 @@ def compile_kernel(fn: Callable, static_argnames: tuple[str, ...] = ()) -> Calla
         return cache[backend](*args, **kwargs)
 
     return wrapper
+
+
+def stream_kernel(fn: Callable, args: tuple, kwargs: dict, voxel_args: tuple[str, ...]):
+    """Run an additive kernel slab by slab along one voxel axis; return the summed results.
+
+    Args:
+        fn: kernel whose every result is a sum over voxels (so slab results add up).
+        args, kwargs: its arguments; `kwargs["spec"]` describes `y_pred`'s layout.
+        voxel_args: names of the arguments that are laid out on the voxel grid: full rank
+            (the class axis included, or of size 1), or grid-shaped and left-aligned
+            (class axis absent, trailing axes broadcast) like sparse labels and weights.
+
+    The slab axis is the first non-class axis (not the sample axis under `per_sample`) whose
+    slices hold at most `STREAM_ELEMENTS` scores; a call that small already runs whole.
+    """
+    bound = inspect.signature(fn).bind(*args, **kwargs)
+    spec = bound.arguments["spec"]
+    shape = _full_shape(bound.arguments["y_pred"], spec)
+    plan = _slab_plan(shape, spec, bound.arguments.get("per_sample", False))
+    if plan is None:
+        return fn(*args, **kwargs)
+    axis, step = plan
+    whole = {
+        n: ops.convert_to_tensor(bound.arguments[n])
+        for n in voxel_args
+        if bound.arguments[n] is not None
+    }
+    total = None
+    for start in range(0, shape[axis], step):
+        part = bound.arguments.copy()
+        for name, x in whole.items():
+            part[name] = _slab(x, axis, start, step, shape, spec)
+        result = fn(**part)
+        total = result if total is None else _add(total, result)
+    return total
+
+
+def _full_shape(y_pred, spec) -> tuple[int, ...]:
+    shape = tuple(y_pred.shape) if hasattr(y_pred, "shape") else np.shape(y_pred)
+    if len(shape) == spec.ndim:
+        return shape
+    return (*shape[: spec.axis], spec.num_classes, *shape[spec.axis :])
+
+
+def _slab_plan(shape: tuple[int, ...], spec, per_sample: bool) -> tuple[int, int] | None:
+    """(axis, slab length) for a call over more than `STREAM_ELEMENTS` scores, else None."""
+    total = int(np.prod(shape))
+    if total <= STREAM_ELEMENTS:
+        return None
+    for axis, size in enumerate(shape):
+        if axis == spec.axis or (per_sample and axis == 0) or size < 2:
+            continue
+        per_index = total // size
+        if per_index <= STREAM_ELEMENTS:
+            return axis, max(1, STREAM_ELEMENTS // per_index)
+    return None
+
+
+def _slab(x, axis: int, start: int, step: int, shape: tuple[int, ...], spec):
+    """`x[start:start+step]` along full-rank `axis`, wherever `x` spans that axis."""
+    rank = len(ops.shape(x))
+    own = axis if rank == spec.ndim else (axis if axis < spec.axis else axis - 1)
+    if own >= rank or ops.shape(x)[own] != shape[axis]:
+        return x  # broadcast along this axis (size 1 or absent)
+    index = [slice(None)] * rank
+    index[own] = slice(start, start + step)
+    return x[tuple(index)]
+
+
+def _add(total, result):
+    if isinstance(result, tuple | list):
+        return type(result)(_add(a, b) for a, b in zip(total, result, strict=True))
+    return total + result

@@ -17,8 +17,7 @@ from keras import ops
 from voxelmetrics.backends import compile_kernel
 from voxelmetrics.evaluate.readers import InputError, Volume, open_volume, pair_cases
 from voxelmetrics.ops._inputs import InputSpec, check_inputs
-from voxelmetrics.ops.counting import confusion_counts
-from voxelmetrics.ops.histogram import score_histogram
+from voxelmetrics.ops.fused import counts_and_histogram
 
 MB = 2**20
 # Bytes of working memory per score element of a chunk beyond its own buffers (device copies,
@@ -158,20 +157,15 @@ def plan_chunks(pred: Volume, true: Volume, spec: InputSpec, chunk_mb: float) ->
 
 
 def _chunk_kernel(y_true, y_pred, threshold, mask, *, axis, from_logits, ignore_index, num_bins):
-    """Counts, histogram and invalid tally of one chunk: one compiled program under JAX."""
-    counts, bad_counts = confusion_counts(
+    """Counts, histogram and invalid tally of one chunk, from one pass when it can.
+
+    One compiled program under JAX; `counts_and_histogram` reads the counts off the
+    histogram when the thresholds are bin edges.
+    """
+    return counts_and_histogram(
         y_true,
         y_pred,
         threshold,
-        from_logits=from_logits,
-        axis=axis,
-        mask=mask,
-        ignore_index=ignore_index,
-        with_invalid=True,
-    )
-    histogram, bad_bins = score_histogram(
-        y_true,
-        y_pred,
         num_bins,
         from_logits=from_logits,
         axis=axis,
@@ -179,7 +173,6 @@ def _chunk_kernel(y_true, y_pred, threshold, mask, *, axis, from_logits, ignore_
         ignore_index=ignore_index,
         with_invalid=True,
     )
-    return counts, histogram, bad_counts + bad_bins
 
 
 _compiled_chunk = compile_kernel(

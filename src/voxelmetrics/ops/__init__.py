@@ -15,6 +15,7 @@ from voxelmetrics.ops.curves import (
     roc_curve,
 )
 from voxelmetrics.ops.exact import exact_average_precision, exact_precision_recall_curve
+from voxelmetrics.ops.fused import counts_and_histogram
 from voxelmetrics.ops.histogram import bin_index, bin_thresholds, score_histogram
 from voxelmetrics.ops.scores import (
     average_scores,
@@ -39,6 +40,7 @@ __all__ = [
     "bin_index",
     "bin_thresholds",
     "confusion_counts",
+    "counts_and_histogram",
     "counts_from_confusion_matrix",
     "curve_counts",
     "dice",

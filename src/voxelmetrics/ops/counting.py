@@ -107,7 +107,11 @@ def _stack_counts(tp, positives, predicted_positives, n):
     return ops.stack([tp, fp, fn, n - tp - fp - fn], axis=-1)
 
 
-_compiled_counts = compile_kernel(_count_kernel, static_argnames=("spec", "per_sample"))
+_compiled_counts = compile_kernel(
+    _count_kernel,
+    static_argnames=("spec", "per_sample"),
+    voxel_args=("y_true", "y_pred", "sample_weight", "mask"),
+)
 
 
 def confusion_counts(
@@ -218,7 +222,11 @@ def _grid(w, spec: InputSpec):
     return ops.squeeze(grid_to_full(w, spec), spec.axis)
 
 
-_compiled_matrix = compile_kernel(_matrix_kernel, static_argnames=("spec", "scores_given"))
+_compiled_matrix = compile_kernel(
+    _matrix_kernel,
+    static_argnames=("spec", "scores_given"),
+    voxel_args=("labels", "y_pred", "sample_weight", "mask"),
+)
 
 
 def sparse_confusion_matrix(

@@ -144,7 +144,9 @@ def _sorted_histogram(scores, labels, invalid, mask, edges, *, spec: InputSpec, 
 
 
 _compiled_histogram = compile_kernel(
-    _histogram_kernel, static_argnames=("spec", "num_bins", "method")
+    _histogram_kernel,
+    static_argnames=("spec", "num_bins", "method"),
+    voxel_args=("y_true", "y_pred", "sample_weight", "mask"),
 )
 HISTOGRAM_METHODS = ("scatter", "sort")
 
