@@ -258,13 +258,15 @@ def our_exact(y_true, y_pred, thresholds):
     """Counts plus the exact, sort-based PR curves and AP (scikit-learn's definitions)."""
     import voxelmetrics as vm
 
-    precision, recall, scores = vm.exact_precision_recall_curve(y_true, y_pred)
+    precision, recall, scores, ap = vm.exact_precision_recall_curve(
+        y_true, y_pred, with_average_precision=True
+    )
     return {
         "counts": vm.confusion_counts(y_true, y_pred, thresholds),
         "precision_curve": precision,
         "recall_curve": recall,
         "thresholds": scores,
-        "average_precision": vm.exact_average_precision(y_true, y_pred),
+        "average_precision": ap,
     }
 
 
@@ -502,15 +504,29 @@ def compare(backends: dict) -> list[dict]:
             if "seconds" in times.get(peer, {}) and "seconds" in times.get(ours, {}):
                 row["ratios"][backend] = times[peer]["seconds"] / times[ours]["seconds"]
         rows.append(row)
-    floor = {"comparison": "our report / floor (lower is better)", "target": 10.0, "ratios": {}}
+    floors = [
+        {
+            "comparison": f"{label} / floor (lower is better)",
+            "ours": path,
+            "target": target,
+            "ratios": {},
+        }
+        for label, path, target in (
+            ("our report", "ours_report", 10.0),
+            ("our counts", "ours_counts", None),
+        )
+    ]
     scaling = {"comparison": "scaling exponent of our report (N, 4N, 16N)", "ratios": {}}
     for backend, result in backends.items():
         times = result.get("times", {})
-        if "seconds" in times.get("floor", {}) and "seconds" in times.get("ours_report", {}):
-            floor["ratios"][backend] = times["ours_report"]["seconds"] / times["floor"]["seconds"]
+        for floor in floors:
+            if "seconds" in times.get("floor", {}) and "seconds" in times.get(floor["ours"], {}):
+                floor["ratios"][backend] = (
+                    times[floor["ours"]]["seconds"] / times["floor"]["seconds"]
+                )
         if "scaling" in result:
             scaling["ratios"][backend] = result["scaling"]["exponent"]
-    return [*rows, floor, scaling]
+    return [*rows, *floors, scaling]
 
 
 def _verdict(row: dict, value: float) -> str:

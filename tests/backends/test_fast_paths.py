@@ -261,3 +261,17 @@ def test_sorted_histogram_large_counts_are_exact(rng):
     np.testing.assert_array_equal(by_sort, scatter)
     assert by_sort[0, 3].tolist() == [0, n]
     assert ops.convert_to_numpy(ops.sum(by_sort)) == n
+
+
+# ----------------------------------------------------------------------------- run_starts
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 9, 500])
+def test_run_starts_fast_and_generic_equal_numpy(rng, size):
+    keys = np.sort(rng.integers(0, max(size // 3, 1), (3, size)), axis=1).astype(np.int32)
+    if size:
+        keys[1] = keys[1, 0]  # one row is a single run
+    expected = np.stack([np.searchsorted(row, row, side="left") for row in keys]).reshape(3, size)
+    for fn in (_sorting.run_starts, _sorting.generic_run_starts):
+        np.testing.assert_array_equal(to_numpy(fn(keys)), expected)
+        np.testing.assert_array_equal(to_numpy(compiled(fn)(keys)), expected)

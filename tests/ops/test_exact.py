@@ -101,3 +101,47 @@ def test_compiled_exact_average_precision_equals_eager(rng):
     truth, scores = tied_scores(rng, (60, 2))
     traced = compiled(vm.exact_average_precision)(truth, scores)
     np.testing.assert_allclose(to_numpy(traced), sklearn_ap(truth, scores), atol=1e-6)
+
+
+def test_curve_and_average_precision_from_one_sort_equal_the_separate_calls(rng):
+    truth, scores = tied_scores(rng, (120, 3))
+    truth[:, 2] = False  # a class without positives: AP is NaN (zero_division)
+    p, r, t, ap = (
+        to_numpy(x)
+        for x in vm.exact_precision_recall_curve(truth, scores, with_average_precision=True)
+    )
+    alone = [to_numpy(x) for x in vm.exact_precision_recall_curve(truth, scores)]
+    for got, expected in zip((p, r, t), alone, strict=True):
+        np.testing.assert_array_equal(got, expected)
+    np.testing.assert_allclose(ap[:2], sklearn_ap(truth[:, :2], scores[:, :2]), atol=1e-6)
+    assert np.isnan(ap[2])
+
+
+def test_adversarial_scores_sort_exactly(rng):
+    """0.0, -0.0, 1.0, the smallest normal and neighbours of 0.5: ordered as numbers."""
+    pool = np.float32([0.0, -0.0, 1.0, 0.5, np.finfo(np.float32).tiny, 1e-30])
+    pool = np.concatenate([pool, np.nextafter(np.float32([0.5, 1.0]), np.float32(0))])
+    truth = rng.random((300, 2)) < 0.5
+    scores = rng.choice(pool, size=(300, 2)).astype(np.float32)
+    for fn in (vm.exact_average_precision, compiled(vm.exact_average_precision)):
+        np.testing.assert_allclose(
+            to_numpy(fn(truth, scores)), sklearn_ap(truth, scores), atol=1e-6
+        )
+    _, _, thresholds = vm.exact_precision_recall_curve(truth, scores)
+    assert (np.diff(to_numpy(thresholds), axis=1) >= 0).all()
+
+
+def test_masked_voxels_leave_every_curve_point(rng):
+    truth, scores = tied_scores(rng, (100, 2))
+    mask = rng.random(100) < 0.6
+    precision, recall, thresholds = (
+        to_numpy(x) for x in vm.exact_precision_recall_curve(truth, scores, mask=mask)
+    )
+    for c in range(2):
+        distinct, first = np.unique(thresholds[c], return_index=True)
+        expected_p, expected_r, expected_t = precision_recall_curve(truth[mask, c], scores[mask, c])
+        # Masked voxels sit at threshold 0 with no weight; only 0 may be extra.
+        keep = np.isin(distinct, expected_t)
+        np.testing.assert_array_equal(distinct[keep], expected_t)
+        np.testing.assert_allclose(precision[c, first[keep]], expected_p[:-1], atol=1e-6)
+        np.testing.assert_allclose(recall[c, first[keep]], expected_r[:-1], atol=1e-6)

@@ -5,7 +5,12 @@ Everything else in voxelmetrics is written once in `keras.ops`.
 
 from voxelmetrics.backends._counting import count_true
 from voxelmetrics.backends._dispatch import bincount, compile_kernel, is_concrete
-from voxelmetrics.backends._sorting import searchsorted, sort_with_labels, sorted_histogram
+from voxelmetrics.backends._sorting import (
+    run_starts,
+    searchsorted,
+    sort_with_labels,
+    sorted_histogram,
+)
 from voxelmetrics.backends.distributed import all_reduce_metrics, process_split, sharded_totals
 
 __all__ = [
@@ -15,6 +20,7 @@ __all__ = [
     "count_true",
     "is_concrete",
     "process_split",
+    "run_starts",
     "searchsorted",
     "sharded_totals",
     "sort_with_labels",

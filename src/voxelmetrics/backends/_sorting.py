@@ -7,7 +7,7 @@ integers as the counting-sort (`bincount`) path, so each path checks the other.
 
 from keras import ops
 
-from voxelmetrics.backends._dispatch import _backend
+from voxelmetrics.backends._dispatch import _backend, bincount
 
 
 def sort_with_labels(keys, labels):
@@ -78,6 +78,61 @@ def sorted_histogram(scores, positive, counted, edges):
     all_bins = at_or_above - ops.concatenate([at_or_above[:, 1:], zero], axis=-1)
     pos_bins = pos_at_or_above - ops.concatenate([pos_at_or_above[:, 1:], zero], axis=-1)
     return ops.stack([all_bins - pos_bins, pos_bins], axis=-1)
+
+
+def run_starts(sorted_keys):
+    """For each element of the sorted rows `[C, M]`, the index of the first equal element.
+
+    That index is how many elements are strictly smaller: the tie group's start. JAX and
+    torch take a running maximum of the indices where a new value begins; other backends
+    number the runs and prefix-sum their sizes (`generic_run_starts`). Both O(M), with no
+    binary search.
+
+    Example:
+        >>> import numpy as np
+        >>> np.asarray(run_starts(np.int32([[1, 1, 2, 5, 5, 5]]))).tolist()
+        [[0, 0, 2, 3, 3, 3]]
+    """
+    fast = _FAST_RUN_STARTS.get(_backend())
+    return (fast or generic_run_starts)(ops.convert_to_tensor(sorted_keys))
+
+
+def generic_run_starts(sorted_keys):
+    """`run_starts` in O(M) with a bincount: runs are numbered, sized, then prefix-summed."""
+    rows, size = ops.shape(sorted_keys)
+    if size < 2:
+        return ops.zeros((rows, size), "int32")
+    new = ops.cast(ops.not_equal(sorted_keys[:, 1:], sorted_keys[:, :-1]), "int32")
+    run = ops.concatenate([ops.zeros_like(new[:, :1]), ops.cumsum(new, axis=1)], axis=1)
+    offset = ops.expand_dims(ops.arange(rows, dtype="int32") * size, 1)  # row c: bins c*M..
+    sizes = ops.reshape(bincount(ops.reshape(run + offset, (-1,)), rows * size), (rows, size))
+    return ops.take_along_axis(ops.cumsum(sizes, axis=1) - sizes, run, axis=1)
+
+
+def _new_run_index(sorted_keys):
+    """int32 `[C, M]`: the index where a new value begins, else 0."""
+    rows, size = ops.shape(sorted_keys)
+    if size < 2:
+        return ops.zeros((rows, size), "int32")
+    new = ops.not_equal(sorted_keys[:, 1:], sorted_keys[:, :-1])
+    index = ops.arange(1, size, dtype="int32")
+    starts = ops.where(new, ops.expand_dims(index, 0), 0)
+    return ops.concatenate([ops.zeros_like(starts[:, :1]), starts], axis=1)
+
+
+def _jax_run_starts(sorted_keys):
+    import jax
+
+    return jax.lax.cummax(_new_run_index(sorted_keys), axis=1)
+
+
+def _torch_run_starts(sorted_keys):
+    import torch
+
+    return torch.cummax(_new_run_index(sorted_keys), dim=1).values
+
+
+_FAST_RUN_STARTS = {"jax": _jax_run_starts, "torch": _torch_run_starts}
 
 
 def searchsorted(sorted_sequence, values, side: str = "left"):
