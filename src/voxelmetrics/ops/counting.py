@@ -4,6 +4,7 @@ Multi-label (multi-hot truth, one-vs-rest per class) and exclusive classes (spar
 a `C x C` confusion matrix) both reduce to the same `[C, 4]` layout.
 """
 
+import numpy as np
 from keras import ops
 
 from voxelmetrics.backends import bincount, compile_kernel, count_true, is_concrete
@@ -73,17 +74,17 @@ def _count_kernel(y_true, y_pred, threshold, sample_weight, mask, *, spec, per_s
         invalid = ops.logical_not(in_range)
         invalid = invalid if weight is None else ops.logical_and(invalid, weight)
         hit = ops.logical_and(counted, labels)
-        # One packed pass over the volume (backends.count_true) instead of five reductions.
-        tp, positives, predicted_positives, n, invalid = count_true(
-            [
-                ops.logical_and(hit, predicted),
-                hit,
-                ops.logical_and(counted, predicted),
-                counted,
-                invalid,
-            ],
-            axes,
-        )
+        flags = [ops.logical_and(hit, predicted), hit, ops.logical_and(counted, predicted)]
+        voxels = _static_voxels(scores, axes)
+        # One packed pass over the volume (backends.count_true) instead of several
+        # reductions; without a mask the counted voxels are all but the invalid ones.
+        if weight is None and voxels is not None:
+            tp, positives, predicted_positives, invalid = count_true([*flags, invalid], axes)
+            n = voxels - invalid
+        else:
+            tp, positives, predicted_positives, n, invalid = count_true(
+                [*flags, counted, invalid], axes
+            )
         return _stack_counts(tp, positives, predicted_positives, n), invalid
     else:
         counted_weight = ops.where(in_range, weight, 0.0)
@@ -99,6 +100,13 @@ def _count_kernel(y_true, y_pred, threshold, sample_weight, mask, *, spec, per_s
     predicted_positives = total(ops.logical_and(counted, predicted))
     n = total(ops.broadcast_to(counted, ops.shape(scores)))
     return _stack_counts(tp, positives, predicted_positives, n), invalid
+
+
+def _static_voxels(scores, axes: tuple[int, ...]) -> int | None:
+    """Voxels per class over the reduced `axes`, when all of them have a static size."""
+    shape = static_shape(scores)
+    sizes = [shape[a] for a in axes]
+    return None if any(s is None for s in sizes) else int(np.prod(sizes, dtype=np.int64))
 
 
 def _stack_counts(tp, positives, predicted_positives, n):
