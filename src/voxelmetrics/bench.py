@@ -193,13 +193,23 @@ def _spawn(backend: str, argv: list[str]) -> dict:
 
 
 def synthetic_volume(shape: tuple[int, ...], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Multi-hot truth (overlapping labels, prevalence 30%..1%) and noisy float32 scores."""
+    """Multi-hot truth (overlapping labels, prevalence 30%..1%) and noisy float32 scores.
+
+    Filled in slabs of 2**20 voxels, so that generating a large volume adds little to the
+    process' peak memory (the memory benchmark measures each path above it).
+    """
     rng = np.random.default_rng(seed)
     c = shape[-1]
     prevalence = np.geomspace(0.3, 0.01, c).astype(np.float32)
-    y_true = rng.random(shape, dtype=np.float32) < prevalence
-    noise = rng.random(shape, dtype=np.float32)
-    y_pred = np.where(y_true, 0.35 + 0.65 * noise, 0.7 * noise).astype(np.float32)
+    y_true = np.empty(shape, bool)
+    y_pred = np.empty(shape, np.float32)
+    truth_rows, score_rows = y_true.reshape(-1, c), y_pred.reshape(-1, c)
+    for start in range(0, len(truth_rows), 1 << 20):
+        stop = min(start + (1 << 20), len(truth_rows))
+        truth = rng.random((stop - start, c), dtype=np.float32) < prevalence
+        noise = rng.random((stop - start, c), dtype=np.float32)
+        truth_rows[start:stop] = truth
+        score_rows[start:stop] = np.where(truth, 0.35 + 0.65 * noise, 0.7 * noise)
     return y_true, y_pred
 
 
@@ -573,10 +583,10 @@ def format_table(results: dict) -> str:
     if any("memory_mb" in r for r in results["backends"].values()):
         lines += ["", _row(["peak RSS above inputs, MiB", *backends], [28] + [13] * len(backends))]
         for path in paths:
-            cells = []
-            for b in backends:
-                mem = results["backends"][b].get("memory_mb", {}).get(path, {})
-                cells.append(str(mem.get("extra_mb", mem.get("error", "-")))[:12])
+            cells = [
+                _memory_text(results["backends"][b].get("memory_mb", {}).get(path), "-")
+                for b in backends
+            ]
             lines.append(_row([path, *cells], [28] + [13] * len(backends)))
     if any(p.startswith("tm_prc") for p in paths):
         c = shape[-1]
@@ -629,6 +639,15 @@ def format_markdown(results: dict) -> str:
             t = results["backends"][b].get("times", {}).get(path)
             cells.append(_time_text(t, "–"))
         lines.append(f"| {path} | " + " | ".join(cells) + f" | {PATH_NOTES[path]} |")
+    if any("memory_mb" in r for r in results["backends"].values()):
+        lines += ["", "| peak RSS above the inputs (MiB) | " + " | ".join(backends) + " |"]
+        lines.append("|---|" + "---|" * len(backends))
+        for path in paths:
+            cells = [
+                _memory_text(results["backends"][b].get("memory_mb", {}).get(path), "–")
+                for b in backends
+            ]
+            lines.append(f"| {path} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -636,6 +655,12 @@ def _time_text(timing: dict | None, missing: str) -> str:
     if timing is None:
         return missing
     return "error" if "error" in timing else f"{timing['seconds'] * 1e3:.1f}"
+
+
+def _memory_text(memory: dict | None, missing: str) -> str:
+    if memory is None:
+        return missing
+    return "error" if "error" in memory else f"{memory['extra_mb']:.0f}"
 
 
 def _target_text(row: dict, target: float) -> str:

@@ -39,6 +39,11 @@ def test_slab_plan_picks_the_first_axis_whose_slices_fit(monkeypatch):
     assert _dispatch._slab_plan(SHAPE, spec, per_sample=True) == (1, 2)
     monkeypatch.setattr(_dispatch, "STREAM_ELEMENTS", 5000)
     assert _dispatch._slab_plan(SHAPE, spec, per_sample=False) is None
+    # No single slice fits: the axis with the smallest slices, one slice per slab.
+    monkeypatch.setattr(_dispatch, "STREAM_ELEMENTS", 100)
+    assert _dispatch._slab_plan(SHAPE, spec, per_sample=False) == (3, 1)
+    cube = (1, 6, 6, 6, 3)  # equal slices on axes 1-3: the first of them
+    assert _dispatch._slab_plan(cube, spec, per_sample=False) == (1, 1)
 
 
 @pytest.mark.parametrize("per_sample", [False, True])

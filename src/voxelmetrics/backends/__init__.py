@@ -4,7 +4,7 @@ Everything else in voxelmetrics is written once in `keras.ops`.
 """
 
 from voxelmetrics.backends._counting import count_true
-from voxelmetrics.backends._dispatch import bincount, compile_kernel, is_concrete
+from voxelmetrics.backends._dispatch import bincount, compile_kernel, is_concrete, value_range
 from voxelmetrics.backends._sorting import (
     run_starts,
     searchsorted,
@@ -25,4 +25,5 @@ __all__ = [
     "sharded_totals",
     "sort_with_labels",
     "sorted_histogram",
+    "value_range",
 ]

@@ -39,6 +39,32 @@ def is_concrete(x) -> bool:
     return True
 
 
+def value_range(x) -> tuple[float, float]:
+    """`(min, max)` of a concrete array or tensor as Python floats; NaN if any value is NaN.
+
+    Backend tensors are reduced where they live (a GPU volume is not copied to the host);
+    numpy arrays and lists with numpy. Empty input gives `(inf, -inf)`: nothing is out of
+    range. TensorFlow's `reduce_min` may drop NaN, so there NaN is looked for separately.
+
+    Example:
+        >>> value_range(np.float32([0.5, 0.0, 1.0]))
+        (0.0, 1.0)
+    """
+    if isinstance(x, np.ndarray | list | tuple | int | float | bool | np.generic):
+        a = np.asarray(x)
+        if not a.size:
+            return float("inf"), float("-inf")
+        return float(a.min()), float(a.max())
+    if not int(np.prod(ops.shape(x))):
+        return float("inf"), float("-inf")
+    low, high = ops.min(x), ops.max(x)
+    floating = ops.dtype(x).startswith(("float", "bfloat"))
+    tensorflow = _backend() == "tensorflow"
+    if tensorflow and floating and bool(ops.convert_to_numpy(ops.any(ops.isnan(x)))):
+        return float("nan"), float("nan")
+    return float(ops.convert_to_numpy(low)), float(ops.convert_to_numpy(high))
+
+
 def bincount(ids, length: int, weights=None):
     """Count how often each integer in `[0, length)` occurs in the flat `ids`.
 
@@ -160,17 +186,24 @@ def _full_shape(y_pred, spec) -> tuple[int, ...]:
 
 
 def _slab_plan(shape: tuple[int, ...], spec, per_sample: bool) -> tuple[int, int] | None:
-    """(axis, slab length) for a call over more than `STREAM_ELEMENTS` scores, else None."""
+    """(axis, slab length) for a call over more than `STREAM_ELEMENTS` scores, else None.
+
+    The first eligible axis whose single slices fit takes as many of them as fit; when no
+    slice fits (a 1x384^3 volume: 590K scores per slice), the eligible axis with the
+    smallest slices goes one slice at a time.
+    """
     total = int(np.prod(shape))
     if total <= STREAM_ELEMENTS:
         return None
-    for axis, size in enumerate(shape):
-        if axis == spec.axis or (per_sample and axis == 0) or size < 2:
-            continue
-        per_index = total // size
+    eligible = [
+        (total // size, axis)
+        for axis, size in enumerate(shape)
+        if axis != spec.axis and not (per_sample and axis == 0) and size > 1
+    ]
+    for per_index, axis in eligible:
         if per_index <= STREAM_ELEMENTS:
-            return axis, max(1, STREAM_ELEMENTS // per_index)
-    return None
+            return axis, STREAM_ELEMENTS // per_index
+    return (min(eligible)[1], 1) if eligible else None
 
 
 def _slab(x, axis: int, start: int, step: int, shape: tuple[int, ...], spec):

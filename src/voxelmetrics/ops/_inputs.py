@@ -11,7 +11,7 @@ from typing import Literal
 import numpy as np
 from keras import ops
 
-from voxelmetrics.backends import is_concrete
+from voxelmetrics.backends import is_concrete, value_range
 
 Activation = Literal["none", "sigmoid", "softmax"]
 
@@ -158,13 +158,15 @@ def _first_index(flags: np.ndarray) -> tuple:
 
 
 def _check_values(y_true, y_pred, spec: InputSpec, mask) -> None:
-    scores = np.asarray(ops.convert_to_numpy(y_pred))
-    if not _scores_plainly_valid(scores, spec):
-        _diagnose_scores(scores, spec, mask)
-    labels = np.asarray(ops.convert_to_numpy(y_true))
+    """Clear the usual, valid input with a few reductions on the tensors' own device; copy
+    them to the host and find the first bad value only when something is wrong."""
+    if not _scores_plainly_valid(y_pred, spec):
+        _diagnose_scores(np.asarray(ops.convert_to_numpy(y_pred)), spec, mask)
     if spec.sparse:
-        check_sparse_ids(labels, spec.num_classes, spec.ignore_index, "sparse y_true")
-    elif labels.dtype != bool and not _integers_in_unit_range(labels):
+        if not _integers_in_range(y_true, 0, spec.num_classes - 1):
+            check_sparse_ids(y_true, spec.num_classes, spec.ignore_index, "sparse y_true")
+    elif not _integers_in_range(y_true, 0, 1):
+        labels = np.asarray(ops.convert_to_numpy(y_true))
         bad = (labels != 0) & (labels != 1)
         if bad.any():
             raise ValueError(
@@ -173,20 +175,23 @@ def _check_values(y_true, y_pred, spec: InputSpec, mask) -> None:
             )
 
 
-def _scores_plainly_valid(scores: np.ndarray, spec: InputSpec) -> bool:
-    """Two reductions (min and max propagate NaN) clear the usual, valid input at once."""
-    if not scores.size:
-        return True
-    low, high = scores.min(), scores.max()
+def _scores_plainly_valid(scores, spec: InputSpec) -> bool:
+    """No NaN, and probabilities within [0, 1]: one `value_range` of the scores."""
+    low, high = value_range(scores)
     if np.isnan(low) or np.isnan(high):
         return False
     return spec.activation != "none" or (low >= 0 and high <= 1)
 
 
-def _integers_in_unit_range(labels: np.ndarray) -> bool:
-    return np.issubdtype(labels.dtype, np.integer) and (
-        not labels.size or (labels.min() >= 0 and labels.max() <= 1)
-    )
+def _integers_in_range(labels, low: int, high: int) -> bool:
+    """True for bool labels, or integer labels whose values all lie in `[low, high]`."""
+    dtype = str(getattr(labels, "dtype", np.asarray(labels).dtype))
+    if "bool" in dtype:
+        return True
+    if "int" not in dtype:
+        return False
+    least, most = value_range(labels)
+    return low <= least and most <= high
 
 
 def _diagnose_scores(scores: np.ndarray, spec: InputSpec, mask) -> None:
