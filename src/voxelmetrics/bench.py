@@ -5,10 +5,11 @@ imported); inside one worker all paths see the same volume, so the ratios are li
 """
 
 import argparse
+import functools
+import gc
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -422,18 +423,44 @@ def _sklearn_path(y_true, y_pred, c: int) -> Callable:
     return sklearn_report
 
 
-def all_paths(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Callable]:
-    """Every timed path for the active backend, keyed by name (see PATH_NOTES)."""
+OUR_PATHS = (
+    "floor",
+    "ours_report",
+    "ours_counts",
+    "ours_exact",
+    "ours_hist_scatter",
+    "ours_hist_sort",
+)
+
+
+def path_builders(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Callable[[], Callable]]:
+    """For every timed path of the active backend, a function that sets it up (converts the
+    inputs, builds the metrics) and returns it: the worker holds one path's tensors at a
+    time, so a peer's memory is its own and not the sum of every path's copies."""
     import keras
 
     c = y_pred.shape[-1]
-    paths = our_paths(y_true, y_pred)
+    builders = {name: functools.partial(_our_path, y_true, y_pred, name) for name in OUR_PATHS}
     for kind in ("report", "counts", "auc"):
-        paths[f"keras_{kind}"] = _keras_path(y_true, y_pred, c, kind)
+        builders[f"keras_{kind}"] = functools.partial(_keras_path, y_true, y_pred, c, kind)
     if keras.backend.backend() == "torch":
-        paths.update(_torchmetrics_paths(y_true, y_pred, c))
-    paths["sklearn"] = _sklearn_path(y_true, y_pred, c)
-    return paths
+        for name in ("tm_stat_scores", "tm_prc_100", "tm_prc_1000"):
+            builders[name] = functools.partial(_torchmetrics_path, y_true, y_pred, c, name)
+    builders["sklearn"] = functools.partial(_sklearn_path, y_true, y_pred, c)
+    return builders
+
+
+def _our_path(y_true, y_pred, name: str) -> Callable:
+    return our_paths(y_true, y_pred)[name]
+
+
+def _torchmetrics_path(y_true, y_pred, c: int, name: str) -> Callable:
+    return _torchmetrics_paths(y_true, y_pred, c)[name]
+
+
+def all_paths(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Callable]:
+    """Every timed path for the active backend, set up, keyed by name (see PATH_NOTES)."""
+    return {name: build() for name, build in path_builders(y_true, y_pred).items()}
 
 
 def best_time(fn: Callable, repeats: int, budget: float) -> dict:
@@ -449,10 +476,10 @@ def best_time(fn: Callable, repeats: int, budget: float) -> dict:
     return {"seconds": min(times), "first_call_seconds": first, "calls": len(times)}
 
 
-def _timed_or_error(fn: Callable, repeats: int, budget: float) -> dict:
-    """`best_time`, or the error a path raised (out of memory...), shown in the table."""
+def _timed_or_error(build: Callable, repeats: int, budget: float) -> dict:
+    """Set a path up and `best_time` it, or the error it raised (out of memory...)."""
     try:
-        return best_time(fn, repeats, budget)
+        return best_time(build(), repeats, budget)
     except Exception as error:  # reported per path, so that one failure keeps the others
         return {"error": f"{type(error).__name__}: {str(error)[:160]}"}
 
@@ -470,9 +497,10 @@ def worker(request: dict) -> dict:
     y_true, y_pred = synthetic_volume(shape, request["seed"])
     times = {}
     wanted = request.get("paths")
-    for name, fn in all_paths(y_true, y_pred).items():
+    for name, build in path_builders(y_true, y_pred).items():
         if wanted is None or name in wanted:
-            times[name] = _timed_or_error(fn, request["repeats"], request["budget"])
+            times[name] = _timed_or_error(build, request["repeats"], request["budget"])
+            gc.collect()  # the path's tensors go before the next path is set up
     out = {"backend": keras.backend.backend(), "times": times}
     if request["scaling"]:
         shapes = scaling_shapes(shape)
@@ -491,14 +519,35 @@ def worker(request: dict) -> dict:
 
 
 def memory_worker(request: dict) -> dict:
-    """Peak RSS (MiB) of one path's first call, above the process with its inputs loaded."""
+    """Peak RSS (MiB) of one path's second call, above the process just before that call.
+
+    The first call compiles; the peak is then reset (Linux `clear_refs`), so `extra_mb` is
+    what the path itself allocates while it runs, inputs and compiled code excluded.
+    """
     shape = tuple(request["shape"])
     y_true, y_pred = synthetic_volume(shape, request["seed"])
-    fn = all_paths(y_true, y_pred)[request["path"]]
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    fn = path_builders(y_true, y_pred)[request["path"]]()
     fn()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    gc.collect()
+    _reset_peak_rss()
+    before = _rss_kib("VmRSS")
+    fn()
+    after = _rss_kib("VmHWM")
     return {"peak_mb": round(after / 1024, 1), "extra_mb": round((after - before) / 1024, 1)}
+
+
+def _reset_peak_rss() -> None:
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def _rss_kib(field: str) -> int:
+    """VmRSS (now) or VmHWM (peak since the last reset) of this process, in KiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 # ----------------------------------------------------------------------------- report
