@@ -619,7 +619,7 @@ def format_table(results: dict) -> str:
             elif "exponent" in row["comparison"]:
                 cells.append(f"{value:.2f}")
             else:
-                cells.append(f"{value:.1f}x{_verdict(row, value)}")
+                cells.append(_ratio_text(value) + _verdict(row, value))
         lines.append(_row([row["comparison"], target_text, *cells], [46, 8] + [13] * len(backends)))
     lines += ["", _row(["path (best time, ms)", *backends], [20] + [13] * len(backends))]
     paths = dict.fromkeys(p for r in results["backends"].values() for p in r.get("times", {}))
@@ -676,7 +676,7 @@ def format_markdown(results: dict) -> str:
             elif "exponent" in row["comparison"]:
                 cells.append(f"{value:.2f}")
             else:
-                cells.append(f"{value:.1f}x{_verdict(row, value)}")
+                cells.append(_ratio_text(value) + _verdict(row, value))
         target_text = "" if target is None else _target_text(row, target)
         lines.append(f"| {row['comparison']} | {target_text} | " + " | ".join(cells) + " |")
     lines += ["", "| path | " + " | ".join(f"{b} (ms)" for b in backends) + " | what |"]
@@ -704,6 +704,10 @@ def _time_text(timing: dict | None, missing: str) -> str:
     if timing is None:
         return missing
     return "error" if "error" in timing else f"{timing['seconds'] * 1e3:.1f}"
+
+
+def _ratio_text(value: float) -> str:
+    return f"{value:.1f}x" if value >= 0.95 else f"{value:.2g}x"
 
 
 def _memory_text(memory: dict | None, missing: str) -> str:
