@@ -611,31 +611,17 @@ def format_table(results: dict) -> str:
     for row in results["comparisons"]:
         target = row.get("target")
         target_text = "" if target is None else _target_text(row, target)
-        cells = []
-        for b in backends:
-            value = row["ratios"].get(b)
-            if value is None:
-                cells.append("-")
-            elif "exponent" in row["comparison"]:
-                cells.append(f"{value:.2f}")
-            else:
-                cells.append(_ratio_text(value) + _verdict(row, value))
+        cells = _ratio_cells(row, backends, "-")
         lines.append(_row([row["comparison"], target_text, *cells], [46, 8] + [13] * len(backends)))
     lines += ["", _row(["path (best time, ms)", *backends], [20] + [13] * len(backends))]
     paths = dict.fromkeys(p for r in results["backends"].values() for p in r.get("times", {}))
     for path in paths:
-        cells = []
-        for b in backends:
-            t = results["backends"][b].get("times", {}).get(path)
-            cells.append(_time_text(t, "-"))
+        cells = _path_cells(results, "times", path, _time_text, "-")
         lines.append(_row([path, *cells], [20] + [13] * len(backends)) + "  " + PATH_NOTES[path])
     if any("memory_mb" in r for r in results["backends"].values()):
         lines += ["", _row(["peak RSS above inputs, MiB", *backends], [28] + [13] * len(backends))]
         for path in paths:
-            cells = [
-                _memory_text(results["backends"][b].get("memory_mb", {}).get(path), "-")
-                for b in backends
-            ]
+            cells = _path_cells(results, "memory_mb", path, _memory_text, "-")
             lines.append(_row([path, *cells], [28] + [13] * len(backends)))
     if any(p.startswith("tm_prc") for p in paths):
         c = shape[-1]
@@ -668,36 +654,41 @@ def format_markdown(results: dict) -> str:
     ]
     for row in results["comparisons"]:
         target = row.get("target")
-        cells = []
-        for b in backends:
-            value = row["ratios"].get(b)
-            if value is None:
-                cells.append("–")
-            elif "exponent" in row["comparison"]:
-                cells.append(f"{value:.2f}")
-            else:
-                cells.append(_ratio_text(value) + _verdict(row, value))
+        cells = _ratio_cells(row, backends, "–")
         target_text = "" if target is None else _target_text(row, target)
         lines.append(f"| {row['comparison']} | {target_text} | " + " | ".join(cells) + " |")
     lines += ["", "| path | " + " | ".join(f"{b} (ms)" for b in backends) + " | what |"]
     lines.append("|---|" + "---|" * len(backends) + "---|")
     paths = dict.fromkeys(p for r in results["backends"].values() for p in r.get("times", {}))
     for path in paths:
-        cells = []
-        for b in backends:
-            t = results["backends"][b].get("times", {}).get(path)
-            cells.append(_time_text(t, "–"))
+        cells = _path_cells(results, "times", path, _time_text, "–")
         lines.append(f"| {path} | " + " | ".join(cells) + f" | {PATH_NOTES[path]} |")
     if any("memory_mb" in r for r in results["backends"].values()):
         lines += ["", "| peak RSS above the inputs (MiB) | " + " | ".join(backends) + " |"]
         lines.append("|---|" + "---|" * len(backends))
         for path in paths:
-            cells = [
-                _memory_text(results["backends"][b].get("memory_mb", {}).get(path), "–")
-                for b in backends
-            ]
+            cells = _path_cells(results, "memory_mb", path, _memory_text, "–")
             lines.append(f"| {path} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _ratio_cells(row: dict, backends: list[str], missing: str) -> list[str]:
+    """One comparison's cells: the ratio with its verdict, or the scaling exponent."""
+    cells = []
+    for b in backends:
+        value = row["ratios"].get(b)
+        if value is None:
+            cells.append(missing)
+        elif "exponent" in row["comparison"]:
+            cells.append(f"{value:.2f}")
+        else:
+            cells.append(_ratio_text(value) + _verdict(row, value))
+    return cells
+
+
+def _path_cells(results: dict, kind: str, path: str, text: Callable, missing: str) -> list[str]:
+    """One path's `kind` ("times" or "memory_mb") per backend, formatted by `text`."""
+    return [text(r.get(kind, {}).get(path), missing) for r in results["backends"].values()]
 
 
 def _time_text(timing: dict | None, missing: str) -> str:
