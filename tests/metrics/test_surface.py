@@ -63,15 +63,16 @@ def test_mean_over_volumes_matches_monai(rng, name):
     metric.update_state(y[:2], scores[:2])  # two batches: the state sums
     metric.update_state(y[2:], scores[2:])
     logs = {k: float(to_numpy(v)) for k, v in metric.result().items()}
-    assert sorted(logs) == [f"{name}/lesion", f"{name}/organ"]
+    key = metric.name
+    assert sorted(logs) == [f"{key}/lesion", f"{key}/organ"]
     np.testing.assert_allclose(
-        [logs[f"{name}/organ"], logs[f"{name}/lesion"]], monai_mean(expected), rtol=1e-5
+        [logs[f"{key}/organ"], logs[f"{key}/lesion"]], monai_mean(expected), rtol=1e-5
     )
     macro = METRICS[name]()
     macro.update_state(y, scores)
     np.testing.assert_allclose(to_numpy(macro.result()), monai_mean(expected).mean(), rtol=1e-5)
     metric.reset_state()
-    assert np.isnan(to_numpy(metric.result()[f"{name}/organ"]))
+    assert np.isnan(to_numpy(metric.result()[f"{key}/organ"]))
 
 
 def test_volume_weights_and_missed_structure(rng):
