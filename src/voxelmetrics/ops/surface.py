@@ -234,9 +234,13 @@ def _distances_at(features, queries, spacing: Sequence[float]):
     """float32 squared distances from each query voxel to the nearest feature voxel (0 off
     the queries, `+inf` where there is no feature), exact.
 
-    The windows grow through a ladder of radii (4, 16, 64, ... voxels); a radius is kept
-    when every finite query distance is certified by it, so the cost follows the largest
-    query distance, not the volume's extent. Data-dependent, but static shapes: `ops.cond`.
+    The windows grow through a ladder of radii (4, 16, 64, ... voxels, then the whole
+    volume); a rung is kept when it certifies every query (a distance below its `R`, or no
+    feature at all in that volume and class), so the cost follows the largest query
+    distance, not the volume's extent. Data-dependent, but static shapes: `ops.cond`.
+    Windows rather than a lower-envelope scan (Felzenszwalb, Meijster): a scan is
+    sequential along every line, while a window is a few fused slices of narrow integers,
+    and the two boundaries of a segmentation lie close (an outlier costs a wider rung).
     """
     spatial = static_shape(features)[-len(spacing) :]
     step = min(spacing)
@@ -631,7 +635,7 @@ def normalized_surface_dice(
 
     Empty masks (as MONAI): NaN when both boundaries are empty; 0 when exactly one is (no
     boundary voxel lies within any tolerance of an empty boundary).
-    {args}    tolerance: `tau`, a number or one per class, in the spacing's units.
+    {args}        tolerance: `tau`, a number or one per class, in the spacing's units.
 
     >>> import numpy as np
     >>> t = np.zeros((1, 1, 6, 1), bool); t[0, 0, 1] = True
@@ -662,7 +666,7 @@ def surface_metrics(
 
     The same values as `hausdorff_distance(percentile=...)`, `average_surface_distance()`
     and `normalized_surface_dice(tolerance)`, for a third of their cost together.
-    {args}    tolerance: the NSD's tolerance, a number or one per class.
+    {args}        tolerance: the NSD's tolerance, a number or one per class.
 
     Returns:
         `{"hausdorff", "average_surface_distance", "surface_dice"}`, each `[N, C]`.
