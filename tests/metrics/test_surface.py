@@ -133,3 +133,16 @@ def test_inside_fit_and_evaluate(rng):
         per_volume = monai_values(name, y, scores)
         expected = np.nanmean(monai_mean(per_volume))
         np.testing.assert_allclose(logs[key], expected, rtol=1e-4)
+
+
+def test_exclusive_classes_use_the_argmax(rng):
+    """mode="sparse": integer truth, logits; the prediction is the argmax over classes."""
+    from voxelmetrics.ops import average_surface_distance
+
+    labels = rng.integers(0, 3, (2, 6, 7, 5))
+    logits = rng.normal(size=(2, 6, 7, 5, 3)).astype(np.float32)
+    metric = AverageSurfaceDistance(mode="sparse", from_logits=True, average=None)
+    metric.update_state(labels, logits)
+    predicted = np.argmax(logits, -1)
+    per_volume = to_numpy(average_surface_distance(labels, predicted, num_classes=3))
+    np.testing.assert_allclose(to_numpy(metric.result()), np.nanmean(per_volume, 0), rtol=1e-6)
