@@ -146,3 +146,10 @@ def test_exclusive_classes_use_the_argmax(rng):
     predicted = np.argmax(logits, -1)
     per_volume = to_numpy(average_surface_distance(labels, predicted, num_classes=3))
     np.testing.assert_allclose(to_numpy(metric.result()), np.nanmean(per_volume, 0), rtol=1e-6)
+
+
+def test_hausdorff_default_name_says_which_percentile():
+    assert HausdorffDistance().name == "hd95"
+    assert HausdorffDistance(percentile=None).name == "hd"
+    assert HausdorffDistance(percentile=99).name == "hd99"
+    assert HausdorffDistance(percentile=None, name="boundary").name == "boundary"

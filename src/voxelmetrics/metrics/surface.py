@@ -81,7 +81,8 @@ class HausdorffDistance(SurfaceScore):
     """Mean over volumes of the (percentile) Hausdorff distance, per class and averaged.
 
     `percentile=95` (default) gives HD95, None the maximum; `directed=True` measures from
-    the prediction to the truth only. See `SurfaceScore` for the empty-mask rule and the
+    the prediction to the truth only. The default name says which: "hd95", "hd" for the
+    maximum, "hd{p}" for another percentile. See `SurfaceScore` for the empty-mask rule and the
     other arguments, `voxelmetrics.ops.hausdorff_distance` for the definition.
 
     Standalone usage:
@@ -104,9 +105,14 @@ class HausdorffDistance(SurfaceScore):
     ```
     """
 
-    def __init__(self, *, percentile=95, directed: bool = False, name: str = "hd95", **kwargs):
+    def __init__(
+        self, *, percentile=95, directed: bool = False, name: str | None = None, **kwargs
+    ):
+        percentile = surface.check_percentile(percentile)
+        if name is None:
+            name = "hd" if percentile is None else f"hd{percentile:g}"
         super().__init__(name=name, **kwargs)
-        self.percentile = surface.check_percentile(percentile)
+        self.percentile = percentile
         self.directed = directed
 
     def measure(self, y_true, y_pred, threshold, axis: int):
