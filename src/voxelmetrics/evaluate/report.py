@@ -382,7 +382,11 @@ def _check_targets(out: Path, names) -> None:
 
 
 def _move_into_place(staging: Path, out: Path, names) -> None:
-    """Swap every staged file into `out`; on any failure put the previous files back."""
+    """Swap every staged file into `out`, the previous ones set aside in `staging/.previous`.
+
+    On success the previous files are deleted; on any failure they are put back (a file
+    that cannot be put back stays in `.previous`, named in the error).
+    """
     backups = staging / ".previous"
     backups.mkdir()
     done: list[str] = []
@@ -394,12 +398,29 @@ def _move_into_place(staging: Path, out: Path, names) -> None:
             os.replace(staging / name, out / name)
     except BaseException:
         for name in reversed(done):
-            with contextlib.suppress(OSError):
-                if (backups / name).exists():
+            if (backups / name).exists():
+                try:
                     os.replace(backups / name, out / name)
-                else:
+                except OSError as e:
+                    raise OSError(f"{name} could not be put back; it is in {backups}") from e
+            else:
+                with contextlib.suppress(OSError):
                     (out / name).unlink()
         raise
+    for name in done:
+        with contextlib.suppress(OSError):
+            (backups / name).unlink()
+
+
+def _remove_staging(staging: Path) -> None:
+    """Remove the staging directory, unless it keeps a previous file that was not restored."""
+    previous = staging / ".previous"
+    if previous.is_dir() and any(previous.iterdir()):
+        for path in staging.iterdir():
+            if path != previous:
+                path.unlink()
+        return
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_atomically(
@@ -430,7 +451,7 @@ def write_atomically(
             os.chmod(staging / name, mode)
         _move_into_place(staging, out, writers)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        _remove_staging(staging)
     return [out / name for name in writers]
 
 
