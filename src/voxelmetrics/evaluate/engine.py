@@ -167,14 +167,17 @@ def plan_chunks(pred: Volume, true: Volume, spec: InputSpec, chunk_mb: float) ->
 
     The axis is the first voxel axis (not the class axis) whose one-entry slab fits the
     budget, so length-1 axes and a leading class axis are passed over; when none fits,
-    the one with the smallest slab. Per score element a chunk holds its prediction
+    the one with the smallest slab. "First" is in the prediction's storage order: the
+    outermost axis of a C-order array, the last axis of a Fortran-order one (NIfTI), so
+    that a slab is read in long runs. Per score element a chunk holds its prediction
     buffer, its share of the truth buffer, and `KERNEL_BYTES_PER_ELEMENT` of kernel
     temporaries; at least one entry is always read.
     """
     budget = chunk_mb * MB
     sparse_true = len(true.shape) < len(pred.shape)
     candidates = []
-    for axis in (a for a in range(len(pred.shape)) if a != spec.axis):
+    axes = [a for a in range(len(pred.shape)) if a != spec.axis]
+    for axis in reversed(axes) if pred.fortran else axes:
         true_axis = axis - (sparse_true and spec.axis < axis)
         candidates.append((axis, true_axis, _row_bytes(pred, true, axis, true_axis)))
     if not candidates:

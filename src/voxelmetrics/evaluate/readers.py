@@ -54,6 +54,8 @@ class Volume:
             along `axis`; `out` is C-contiguous, of `shape` except on `axis`.
         close: releases what the reads hold (a decompressed temporary); reading again
             after it starts over.
+        fortran: the values are stored in Fortran order (NIfTI, Fortran `.npy`): a slab
+            along the last axes is contiguous there, along the first ones scattered.
     """
 
     path: str
@@ -61,6 +63,7 @@ class Volume:
     dtype: np.dtype
     read_into: Callable[[int, int, np.ndarray, int], None]
     close: Callable[[], None] = lambda: None
+    fortran: bool = False
 
 
 def _slab(axis: int, start: int, stop: int) -> tuple:
@@ -181,7 +184,8 @@ def _array_volume(array: np.ndarray, path: str) -> Volume:
     def read_into(start: int, count: int, out: np.ndarray, axis: int) -> None:
         out[_slab(axis, 0, count)] = array[_slab(axis, start, start + count)]
 
-    return Volume(path, tuple(array.shape), dtype, read_into)
+    fortran = array.flags.f_contiguous and not array.flags.c_contiguous
+    return Volume(path, tuple(array.shape), dtype, read_into, fortran=fortran)
 
 
 def _npy_header(path, stream) -> tuple[tuple[int, ...], bool, np.dtype]:
@@ -259,7 +263,7 @@ def _fortran_npy_volume(path: Path, shape, dtype: np.dtype, offset: int) -> Volu
         out[_slab(axis, 0, count)] = mapped[_slab(axis, start, start + count)]
         del mapped
 
-    return Volume(str(path), shape, _check_dtype(path, dtype), read_into)
+    return Volume(str(path), shape, _check_dtype(path, dtype), read_into, fortran=True)
 
 
 def _npz_volume(path: Path, key: str | None) -> Volume:
@@ -334,7 +338,7 @@ def _nifti(path: Path) -> Volume:
         read_into, close = _proxy_reader(path, image.dataobj), lambda: None
     scaled = not (image.dataobj.slope == 1 and image.dataobj.inter == 0)
     dtype = np.dtype(np.float32) if scaled else disk_dtype
-    return Volume(str(path), shape, _check_dtype(path, dtype), read_into, close)
+    return Volume(str(path), shape, _check_dtype(path, dtype), read_into, close, fortran=True)
 
 
 def _proxy_reader(path, proxy) -> Callable:
