@@ -209,3 +209,13 @@ def test_compressed_inputs_are_decompressed_once(tmp_path, monkeypatch, suffix):
     assert chunks[0] > 4  # re-reading from the start would cost about chunks / 2 passes
     print(f"decompressed {tally[0]} bytes for {y_pred.nbytes + y_true.nbytes} bytes of data")
     assert tally[0] <= 1.25 * (y_pred.nbytes + y_true.nbytes)
+
+
+def test_fortran_ordered_volumes_chunk_along_their_last_voxel_axis():
+    y_true, y_pred, kw = _data("multi-hot")
+    pred = open_volume(np.asfortranarray(y_pred))
+    true = open_volume(np.asfortranarray(y_true))
+    from voxelmetrics.evaluate.engine import case_spec
+
+    plan = plan_chunks(pred, true, case_spec(pred, true, Options(**kw)), TINY_CHUNK_MB)
+    assert pred.fortran and plan.pred_axis == 2 and plan.num_chunks > 1
