@@ -40,7 +40,8 @@ def _positive(kind):
         except ValueError:
             value = None
         if value is None or not math.isfinite(value) or value <= 0:
-            raise argparse.ArgumentTypeError(f"expected a finite {kind.__name__} > 0; got {text!r}")
+            what = "an integer" if kind is int else "a finite number"
+            raise argparse.ArgumentTypeError(f"expected {what} > 0; got {text!r}")
         return value
 
     return parse
@@ -390,7 +391,11 @@ def _evaluate_command(args: argparse.Namespace) -> int:
         from_logits=args.from_logits,
         axis=args.axis,
         num_classes=num_classes or (len(class_names) if class_names else None),
-        num_classes_from="--num-classes" if num_classes else "--class-names",
+        num_classes_from=(
+            f"--num-classes {num_classes}"
+            if num_classes
+            else f"--class-names ({len(class_names or ())} names)"
+        ),
         ignore_index=args.ignore_index,
         chunk_mb=args.chunk_mb,
         pred_key=args.pred_key,

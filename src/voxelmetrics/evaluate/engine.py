@@ -58,7 +58,7 @@ class Options:
             them), one reader thread per device; each case stays on one device and the
             totals are summed on the host. Memory grows to one chunk budget per device.
         num_classes_from: what to call `num_classes` in messages (the CLI names the option
-            it came from, `--num-classes` or `--class-names`).
+            it came from, `--num-classes 3` or `--class-names (3 names)`).
     """
 
     threshold: float | tuple[float, ...] = 0.5
@@ -444,7 +444,7 @@ def threshold_vector(threshold, num_classes: int, num_classes_from: str) -> np.n
 def _expected_classes(options: Options, spec: InputSpec, first: Volume) -> tuple[int, str]:
     """The class count every case must have, and where it came from (for messages)."""
     if options.num_classes:
-        return options.num_classes, f"{options.num_classes_from}={options.num_classes}"
+        return options.num_classes, options.num_classes_from
     if np.ndim(options.threshold) and len(options.threshold) > 1:
         return len(options.threshold), f"threshold (--threshold), {len(options.threshold)} values"
     return spec.num_classes, f"the first case, {first.path}"
