@@ -219,3 +219,9 @@ def test_fortran_ordered_volumes_chunk_along_their_last_voxel_axis():
 
     plan = plan_chunks(pred, true, case_spec(pred, true, Options(**kw)), TINY_CHUNK_MB)
     assert pred.fortran and plan.pred_axis == 2 and plan.num_chunks > 1
+
+
+@pytest.mark.parametrize("shape", [(0, 4, 3), (5, 4, 0)])
+def test_zero_size_arrays_are_refused_clearly(shape):
+    with pytest.raises(InputError, match="no voxels"):
+        evaluate(np.zeros(shape, np.float32), np.zeros(shape, np.uint8))

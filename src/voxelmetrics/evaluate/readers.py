@@ -109,7 +109,7 @@ def open_volume(source, *, key: str | None = None) -> Volume:
         [[2.0, 3.0], [4.0, 5.0]]
     """
     if isinstance(source, np.ndarray):
-        return _array_volume(source, "<array>")
+        return _check_not_empty(_array_volume(source, "<array>"))
     path = Path(source)
     if path.is_dir():
         raise InputError(path, "is a directory; expected a volume file.")
@@ -317,7 +317,7 @@ def _nifti(path: Path) -> Volume:
         disk_dtype = np.dtype(image.get_data_dtype())
         data_offset = int(image.header.get_data_offset())
     except OSError:
-        raise
+        raise  # unreadable (permissions): open_volume says so
     except Exception as e:  # nibabel raises many exception types for a bad header
         problem = f"is not a readable NIfTI image: truncated or corrupt ({type(e).__name__}: {e})."
         raise InputError(path, problem) from None
