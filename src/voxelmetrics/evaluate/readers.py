@@ -10,6 +10,7 @@ in the file size, and the stream's CRC and length are verified on the way.
 
 import contextlib
 import dataclasses
+import errno
 import gzip
 import os
 import shutil
@@ -142,6 +143,19 @@ def _check_inflatable(path, claimed: int, compressed: int) -> None:
         )
 
 
+def _spill_problem(error: Exception) -> str:
+    """What went wrong while decompressing: no room for the temporary, a read error, or
+    (anything without an errno: a CRC, length or stream error) a corrupt file."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return (
+            f"cannot be decompressed into a temporary file ({error.strerror}); point TMPDIR "
+            f"to a disk with room for the uncompressed volume."
+        )
+    if isinstance(error, OSError) and error.errno is not None:
+        return f"cannot be read ({error.strerror})."
+    return f"is corrupt or truncated ({error})."
+
+
 def _spilled(path, open_stream: Callable, read_file: Callable) -> tuple[Callable, Callable]:
     """`(read_into, close)` of a compressed volume, decompressed once on its first read.
 
@@ -159,7 +173,7 @@ def _spilled(path, open_stream: Callable, read_file: Callable) -> tuple[Callable
                     shutil.copyfileobj(stream, tmp, COPY_BYTES)
             except (EOFError, OSError, ValueError, zipfile.BadZipFile, zlib.error) as e:
                 tmp.close()
-                raise InputError(path, f"is corrupt or truncated ({e}).") from None
+                raise InputError(path, _spill_problem(e)) from None
             spill.append(tmp)
         read_file(spill[0], start, count, out, axis)
 
