@@ -269,7 +269,13 @@ class _Signals:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"voxelmetrics: warning: {message}", file=sys.stderr)
+    """Input warnings as one `voxelmetrics: warning:` line; others as Python shows them."""
+    from voxelmetrics.evaluate.readers import InputWarning
+
+    if issubclass(category, InputWarning):
+        print(f"voxelmetrics: warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 def run_evaluation(
