@@ -10,13 +10,9 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
-from voxelmetrics.metrics._base import (
-    CountState,
-    check_class_weights,
-    normalize_average,
-    per_class,
-)
+from voxelmetrics.metrics._base import CountState, per_class
 from voxelmetrics.ops import scores
+from voxelmetrics.ops._options import check_class_weights, normalize_average
 
 SCORES = {
     "recall": scores.recall,

@@ -104,8 +104,11 @@ def _split(counts):
     return counts[..., 0], counts[..., 1], counts[..., 2], counts[..., 3]
 
 
-def _per_class_or_micro(score_fn, histogram, average, class_weights, zero_division):
-    """Apply a per-class histogram score and combine classes as `average` says."""
+def average_histogram_score(score_fn, histogram, average, class_weights, zero_division):
+    """Apply a per-class histogram score `score_fn(histogram, zero_division)` and combine
+    classes as `average` says: "micro" scores the pooled histogram, the others average the
+    per-class values by `average_scores` with the positives as support. The one curve
+    averaging rule, of the ops and the metrics alike."""
     check_average(average, class_weights)
     zero_division_value(zero_division)
     if average == "micro":
@@ -155,7 +158,9 @@ def average_precision(
         >>> round(float(average_precision(h)[0]), 4)   # (2 * 1.0 + 1 * 0.75) / 3
         0.9167
     """
-    return _per_class_or_micro(_average_precision, histogram, average, class_weights, zero_division)
+    return average_histogram_score(
+        _average_precision, histogram, average, class_weights, zero_division
+    )
 
 
 def _roc_auc(histogram, zero_division):
@@ -195,7 +200,7 @@ def roc_auc(
         >>> round(float(roc_auc(h)[0]), 4)
         0.9583
     """
-    return _per_class_or_micro(_roc_auc, histogram, average, class_weights, zero_division)
+    return average_histogram_score(_roc_auc, histogram, average, class_weights, zero_division)
 
 
 def _pr_auc(histogram, zero_division):
@@ -245,4 +250,4 @@ def pr_auc(
         >>> round(float(pr_auc(h)[0]), 4)
         0.9489
     """
-    return _per_class_or_micro(_pr_auc, histogram, average, class_weights, zero_division)
+    return average_histogram_score(_pr_auc, histogram, average, class_weights, zero_division)
