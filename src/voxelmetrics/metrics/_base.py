@@ -313,10 +313,11 @@ def documented(shared_args: str):
     return decorate
 
 
-def arguments(init_locals: dict) -> dict:
-    """An `__init__`'s arguments as keywords, from its `locals()`: how the explicit metric
-    classes pass their real signature on to the state bases."""
-    return {k: v for k, v in init_locals.items() if k not in ("self", "__class__")}
+def arguments(init_locals: dict, *exclude: str, **override) -> dict:
+    """An `__init__`'s arguments as keywords, from its `locals()`, less `exclude` and with
+    `override`: how the explicit metric classes pass their real signature to the bases."""
+    dropped = {"self", "__class__", *exclude}
+    return {**{k: v for k, v in init_locals.items() if k not in dropped}, **override}
 
 
 def per_class(values, prefix: str, names: Sequence[str]) -> dict:

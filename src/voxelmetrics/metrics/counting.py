@@ -71,16 +71,7 @@ class ScoreMetric(CountState):
         dtype=None,
     ):
         super().__init__(
-            threshold=threshold,
-            zero_division=zero_division,
-            mode=mode,
-            from_logits=from_logits,
-            axis=axis,
-            num_classes=num_classes,
-            class_names=class_names,
-            ignore_index=ignore_index,
-            name=name or self.default_name,
-            dtype=dtype,
+            **arguments(locals(), "average", "class_weights", name=name or self.default_name)
         )
         self.average = normalize_average(average)
         self.class_weights = check_class_weights(class_weights, average, self.num_classes)
@@ -131,7 +122,6 @@ class Recall(ScoreMetric):
     """
 
     score = staticmethod(scores.recall)
-
     default_name = "recall"
 
 
@@ -158,7 +148,6 @@ class Precision(ScoreMetric):
     """
 
     score = staticmethod(scores.precision)
-
     default_name = "precision"
 
 
@@ -185,7 +174,6 @@ class Specificity(ScoreMetric):
     """
 
     score = staticmethod(scores.specificity)
-
     default_name = "specificity"
 
 
@@ -212,7 +200,6 @@ class Dice(ScoreMetric):
     """
 
     score = staticmethod(scores.dice)
-
     default_name = "dice"
 
 
@@ -239,7 +226,6 @@ class IoU(ScoreMetric):
     """
 
     score = staticmethod(scores.iou)
-
     default_name = "iou"
 
 
@@ -289,7 +275,7 @@ class FBetaScore(ScoreMetric):
         dtype=None,
     ):
         beta = check_number("beta", beta, positive=True)
-        super().__init__(**{k: v for k, v in arguments(locals()).items() if k != "beta"})
+        super().__init__(**arguments(locals(), "beta"))
         self.beta = beta
 
     def _score_kwargs(self) -> dict:

@@ -61,16 +61,7 @@ class CurveMetric(HistogramState):
         dtype=None,
     ):
         super().__init__(
-            num_bins=num_bins,
-            zero_division=zero_division,
-            mode=mode,
-            from_logits=from_logits,
-            axis=axis,
-            num_classes=num_classes,
-            class_names=class_names,
-            ignore_index=ignore_index,
-            name=name or self.default_name,
-            dtype=dtype,
+            **arguments(locals(), "average", "class_weights", name=name or self.default_name)
         )
         self.average = normalize_average(average)
         self.class_weights = check_class_weights(class_weights, average, self.num_classes)
@@ -369,16 +360,15 @@ class OptimalThreshold(HistogramState):
         name: str = "optimal_threshold",
         dtype=None,
     ):
-        options = arguments(locals())
         self._criterion = Criterion.of(
             criterion,
-            **{
-                k: options.pop(k)
-                for k in ("beta", "min_precision", "min_recall", "cost_fp", "cost_fn")
-            },
+            beta=beta,
+            min_precision=min_precision,
+            min_recall=min_recall,
+            cost_fp=cost_fp,
+            cost_fn=cost_fn,
         )
-        del options["criterion"]
-        super().__init__(**options)
+        super().__init__(**arguments(locals(), "criterion", *self._criterion.keywords))
 
     @property
     def _keys(self) -> tuple[str, str]:

@@ -10,6 +10,7 @@ from keras import ops
 
 from voxelmetrics.metrics._base import (
     SegmentationMetric,
+    arguments,
     documented,
     per_class,
     working_threshold,
@@ -55,15 +56,9 @@ class SamplewiseScore(SegmentationMetric):
         dtype=None,
     ):
         super().__init__(
-            zero_division=zero_division,
-            mode=mode,
-            from_logits=from_logits,
-            axis=axis,
-            num_classes=num_classes,
-            class_names=class_names,
-            ignore_index=ignore_index,
-            name=name or self.default_name,
-            dtype=dtype,
+            **arguments(
+                locals(), "threshold", "average", "class_weights", name=name or self.default_name
+            )
         )
         self.threshold = working_threshold(threshold, self.num_classes, self.mode)
         self.average = normalize_average(average)
@@ -159,7 +154,6 @@ class SamplewiseDice(SamplewiseScore):
     """
 
     score = staticmethod(scores.dice)
-
     default_name = "samplewise_dice"
 
 
@@ -186,7 +180,6 @@ class SamplewiseIoU(SamplewiseScore):
     """
 
     score = staticmethod(scores.iou)
-
     default_name = "samplewise_iou"
 
 
@@ -213,5 +206,4 @@ class SamplewiseRecall(SamplewiseScore):
     """
 
     score = staticmethod(scores.recall)
-
     default_name = "samplewise_recall"

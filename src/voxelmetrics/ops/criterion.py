@@ -86,6 +86,8 @@ class Criterion:
             if self.cost_fp + self.cost_fn == 0:
                 raise ValueError("cost_fp and cost_fn must not both be 0.")
 
+    keywords = tuple(_DEFAULTS)  # every option's keyword, whichever criterion takes it
+
     @property
     def options(self) -> dict:
         """The options this criterion takes, as keywords (e.g. `{"min_precision": 0.8}`)."""
