@@ -131,6 +131,7 @@ def gradient(loss, y, x):
         losses.SoftDiceLoss(per_sample=False, smooth=1e-6),
         losses.TverskyLoss(0.3, 0.7),
         losses.FocalTverskyLoss(),
+        losses.SoftJaccardLoss(),
         losses.WeightedBinaryCrossentropy("balanced"),
     ],
 )
@@ -179,3 +180,23 @@ def test_old_balanced_spelling_warns_and_means_the_same(rng):
     new = losses.WeightedBinaryCrossentropy("balanced")
     assert old.get_config() == new.get_config()
     np.testing.assert_array_equal(to_numpy(old(y, p)), to_numpy(new(y, p)))
+
+
+@pytest.mark.parametrize("per_sample", [True, False])
+def test_soft_jaccard_equals_monai_jaccard_dice_loss(rng, per_sample):
+    import torch
+    from monai.losses import DiceLoss
+
+    y, p = data(rng)
+    smooth = 1e-5
+    monai = DiceLoss(jaccard=True, smooth_nr=2 * smooth, smooth_dr=2 * smooth, batch=not per_sample)
+    # MONAI is channels-first: [B, C, spatial...].
+    expected = monai(
+        torch.from_numpy(np.moveaxis(p, -1, 1).astype(np.float64)),
+        torch.from_numpy(np.moveaxis(y, -1, 1).astype(np.float64)),
+    ).item()
+    loss = losses.SoftJaccardLoss(per_sample=per_sample, smooth=smooth)
+    np.testing.assert_allclose(to_numpy(loss(y, p)), expected, rtol=1e-5)
+    np.testing.assert_allclose(
+        to_numpy(loss(y, p)), reference_tversky(y, p, 1.0, 1.0, per_sample), rtol=1e-5
+    )

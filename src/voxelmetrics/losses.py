@@ -193,6 +193,35 @@ class SoftDiceLoss(_SoftOverlapLoss):
 
 
 @_register
+class SoftJaccardLoss(_SoftOverlapLoss):
+    __doc__ = rf"""Soft Jaccard (IoU) loss $1 - (tp_c + s) / (tp_c + fp_c + fn_c + s)$, averaged
+    over classes: the Tversky loss at $\alpha = \beta = 1$. MONAI's
+    `DiceLoss(jaccard=True)` with `smooth_nr = smooth_dr = 2 s`.
+{_SHARED_ARGS}
+    Standalone usage:
+
+    >>> import numpy as np
+    >>> from voxelmetrics.losses import SoftJaccardLoss
+    >>> y_true = np.array([[[1, 0], [1, 0], [0, 0]]], "float32")
+    >>> y_pred = np.array([[[.9, .1], [.6, .2], [.2, .1]]], "float32")
+    >>> round(float(SoftJaccardLoss()(y_true, y_pred)), 3)
+    0.659
+
+    Usage with `compile()` API:
+
+    ```python
+    model.compile(optimizer="adam", loss=SoftJaccardLoss(from_logits=True))
+    ```
+    """
+
+    def __init__(self, *, name: str = "soft_jaccard_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def _index_loss(self, tp, fp, fn):
+        return 1.0 - _tversky_index(tp, fp, fn, 1.0, 1.0, self.smooth)
+
+
+@_register
 class FocalTverskyLoss(TverskyLoss):
     __doc__ = rf"""Focal Tversky loss $(1 - TI_c)^\gamma$, averaged over classes.
 
