@@ -29,7 +29,9 @@ class SamplewiseScore(SegmentationMetric):
     Empty-class policy (DESIGN.md): a volume where the score of class c is 0 / 0 (for Dice
     and IoU: no truth and no prediction; for recall: no truth) gets `zero_division`: with
     "nan" (default) it is left out of that class's mean; with 0 or 1 it counts as that
-    value. "Empty truth but false positives" is not 0 / 0 for Dice and IoU: it scores 0.
+    value. "Empty truth but false positives" is not 0 / 0 for Dice and IoU: it scores 0,
+    unless `ignore_empty=True`: then every volume without truth of class c is left out of
+    class c's mean, whatever was predicted (MONAI's `DiceMetric(ignore_empty=True)`).
 
     `sample_weight` of shape `[B]` weighs volumes in the mean; a weight over the voxel grid
     weighs voxels within each volume's counts instead.
@@ -46,6 +48,7 @@ class SamplewiseScore(SegmentationMetric):
         average="macro",
         class_weights=None,
         zero_division="nan",
+        ignore_empty: bool = False,
         mode: str = "multilabel",
         from_logits: bool = False,
         axis: int = -1,
@@ -57,9 +60,17 @@ class SamplewiseScore(SegmentationMetric):
     ):
         super().__init__(
             **arguments(
-                locals(), "threshold", "average", "class_weights", name=name or self.default_name
+                locals(),
+                "threshold",
+                "average",
+                "class_weights",
+                "ignore_empty",
+                name=name or self.default_name,
             )
         )
+        if not isinstance(ignore_empty, bool):
+            raise ValueError(f"ignore_empty must be True or False; received {ignore_empty!r}.")
+        self.ignore_empty = ignore_empty
         self.threshold = working_threshold(threshold, self.num_classes, self.mode)
         self.average = normalize_average(average)
         if self.average == "micro":
@@ -97,6 +108,8 @@ class SamplewiseScore(SegmentationMetric):
         )
         values = type(self).score(counts, zero_division=self.zero_division)
         defined = ops.logical_not(ops.isnan(values))
+        if self.ignore_empty:  # MONAI's rule: a volume without truth of class c is skipped
+            defined = ops.logical_and(defined, ops.greater(counts[..., 0] + counts[..., 2], 0))
         weight = ops.cast(defined, "float32")
         if volume_weight is not None:
             weight = weight * volume_weight
@@ -116,7 +129,10 @@ class SamplewiseScore(SegmentationMetric):
     def get_config(self):
         config = super().get_config()
         config.update(
-            threshold=self.threshold, average=self.average, class_weights=self.class_weights
+            threshold=self.threshold,
+            average=self.average,
+            class_weights=self.class_weights,
+            ignore_empty=self.ignore_empty,
         )
         return config
 
