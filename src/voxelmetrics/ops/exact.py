@@ -7,7 +7,13 @@ For small data and for checking the binned results, not for the training loop.
 from keras import ops
 
 from voxelmetrics.backends import compile_kernel, run_starts
-from voxelmetrics.ops._inputs import InputSpec, check_inputs, prepare, to_probabilities
+from voxelmetrics.ops._inputs import (
+    InputSpec,
+    check_inputs,
+    prepare,
+    scores_and_invalid,
+    to_probabilities,
+)
 from voxelmetrics.ops._options import check_average
 from voxelmetrics.ops.scores import Average, ZeroDivision, average_scores, safe_ratio
 
@@ -19,10 +25,8 @@ def _class_rows(x, spec: InputSpec):
 
 def _exact_kernel(y_true, y_pred, sample_weight, mask, *, spec: InputSpec):
     labels, weight, bad_label = prepare(y_true, sample_weight, mask, spec)
-    scores = to_probabilities(y_pred, spec)
-    valid = ops.logical_and(ops.greater_equal(scores, 0.0), ops.less_equal(scores, 1.0))
-    if bad_label is not None:
-        valid = ops.logical_and(valid, ops.logical_not(bad_label))
+    scores, invalid = scores_and_invalid(y_pred, spec, bad_label)
+    valid = ops.logical_not(invalid)
     if weight is None or ops.dtype(weight) == "bool":
         counted = valid if weight is None else ops.logical_and(valid, weight)
         s, pos, first, predicted = _sorted_counts(scores, labels, counted, spec)
