@@ -1,6 +1,9 @@
 """voxelmetrics: exact, fused, in-graph segmentation metrics and thresholds for Keras 3.
 
-Runs on JAX unless the user chose another Keras backend (KERAS_BACKEND or keras.json).
+Importing voxelmetrics sets `KERAS_BACKEND=jax` when neither the environment variable nor
+a keras.json edited by the user names a backend; it never overrides a choice. Keras reads
+the backend once, on its first import: import voxelmetrics before keras (or set
+KERAS_BACKEND yourself) for this default to apply.
 """
 
 from voxelmetrics._backend_default import ensure_default_backend
