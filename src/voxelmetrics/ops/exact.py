@@ -82,7 +82,12 @@ _compiled_exact = compile_kernel(_exact_kernel, static_argnames=("spec",))
 
 
 def _exact(y_true, y_pred, from_logits, axis, sample_weight, mask, ignore_index):
-    spec = check_inputs(
+    spec = _spec(y_true, y_pred, from_logits, axis, sample_weight, mask, ignore_index)
+    return _compiled_exact(y_true, y_pred, sample_weight, mask, spec=spec)
+
+
+def _spec(y_true, y_pred, from_logits, axis, sample_weight, mask, ignore_index):
+    return check_inputs(
         y_true,
         y_pred,
         axis=axis,
@@ -91,21 +96,12 @@ def _exact(y_true, y_pred, from_logits, axis, sample_weight, mask, ignore_index)
         mask=mask,
         ignore_index=ignore_index,
     )
-    return _compiled_exact(y_true, y_pred, sample_weight, mask, spec=spec)
 
 
 def _pooled(y_true, y_pred, from_logits, axis, sample_weight, mask, ignore_index):
     """`(labels, scores, sample_weight, mask)` of one class `[N * C, 1]`: every (voxel,
     class) pair a binary sample, probabilities already applied, weights repeated per class."""
-    spec = check_inputs(
-        y_true,
-        y_pred,
-        axis=axis,
-        from_logits=from_logits,
-        sample_weight=sample_weight,
-        mask=mask,
-        ignore_index=ignore_index,
-    )
+    spec = _spec(y_true, y_pred, from_logits, axis, sample_weight, mask, ignore_index)
     labels, weight, bad_label = prepare(y_true, sample_weight, mask, spec)
     scores = to_probabilities(y_pred, spec)
     shape = ops.shape(scores)
