@@ -1,10 +1,13 @@
 """model.compile with a SegmentationReport, a curve metric and a Tversky loss (README)."""
 
-import keras
 import numpy as np
 
-from voxelmetrics.losses import TverskyLoss
+from voxelmetrics.losses import TverskyLoss  # first: it picks JAX unless you chose a backend
 from voxelmetrics.metrics import AveragePrecision, SegmentationReport
+
+import keras  # isort: skip
+
+print("backend", keras.backend.backend())
 
 # 8 synthetic volumes (16^3, one channel) with two overlapping labels: a lesion inside an organ.
 rng = np.random.default_rng(0)

@@ -4,6 +4,10 @@ import numpy as np
 
 import voxelmetrics as vm
 
+import keras  # isort: skip  (after voxelmetrics, which picks JAX unless you chose a backend)
+
+print("backend", keras.backend.backend())
+
 rng = np.random.default_rng(0)
 field = rng.normal(size=(2, 32, 32, 32, 3)).astype("float32")
 y_true = (field > np.float32([0.5, 1.0, 2.3])).astype("uint8")  # class 2 is rare (~1 %)

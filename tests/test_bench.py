@@ -48,7 +48,8 @@ def test_table_lists_every_comparison(results):
     table = bench.format_table(full)
     assert "Keras AUC+F1+P/R(class_id) / our report" in table
     assert "our report / floor" in table
-    assert BACKEND in table.splitlines()[2]
+    header = next(line for line in table.splitlines() if line.startswith("comparison"))
+    assert BACKEND in header
     markdown = bench.format_markdown(full)
     assert f"| comparison | target | {BACKEND} |" in markdown
     json.dumps(full)  # what --json prints
@@ -88,3 +89,37 @@ def test_scaling_helpers():
 def test_unknown_backend_is_refused():
     with pytest.raises(SystemExit, match="unknown backend"):
         bench.run(_args("--backends", "mxnet"))
+
+
+def _fake_results(shape: list[int]) -> dict:
+    times = {"floor": {"seconds": 0.001}, "ours_report": {"seconds": 0.0125}}
+    full = {"machine": bench.machine(), "shape": shape, "backends": {"jax": {"times": times}}}
+    full["comparisons"] = bench.compare(full["backends"])
+    return full
+
+
+def test_small_volumes_get_no_verdicts_and_an_honest_size():
+    small = _fake_results([1, 16, 16, 16, 4])
+    for text in (bench.format_table(small), bench.format_markdown(small)):
+        assert "16,384 scores" in text and "0.0M" not in text
+        assert "no verdicts" in text
+        assert " MISS" not in text and " ok" not in text
+    large = _fake_results([2, 128, 128, 128, 4])
+    table = bench.format_table(large)
+    assert "16.8M scores" in table and "no verdicts" not in table
+    assert "12.5x MISS" in table  # report / floor, target <= 10x
+
+
+def test_table_columns_are_aligned():
+    lines = bench.format_table(_fake_results([1, 16, 16, 16, 4])).splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("path (best time"))
+    column = lines[header].index("jax")
+    for line in lines[header + 1 : header + 3]:
+        assert line[column - 2 : column] == "  " and line[column] != " ", line
+
+
+def test_workers_report_progress_as_they_go(capfd):
+    request = {"shape": [1, 4, 4, 4, 2], "repeats": 1, "budget": 30.0, "scaling": False, "seed": 0}
+    out = bench._spawn(BACKEND, ["--worker", json.dumps({**request, "paths": ["floor"]})])
+    assert set(out["times"]) == {"floor"}
+    assert f"{BACKEND}: timing floor" in capfd.readouterr().err

@@ -4,7 +4,7 @@ The notebook asserts its own numbers against scikit-learn, so executing it witho
 is the test. It runs in a fresh kernel (a subprocess of this interpreter) with
 KERAS_BACKEND=jax, the backend the notebook documents, whatever backend this pytest process
 runs. The suite runs once per backend (scripts/test.sh); the notebook runs in the JAX run
-only, so once per suite. About a minute on two CPU cores.
+only, so once per suite. About a minute on two CPU cores. It must leave no temporary files.
 """
 
 import os
@@ -42,6 +42,8 @@ def test_notebook_is_committed_without_outputs():
     reason="the notebook runs under JAX in its own kernel; executed in the jax run only",
 )
 def test_notebook_executes(tmp_path):
+    temp = tmp_path / "tmp"
+    temp.mkdir()
     nb = nbformat.read(NOTEBOOK, as_version=4)
     client = NotebookClient(
         nb,
@@ -50,4 +52,5 @@ def test_notebook_executes(tmp_path):
         resources={"metadata": {"path": str(tmp_path)}},
     )
     # Raises CellExecutionError, with the failing cell and its traceback, on any error.
-    client.execute(env={**os.environ, "KERAS_BACKEND": "jax"})
+    client.execute(env={**os.environ, "KERAS_BACKEND": "jax", "TMPDIR": str(temp)})
+    assert not list(temp.iterdir()), "the notebook left temporary files behind"

@@ -4,27 +4,58 @@ Importing voxelmetrics sets `KERAS_BACKEND=jax` when neither the environment var
 a keras.json edited by the user names a backend; it never overrides a choice. Keras reads
 the backend once, on its first import: import voxelmetrics before keras (or set
 KERAS_BACKEND yourself) for this default to apply.
+Importing the package imports Keras and registers the metrics, losses and calibration
+layers for `.keras` loading; started as the `voxelmetrics` command, it defers that to the
+first use, so that `voxelmetrics --help` imports no Keras, JAX or TensorFlow.
 """
+
+import importlib
+import os
+import sys
 
 from voxelmetrics._backend_default import ensure_default_backend
 
 ensure_default_backend()
 
-from voxelmetrics import calibration, losses, metrics  # noqa: E402
-from voxelmetrics.calibration import ApplyThresholds, ThresholdCalibration  # noqa: E402
-from voxelmetrics.metrics import *  # noqa: E402, F403
-from voxelmetrics.metrics import __all__ as _metrics_all  # noqa: E402
-from voxelmetrics.ops import *  # noqa: E402, F403
-from voxelmetrics.ops import __all__ as _ops_all  # noqa: E402
-
 __version__ = "0.1.0"
-__all__ = [
-    *_ops_all,
-    *_metrics_all,
-    "ApplyThresholds",
-    "ThresholdCalibration",
-    "__version__",
-    "calibration",
-    "losses",
-    "metrics",
-]
+
+
+def _exports() -> dict:
+    """The public names, from the Keras-facing modules (imported here, once)."""
+    calibration, losses, metrics, ops = (
+        importlib.import_module(f"voxelmetrics.{m}")
+        for m in ("calibration", "losses", "metrics", "ops")
+    )
+    names = {n: getattr(metrics, n) for n in metrics.__all__}
+    names |= {n: getattr(ops, n) for n in ops.__all__}
+    names |= {
+        "ApplyThresholds": calibration.ApplyThresholds,
+        "ThresholdCalibration": calibration.ThresholdCalibration,
+        "__version__": __version__,
+        "calibration": calibration,
+        "losses": losses,
+        "metrics": metrics,
+    }
+    return names
+
+
+def _load() -> None:
+    exports = _exports()
+    globals().update(exports, __all__=list(exports))
+
+
+def __getattr__(name: str):
+    """Import the public names on first use when the package was imported lazily."""
+    _load()
+    if name in globals():
+        return globals()[name]
+    raise AttributeError(f"module 'voxelmetrics' has no attribute {name!r}")
+
+
+def _started_as_command() -> bool:
+    """True while `python -m voxelmetrics` or the `voxelmetrics` script imports the package."""
+    return sys.argv[:1] == ["-m"] or os.path.basename(sys.argv[0]) == "voxelmetrics"
+
+
+if not _started_as_command():
+    _load()

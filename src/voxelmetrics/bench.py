@@ -5,6 +5,7 @@ imported); inside one worker all paths see the same volume, so the ratios are li
 """
 
 import argparse
+import collections
 import functools
 import gc
 import json
@@ -12,6 +13,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -25,6 +27,10 @@ SIZES = {
     "large": (1, 384, 384, 384, 4),
 }
 NUM_BINS = 1024
+PROGRESS = "voxelmetrics-bench-progress: "
+# The targets are stated for volumes of the default size or larger: on smaller ones fixed
+# per-call costs (dispatch, a Python loop over classes) dominate and a verdict means nothing.
+VERDICT_MIN_SCORES = 2 * 128**3 * 4
 THRESHOLD = 0.5
 # torchmetrics' binned multilabel PR curve materialises int64 [N, C, T] tensors; chunk its
 # updates so that those stay below this many bytes, as a user with bounded memory would.
@@ -174,20 +180,37 @@ def _meminfo(key: str) -> int:
 
 
 def _spawn(backend: str, argv: list[str]) -> dict:
-    """Run this module as a worker under `backend`; its last stdout line is JSON."""
+    """Run this module as a worker under `backend`; its last stdout line is JSON.
+
+    The worker's progress lines (`PROGRESS` on stderr) are echoed to this process' stderr as
+    they come, so a run of several minutes shows which path it is timing.
+    """
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "voxelmetrics.bench", *argv],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-        return {"error": f"worker exited with {proc.returncode}: " + " | ".join(tail)}
+    with tempfile.TemporaryFile("w+") as stdout:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "voxelmetrics.bench", *argv],
+            env=env,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        tail: collections.deque[str] = collections.deque(maxlen=5)
+        for line in proc.stderr:
+            if line.startswith(PROGRESS):
+                print(f"{backend}: {line[len(PROGRESS):].strip()}", file=sys.stderr, flush=True)
+            elif line.strip():
+                tail.append(line.strip())
+        code = proc.wait()
+        stdout.seek(0)
+        lines = stdout.read().strip().splitlines()
+    if code != 0 or not lines:
+        return {"error": f"worker exited with {code}: " + " | ".join(tail or lines[-5:])}
     return json.loads(lines[-1])
+
+
+def _progress(text: str) -> None:
+    """One progress line from a worker, for `_spawn` to echo."""
+    print(PROGRESS + text, file=sys.stderr, flush=True)
 
 
 # ----------------------------------------------------------------------------- data
@@ -499,6 +522,7 @@ def worker(request: dict) -> dict:
     wanted = request.get("paths")
     for name, build in path_builders(y_true, y_pred).items():
         if wanted is None or name in wanted:
+            _progress(f"timing {name}")
             times[name] = _timed_or_error(build, request["repeats"], request["budget"])
             gc.collect()  # the path's tensors go before the next path is set up
     out = {"backend": keras.backend.backend(), "times": times}
@@ -506,6 +530,7 @@ def worker(request: dict) -> dict:
         shapes = scaling_shapes(shape)
         seconds = []
         for s in shapes:
+            _progress(f"scaling: our report on {s}")
             yt, yp = synthetic_volume(s, request["seed"])
             path = our_paths(yt, yp)["ours_report"]
             seconds.append(best_time(path, request["repeats"], request["budget"])["seconds"])
@@ -602,27 +627,30 @@ def format_table(results: dict) -> str:
     backends = list(results["backends"])
     m = results["machine"]
     shape = tuple(results["shape"])
+    judged = _judged(shape)
     lines = [
-        f"voxelmetrics bench: volume {shape}, {int(np.prod(shape)) / 1e6:.1f}M scores; "
+        f"voxelmetrics bench: volume {shape}, {_volume_text(shape)}; "
         f"{m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB",
         "",
-        _row(["comparison", "target", *backends], [46, 8] + [13] * len(backends)),
     ]
+    if not judged:
+        lines += [_NOT_JUDGED, ""]
+    rows = [["comparison", "target", *backends]]
     for row in results["comparisons"]:
         target = row.get("target")
         target_text = "" if target is None else _target_text(row, target)
-        cells = _ratio_cells(row, backends, "-")
-        lines.append(_row([row["comparison"], target_text, *cells], [46, 8] + [13] * len(backends)))
-    lines += ["", _row(["path (best time, ms)", *backends], [20] + [13] * len(backends))]
+        rows.append([row["comparison"], target_text, *_ratio_cells(row, backends, "-", judged)])
+    lines += [*_aligned(rows), ""]
     paths = dict.fromkeys(p for r in results["backends"].values() for p in r.get("times", {}))
+    rows = [["path (best time, ms)", *backends, "what"]]
     for path in paths:
-        cells = _path_cells(results, "times", path, _time_text, "-")
-        lines.append(_row([path, *cells], [20] + [13] * len(backends)) + "  " + PATH_NOTES[path])
+        rows.append([path, *_path_cells(results, "times", path, _time_text, "-"), PATH_NOTES[path]])
+    lines += _aligned(rows)
     if any("memory_mb" in r for r in results["backends"].values()):
-        lines += ["", _row(["peak RSS above inputs, MiB", *backends], [28] + [13] * len(backends))]
+        rows = [["peak RSS above inputs, MiB", *backends]]
         for path in paths:
-            cells = _path_cells(results, "memory_mb", path, _memory_text, "-")
-            lines.append(_row([path, *cells], [28] + [13] * len(backends)))
+            rows.append([path, *_path_cells(results, "memory_mb", path, _memory_text, "-")])
+        lines += ["", *_aligned(rows)]
     if any(p.startswith("tm_prc") for p in paths):
         c = shape[-1]
         need = {t: int(np.prod(shape)) * t * 24 / 2**30 for t in (100, 1000)}
@@ -645,16 +673,18 @@ def format_markdown(results: dict) -> str:
     backends = list(results["backends"])
     m = results["machine"]
     shape = tuple(results["shape"])
+    judged = _judged(shape)
     lines = [
-        f"Volume {shape} ({int(np.prod(shape)) / 1e6:.1f}M scores), {m['cpu']}, "
+        f"Volume {shape} ({_volume_text(shape)}), {m['cpu']}, "
         f"{m['cores']} cores, {m['memory_gb']} GB RAM, CPU only.",
         "",
+        *([] if judged else [_NOT_JUDGED, ""]),
         "| comparison | target | " + " | ".join(backends) + " |",
         "|---|---|" + "---|" * len(backends),
     ]
     for row in results["comparisons"]:
         target = row.get("target")
-        cells = _ratio_cells(row, backends, "–")
+        cells = _ratio_cells(row, backends, "–", judged)
         target_text = "" if target is None else _target_text(row, target)
         lines.append(f"| {row['comparison']} | {target_text} | " + " | ".join(cells) + " |")
     lines += ["", "| path | " + " | ".join(f"{b} (ms)" for b in backends) + " | what |"]
@@ -672,8 +702,8 @@ def format_markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def _ratio_cells(row: dict, backends: list[str], missing: str) -> list[str]:
-    """One comparison's cells: the ratio with its verdict, or the scaling exponent."""
+def _ratio_cells(row: dict, backends: list[str], missing: str, judged: bool) -> list[str]:
+    """One comparison's cells: the ratio (with its verdict if `judged`), or the exponent."""
     cells = []
     for b in backends:
         value = row["ratios"].get(b)
@@ -682,8 +712,25 @@ def _ratio_cells(row: dict, backends: list[str], missing: str) -> list[str]:
         elif "exponent" in row["comparison"]:
             cells.append(f"{value:.2f}")
         else:
-            cells.append(_ratio_text(value) + _verdict(row, value))
+            cells.append(_ratio_text(value) + (_verdict(row, value) if judged else ""))
     return cells
+
+
+_NOT_JUDGED = (
+    f"(targets are judged on volumes of at least {VERDICT_MIN_SCORES:,} scores, the default "
+    "size; on this one fixed per-call costs dominate, so no verdicts)"
+)
+
+
+def _judged(shape: tuple[int, ...]) -> bool:
+    """Whether the volume is large enough for the targets to mean something."""
+    return int(np.prod(shape)) >= VERDICT_MIN_SCORES
+
+
+def _volume_text(shape: tuple[int, ...]) -> str:
+    """`"16,384 scores"` below a million, `"16.8M scores"` above."""
+    n = int(np.prod(shape))
+    return f"{n:,} scores" if n < 10**6 else f"{n / 1e6:.1f}M scores"
 
 
 def _path_cells(results: dict, kind: str, path: str, text: Callable, missing: str) -> list[str]:
@@ -713,8 +760,10 @@ def _target_text(row: dict, target: float) -> str:
     )
 
 
-def _row(cells: list[str], widths: list[int]) -> str:
-    return "".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+def _aligned(rows: list[list[str]]) -> list[str]:
+    """Rows as text lines, each column as wide as its widest cell plus two spaces."""
+    widths = [max(len(str(r[i])) for r in rows) + 2 for i in range(len(rows[0]))]
+    return ["".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
 
 
 def _main(argv: list[str]) -> int:

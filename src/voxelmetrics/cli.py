@@ -1,11 +1,17 @@
 """The `voxelmetrics` command line: `evaluate` volumes on disk, run the `demo`, or `bench`.
 
 Heavy imports (Keras, JAX, matplotlib) happen inside the commands, so `--help` stays fast.
-Bad input exits with status 2 and one message naming the file and what was wrong.
+Bad input exits with status 2 and one message naming the file and what was wrong; Ctrl-C
+(SIGINT) exits with 130 and SIGTERM with 143, writing no report and leaving no temporaries.
 """
 
 import argparse
+import math
+import os
+import signal
 import sys
+import threading
+import warnings
 from pathlib import Path
 
 EXIT_BAD_INPUT = 2
@@ -26,16 +32,32 @@ def _thresholds(text: str) -> tuple[float, ...]:
 
 
 def _positive(kind):
+    """An argparse type: a finite number of `kind` above 0 (no NaN, no infinity)."""
+
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             value = None
-        if value is None or value <= 0:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__} > 0; got {text!r}")
+        if value is None or not math.isfinite(value) or value <= 0:
+            what = "an integer" if kind is int else "a finite number"
+            raise argparse.ArgumentTypeError(f"expected {what} > 0; got {text!r}")
         return value
 
     return parse
+
+
+def _class_names(text: str) -> list[str]:
+    """An argparse type: comma-separated, distinct class names, none reserved.
+
+    The rule is `report.check_class_names` (kept in one place for the library and CLI).
+    """
+    from voxelmetrics.evaluate.report import check_class_names
+
+    try:
+        return check_class_names([name.strip() for name in text.split(",")])
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _criteria(text: str) -> list[str]:
@@ -108,9 +130,13 @@ def _add_evaluate(sub) -> None:
         default=-1,
         help="class axis of the predictions (default: -1; 0 for channels-first (C, D, H, W))",
     )
-    p.add_argument("--num-classes", type=int, help="expected number of classes")
+    p.add_argument("--num-classes", type=_positive(int), help="expected number of classes")
     p.add_argument("--ignore-index", type=int, help="integer label whose voxels are skipped")
-    p.add_argument("--class-names", help="comma-separated class names")
+    p.add_argument(
+        "--class-names",
+        type=_class_names,
+        help="comma-separated class names, distinct, none of micro, macro, weighted",
+    )
     p.add_argument(
         "--devices",
         type=int,
@@ -201,6 +227,57 @@ class _Progress:
                 self.bar.advance(self.cases)
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived; `signum` says which."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class _Signals:
+    """Turn SIGINT and SIGTERM into `Interrupted`, and remember that they came.
+
+    JAX runs Python callbacks from the garbage collector, where an exception is printed
+    and swallowed; `check()` at every chunk and before the report is committed stops the
+    run even then. SIGTERM becomes an exception (not a silent death) so that the report's
+    staging files are removed on the way out.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.received: int | None = None
+        self.previous: dict = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc):
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+    def _handle(self, signum, frame):
+        self.received = signum
+        raise Interrupted(signum)
+
+    def check(self) -> None:
+        if self.received is not None:
+            raise Interrupted(self.received)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Input warnings as one `voxelmetrics: warning:` line; others as Python shows them."""
+    from voxelmetrics.evaluate.readers import InputWarning
+
+    if issubclass(category, InputWarning):
+        print(f"voxelmetrics: warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def run_evaluation(
     pred,
     true,
@@ -214,17 +291,13 @@ def run_evaluation(
     as_json: bool,
     quiet: bool,
 ) -> int:
-    """Evaluate, print the report, write the files; shared by `evaluate` and `demo`."""
-    from rich.console import Console
+    """Evaluate, print the report, write the files; shared by `evaluate` and `demo`.
 
-    from voxelmetrics.evaluate.engine import evaluate
-    from voxelmetrics.evaluate.readers import InputError
-    from voxelmetrics.evaluate.report import (
-        check_writable,
-        render_table,
-        summarize,
-        to_json,
-    )
+    Returns the exit status: 0, 2 for bad input or an output that cannot be written
+    (nothing replaced), 128 + the signal's number after Ctrl-C or SIGTERM (no new report).
+    """
+    from voxelmetrics.evaluate.readers import InputError, InputWarning
+    from voxelmetrics.evaluate.report import check_writable
 
     if plot and out is None:
         return _fail("--plot needs --out DIR to write the PNG files into.")
@@ -233,34 +306,63 @@ def run_evaluation(
             check_writable(out)
         except OSError as e:
             return _fail(f"{out}: cannot write the report there ({e.strerror or e}).")
-    try:
-        with _Progress(quiet) as progress:
-            evaluation = evaluate(
-                pred, true, options, progress=progress.on_chunk, on_case=progress.on_case
+    with _Signals() as signals, warnings.catch_warnings():
+        warnings.simplefilter("always", InputWarning)
+        warnings.showwarning = _show_warning
+        try:
+            summary, evaluation = _evaluate(
+                pred, true, options, signals, class_names, criteria, zero_division, quiet
             )
-    except InputError as e:
-        return _fail(str(e))
-    if class_names and len(class_names) != evaluation.num_classes:
-        return _fail(
-            f"--class-names lists {len(class_names)} names but the data has "
-            f"{evaluation.num_classes} classes."
-        )
-    summary = summarize(
-        evaluation, class_names=class_names, criteria=criteria, zero_division=zero_division
-    )
-    if as_json:
-        sys.stdout.write(to_json(summary))
-    else:
-        render_table(summary, Console())
-    if out is None:
-        return 0
-    try:
-        written = _write_reports(summary, evaluation, out, plot)
-    except OSError as e:
-        return _fail(f"{out}: writing the report failed ({e}); nothing was written.")
+            _print_report(summary, as_json)
+            signals.check()
+            if out is None:
+                return 0
+            try:
+                written = _write_reports(summary, evaluation, out, plot)
+            except OSError as e:
+                return _fail(
+                    f"{out}: writing the report failed ({e}); no file there was replaced "
+                    f"and no temporary file was left."
+                )
+        except InputError as e:
+            return _fail(str(e))
+        except Interrupted as e:
+            print(f"voxelmetrics: {e} received: stopped; no report written.", file=sys.stderr)
+            return 128 + e.signum
     if not as_json:
         print(f"\nwrote {', '.join(p.name for p in written)} to {out}/")
     return 0
+
+
+def _evaluate(pred, true, options, signals, class_names, criteria, zero_division, quiet):
+    """Run the engine (stopping at the next chunk once a signal came) and summarize."""
+    from voxelmetrics.evaluate.engine import evaluate
+    from voxelmetrics.evaluate.report import summarize
+
+    with _Progress(quiet) as progress:
+
+        def on_chunk(name: str, done: int, total: int) -> None:
+            signals.check()
+            progress.on_chunk(name, done, total)
+
+        evaluation = evaluate(pred, true, options, progress=on_chunk, on_case=progress.on_case)
+    summary = summarize(
+        evaluation, class_names=class_names, criteria=criteria, zero_division=zero_division
+    )
+    return summary, evaluation
+
+
+def _print_report(summary: dict, as_json: bool) -> None:
+    if as_json:
+        from voxelmetrics.evaluate.report import to_json
+
+        sys.stdout.write(to_json(summary))
+    else:
+        from rich.console import Console
+
+        from voxelmetrics.evaluate.report import render_table
+
+        render_table(summary, Console())
 
 
 def _write_reports(summary, evaluation, out: Path, plot: bool) -> list[Path]:
@@ -282,7 +384,7 @@ def _write_reports(summary, evaluation, out: Path, plot: bool) -> list[Path]:
 def _evaluate_command(args: argparse.Namespace) -> int:
     from voxelmetrics.evaluate.engine import Options
 
-    class_names = args.class_names.split(",") if args.class_names else None
+    class_names = args.class_names
     threshold = args.threshold[0] if len(args.threshold) == 1 else args.threshold
     num_classes = args.num_classes
     if class_names and num_classes and len(class_names) != num_classes:
@@ -295,6 +397,11 @@ def _evaluate_command(args: argparse.Namespace) -> int:
         from_logits=args.from_logits,
         axis=args.axis,
         num_classes=num_classes or (len(class_names) if class_names else None),
+        num_classes_from=(
+            f"--num-classes {num_classes}"
+            if num_classes
+            else f"--class-names ({len(class_names or ())} names)"
+        ),
         ignore_index=args.ignore_index,
         chunk_mb=args.chunk_mb,
         pred_key=args.pred_key,
@@ -354,6 +461,7 @@ def _bench(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `voxelmetrics` console script; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO and WARNING
     if argv[:1] == ["bench"]:
         return _bench(argv[1:])
     args = build_parser().parse_args(argv)

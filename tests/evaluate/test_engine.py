@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 
 from tests.evaluate.reference import counts_and_histogram
-from voxelmetrics.evaluate.engine import Options, evaluate, plan_chunks
+from voxelmetrics.evaluate.engine import (
+    KERNEL_BYTES_PER_ELEMENT,
+    Options,
+    evaluate,
+    plan_chunks,
+)
 from voxelmetrics.evaluate.readers import InputError, open_volume
 
 NUM_BINS = 16
@@ -135,3 +140,88 @@ def test_label_values_are_checked():
     y_true[5, 0, 0, 2] = 2
     with pytest.raises(InputError, match=r"not multi-hot labels of 0 and 1"):
         evaluate(y_pred, y_true, Options(chunk_mb=TINY_CHUNK_MB))
+
+
+@pytest.mark.parametrize(
+    ("grid", "axis"),
+    [((1, 13, 6, 5), -1), ((1, 13, 6, 5), 1)],
+    ids=["singleton-batch", "singleton-batch-channels-first"],
+)
+def test_chunks_stream_past_length_one_axes(grid, axis):
+    rng = np.random.default_rng(3)
+    y_true, y_pred = _multi_hot(rng, grid[1:], 3)
+    y_true, y_pred = y_true.reshape(*grid, 3), y_pred.reshape(*grid, 3)
+    if axis != -1:
+        y_true, y_pred = np.moveaxis(y_true, -1, axis), np.moveaxis(y_pred, -1, axis)
+    y_true, y_pred = np.ascontiguousarray(y_true), np.ascontiguousarray(y_pred)
+    pred, true = open_volume(y_pred), open_volume(y_true)
+    from voxelmetrics.evaluate.engine import case_spec
+
+    plan = plan_chunks(pred, true, case_spec(pred, true, Options(axis=axis)), TINY_CHUNK_MB)
+    assert pred.shape[plan.pred_axis] > 1 and plan.num_chunks > 1
+    per_element = 4 + KERNEL_BYTES_PER_ELEMENT  # float32 scores and kernel temporaries
+    slab = y_pred.size // plan.length * plan.rows
+    assert slab * per_element <= TINY_CHUNK_MB * 2**20 < y_pred.size * per_element
+    ev = evaluate(y_pred, y_true, Options(axis=axis, num_bins=NUM_BINS, chunk_mb=TINY_CHUNK_MB))
+    counts, hist = counts_and_histogram(y_true, y_pred, num_bins=NUM_BINS, axis=axis)
+    np.testing.assert_array_equal(ev.counts, counts)
+    np.testing.assert_array_equal(ev.histogram, hist)
+
+
+class _CountingInflater:
+    """Wraps a zlib decompressor and adds the bytes it produced to a shared tally."""
+
+    def __init__(self, inner, tally: list):
+        self.inner, self.tally = inner, tally
+
+    def decompress(self, *args):
+        out = self.inner.decompress(*args)
+        self.tally[0] += len(out)
+        return out
+
+    def flush(self, *args):
+        out = self.inner.flush(*args)
+        self.tally[0] += len(out)
+        return out
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".nii.gz"])
+def test_compressed_inputs_are_decompressed_once(tmp_path, monkeypatch, suffix):
+    import zlib
+
+    rng = np.random.default_rng(4)
+    y_true, y_pred = _multi_hot(rng, (40, 24, 20), 3)
+    pred_path, true_path = tmp_path / f"p{suffix}", tmp_path / f"t{suffix}"
+    _save(pred_path, y_pred)
+    _save(true_path, y_true)
+    tally = [0]
+    original = zlib.decompressobj
+    monkeypatch.setattr(
+        zlib, "decompressobj", lambda *a, **k: _CountingInflater(original(*a, **k), tally)
+    )
+    options = Options(num_bins=NUM_BINS, chunk_mb=0.2, pred_key="volume", true_key="volume")
+    chunks = []
+    ev = evaluate(pred_path, true_path, options, progress=lambda _, i, n: chunks.append(n))
+    assert len(ev.cases) == 1 and ev.counts.sum() == y_true.size
+    assert chunks[0] > 4  # re-reading from the start would cost about chunks / 2 passes
+    print(f"decompressed {tally[0]} bytes for {y_pred.nbytes + y_true.nbytes} bytes of data")
+    assert tally[0] <= 1.25 * (y_pred.nbytes + y_true.nbytes)
+
+
+def test_fortran_ordered_volumes_chunk_along_their_last_voxel_axis():
+    y_true, y_pred, kw = _data("multi-hot")
+    pred = open_volume(np.asfortranarray(y_pred))
+    true = open_volume(np.asfortranarray(y_true))
+    from voxelmetrics.evaluate.engine import case_spec
+
+    plan = plan_chunks(pred, true, case_spec(pred, true, Options(**kw)), TINY_CHUNK_MB)
+    assert pred.fortran and plan.pred_axis == 2 and plan.num_chunks > 1
+
+
+@pytest.mark.parametrize("shape", [(0, 4, 3), (5, 4, 0)])
+def test_zero_size_arrays_are_refused_clearly(shape):
+    with pytest.raises(InputError, match="no voxels"):
+        evaluate(np.zeros(shape, np.float32), np.zeros(shape, np.uint8))

@@ -152,3 +152,35 @@ def test_nan_never_reaches_json(report):
     _, summary = report
     text = to_json(summary)
     assert "NaN" not in text and summary["cases"][0]["classes"]["c"]["average_precision"] is None
+
+
+def test_write_atomically_restores_every_file_when_a_move_fails(tmp_path, monkeypatch):
+    import os
+
+    for name in ("a.json", "b.csv"):
+        (tmp_path / name).write_text(f"old {name}")
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if str(dst) == str(tmp_path / "b.csv") and ".previous" not in str(src):
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    writers = {"a.json": lambda f: f.write(b"new a"), "b.csv": lambda f: f.write(b"new b")}
+    with pytest.raises(OSError, match="No space"):
+        write_atomically(tmp_path, writers)
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {
+        "a.json": "old a.json",
+        "b.csv": "old b.csv",
+    }
+
+
+@pytest.mark.parametrize(
+    ("names", "problem"),
+    [(["a", "a", "b"], "distinct"), (["a", "micro", "b"], "reserved"), (["a", "", "b"], "empty")],
+)
+def test_summarize_refuses_class_names_that_would_collide(report, names, problem):
+    evaluation, _ = report
+    with pytest.raises(ValueError, match=problem):
+        summarize(evaluation, class_names=names)

@@ -1,12 +1,13 @@
 """The streaming engine: per-case confusion counts and score histograms, chunk by chunk.
 
-Each case is read in slabs of a fixed shape along its leading spatial axis (the last slab is
-padded and masked), so one compiled kernel serves every chunk and memory is bounded by the
-chunk budget. Totals are kept on the host in numpy int64, exact for any volume size.
+Each case is read in slabs of a fixed shape along one voxel axis (the last slab is padded
+and masked), so one compiled kernel serves every chunk and memory is bounded by the chunk
+budget. Totals are kept on the host in numpy int64, exact for any volume size.
 """
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,16 +16,27 @@ import numpy as np
 from keras import ops
 
 from voxelmetrics.backends import compile_kernel
-from voxelmetrics.evaluate.readers import InputError, Volume, open_volume, pair_cases
+from voxelmetrics.evaluate.readers import (
+    InputError,
+    InputWarning,
+    Volume,
+    open_volume,
+    pair_cases,
+)
 from voxelmetrics.ops._inputs import InputSpec, check_inputs
 from voxelmetrics.ops.fused import counts_and_histogram
 
 MB = 2**20
+DEFAULT_CHUNK_MB = 256.0
 # Bytes of working memory per score element of a chunk beyond its own buffers (device copies,
 # float32 scores, int32 bin ids, bool temporaries): measured on the JAX CPU backend as the
 # growth of peak RSS per element between chunks of 1 and 92 rows of 128x128x4 scores. On top
 # comes a fixed overhead of about 64 MiB (allocator arenas of XLA's threads), not a per-chunk cost.
 KERNEL_BYTES_PER_ELEMENT = 40
+# More classes than this, or at least SPATIAL_CLASSES and as many as a voxel axis is long,
+# suggests that the class axis is a spatial one (a wrong `axis`).
+PLAUSIBLE_CLASSES = 64
+SPATIAL_CLASSES = 16
 
 Progress = Callable[[str, int, int], None]
 
@@ -45,6 +57,8 @@ class Options:
         devices: under JAX, spread the cases over this many local devices (0: all of
             them), one reader thread per device; each case stays on one device and the
             totals are summed on the host. Memory grows to one chunk budget per device.
+        num_classes_from: what to call `num_classes` in messages (the CLI names the option
+            it came from, `--num-classes 3` or `--class-names (3 names)`).
     """
 
     threshold: float | tuple[float, ...] = 0.5
@@ -53,10 +67,11 @@ class Options:
     axis: int = -1
     num_classes: int | None = None
     ignore_index: int | None = None
-    chunk_mb: float = 256.0
+    chunk_mb: float = DEFAULT_CHUNK_MB
     pred_key: str | None = None
     true_key: str | None = None
     devices: int = 1
+    num_classes_from: str = "num_classes"
 
 
 @dataclasses.dataclass
@@ -140,20 +155,61 @@ def case_spec(pred: Volume, true: Volume, options: Options) -> InputSpec:
         raise InputError(f"{pred.path} vs {true.path}", f"the volumes do not match: {e}") from None
 
 
-def plan_chunks(pred: Volume, true: Volume, spec: InputSpec, chunk_mb: float) -> ChunkPlan:
-    """Chunk along the first non-class axis so that one chunk's memory fits `chunk_mb`.
+def _row_bytes(pred: Volume, true: Volume, axis: int, true_axis: int) -> int:
+    """Bytes of working memory of a one-entry slab on `axis`: buffers and kernel temporaries."""
+    elements = math.prod(pred.shape) // pred.shape[axis]
+    true_bytes = math.prod(true.shape) // true.shape[true_axis] * true.dtype.itemsize
+    return elements * (pred.dtype.itemsize + KERNEL_BYTES_PER_ELEMENT) + true_bytes
 
-    Per score element a chunk holds its prediction buffer, its share of the truth buffer,
-    and `KERNEL_BYTES_PER_ELEMENT` of kernel temporaries; at least one row is always read.
+
+def plan_chunks(pred: Volume, true: Volume, spec: InputSpec, chunk_mb: float) -> ChunkPlan:
+    """Chunk along a voxel axis so that one chunk's memory fits `chunk_mb`.
+
+    The axis is the first voxel axis (not the class axis) whose one-entry slab fits the
+    budget, so length-1 axes and a leading class axis are passed over; when none fits,
+    the one with the smallest slab. "First" is in the prediction's storage order: the
+    outermost axis of a C-order array, the last axis of a Fortran-order one (NIfTI), so
+    that a slab is read in long runs. Per score element a chunk holds its prediction
+    buffer, its share of the truth buffer, and `KERNEL_BYTES_PER_ELEMENT` of kernel
+    temporaries; at least one entry is always read.
     """
-    pred_axis = 1 if spec.axis == 0 else 0
-    true_axis = pred_axis if len(true.shape) == len(pred.shape) else 0
-    length = pred.shape[pred_axis]
-    elements = math.prod(pred.shape) // max(length, 1)
-    true_row_bytes = math.prod(true.shape) // max(length, 1) * true.dtype.itemsize
-    row_bytes = elements * (pred.dtype.itemsize + KERNEL_BYTES_PER_ELEMENT) + true_row_bytes
-    rows = int(min(length, max(1, chunk_mb * MB // row_bytes)))
-    return ChunkPlan(pred_axis, true_axis, max(rows, 1), length)
+    budget = chunk_mb * MB
+    sparse_true = len(true.shape) < len(pred.shape)
+    candidates = []
+    axes = [a for a in range(len(pred.shape)) if a != spec.axis]
+    for axis in reversed(axes) if pred.fortran else axes:
+        true_axis = axis - (sparse_true and spec.axis < axis)
+        candidates.append((axis, true_axis, _row_bytes(pred, true, axis, true_axis)))
+    if not candidates:
+        raise InputError(pred.path, f"has shape {pred.shape}: a class axis but no voxel axes.")
+    fitting = [c for c in candidates if c[2] <= budget]
+    axis, true_axis, row_bytes = fitting[0] if fitting else min(candidates, key=lambda c: c[2])
+    length = pred.shape[axis]
+    rows = int(min(length, max(1, budget // row_bytes)))
+    return ChunkPlan(axis, true_axis, rows, length)
+
+
+def check_histogram_budget(num_classes: int, num_bins: int, num_cases: int, chunk_mb: float):
+    """Raise `InputError` before allocating when the histograms kept (one int64 `[C, B, 2]`
+    per case, and the pooled one) exceed the chunk budget, or the default budget if larger:
+    a small budget bounds the slabs, not the report's resolution."""
+    need = (num_cases + 1) * num_classes * num_bins * 2 * np.dtype(np.int64).itemsize
+    allowed = max(chunk_mb, DEFAULT_CHUNK_MB)
+    if need > allowed * MB:
+        raise InputError(
+            f"num_bins={num_bins}",
+            f"the histograms of {num_cases} case(s) x {num_classes} classes x {num_bins} bins "
+            f"need {need / MB:,.0f} MiB, more than the budget of {allowed:g} MiB "
+            f"(max of chunk_mb and {DEFAULT_CHUNK_MB:g}); use fewer bins (--num-bins).",
+        )
+
+
+def implausible_class_axis(spec: InputSpec, shape: tuple[int, ...]) -> bool:
+    """True when the class axis looks like a voxel axis: too many classes, or as many as
+    a voxel axis is long."""
+    grid = [s for a, s in enumerate(shape) if a != spec.axis]
+    c = spec.num_classes
+    return c > PLAUSIBLE_CLASSES or (c >= SPATIAL_CLASSES and c in grid)
 
 
 def _chunk_kernel(y_true, y_pred, threshold, mask, *, axis, from_logits, ignore_index, num_bins):
@@ -203,10 +259,15 @@ def check_scores(scores: np.ndarray, *, from_logits: bool, path: str, offset: in
             f"must be a number.",
         )
     outside = (scores < 0) | (scores > 1)
+    advice = (
+        "integer values look like labels: are PRED and TRUE swapped? (predictions first)"
+        if scores.dtype.kind in "biu"
+        else "pass --from-logits if these are logits"
+    )
     raise InputError(
         path,
         f"holds scores outside [0, 1], the first at index {_first(outside, offset, axis)} "
-        f"(e.g. {scores[outside].flat[0]:.6g}); pass --from-logits if these are logits.",
+        f"(e.g. {scores[outside].flat[0]:.6g}); {advice}.",
     )
 
 
@@ -233,7 +294,8 @@ def check_labels(
         raise InputError(
             path,
             f"holds non-integer labels (e.g. {labels[bad].flat[0]} at index "
-            f"{_first(bad, offset, axis)}); expected {'class ids' if sparse else '0 and 1'}.",
+            f"{_first(bad, offset, axis)}); expected {'class ids' if sparse else '0 and 1'}. "
+            f"If these are scores, PRED and TRUE are swapped: predictions come first.",
         )
     bad = (labels < 0) | (labels > top)
     if ignore_index is not None and sparse:
@@ -259,6 +321,7 @@ def evaluate_case(
     options: Options,
     threshold: np.ndarray,
     *,
+    expected_from: str = "threshold",
     progress: Progress | None = None,
     device=None,
 ) -> CaseTotals:
@@ -269,6 +332,7 @@ def evaluate_case(
         pred, true: opened volumes.
         options: see `Options`.
         threshold: float32 `[C]`.
+        expected_from: where the class count `C` came from, for the mismatch message.
         progress: optional `progress(name, chunks_done, num_chunks)` after every chunk.
         device: optional JAX device that scores this case's chunks.
 
@@ -280,12 +344,23 @@ def evaluate_case(
         raise InputError(
             pred.path,
             f"has {spec.num_classes} classes on axis {spec.axis}, but {threshold.shape[0]} "
-            f"were expected (from the threshold, --num-classes or the cases before it).",
+            f"were expected (from {expected_from}).",
         )
     plan = plan_chunks(pred, true, spec, options.chunk_mb)
+    try:
+        return _stream_case(name, pred, true, options, threshold, spec, plan, progress, device)
+    finally:
+        pred.close()
+        true.close()
+
+
+def _stream_case(name, pred, true, options, threshold, spec, plan, progress, device):
+    """The chunk loop of `evaluate_case`: read, check and score each slab of `plan`."""
     pred_buf = np.zeros(_slab_shape(pred.shape, plan.pred_axis, plan.rows), pred.dtype)
     true_buf = np.zeros(_slab_shape(true.shape, plan.true_axis, plan.rows), true.dtype)
-    mask = np.ones(plan.rows, bool)
+    # The padding mask on the streaming axis' place in the voxel grid (the class axis taken out).
+    grid_axis = plan.pred_axis - (spec.axis < plan.pred_axis)
+    mask = np.ones((1,) * grid_axis + (plan.rows,), bool)
     counts = np.zeros((spec.num_classes, 4), np.int64)
     histogram = np.zeros((spec.num_classes, options.num_bins, 2), np.int64)
     for i in range(plan.num_chunks):
@@ -294,7 +369,7 @@ def evaluate_case(
         if count < plan.rows:  # the last chunk: zero its padding, mask it out
             pred_buf[...] = 0
             true_buf[...] = 0
-            mask[count:] = False
+            mask[..., count:] = False
         pred.read_into(start, count, pred_buf, plan.pred_axis)
         true.read_into(start, count, true_buf, plan.true_axis)
         check_scores(
@@ -353,17 +428,26 @@ def local_devices(requested: int) -> list:
     return devices if len(devices) > 1 else []
 
 
-def threshold_vector(threshold, num_classes: int) -> np.ndarray:
+def threshold_vector(threshold, num_classes: int, num_classes_from: str) -> np.ndarray:
     """float32 `[C]` from a scalar or per-class threshold, each in [0, 1]."""
     t = np.asarray(threshold, np.float32).reshape(-1)
     if t.shape[0] == 1:
         t = np.repeat(t, num_classes)
     if t.shape[0] != num_classes or not np.all((t >= 0) & (t <= 1)):
         raise ValueError(
-            f"threshold must be one value in [0, 1] or one per class ({num_classes}); got "
-            f"{np.asarray(threshold).tolist()}."
+            f"threshold (--threshold) must be one value in [0, 1] or one per class "
+            f"({num_classes}, from {num_classes_from}); got {np.asarray(threshold).tolist()}."
         )
     return t
+
+
+def _expected_classes(options: Options, spec: InputSpec, first: Volume) -> tuple[int, str]:
+    """The class count every case must have, and where it came from (for messages)."""
+    if options.num_classes:
+        return options.num_classes, options.num_classes_from
+    if np.ndim(options.threshold) and len(options.threshold) > 1:
+        return len(options.threshold), f"threshold (--threshold), {len(options.threshold)} values"
+    return spec.num_classes, f"the first case, {first.path}"
 
 
 def _cases(pred, true) -> list[tuple[str, object, object]]:
@@ -414,8 +498,17 @@ def evaluate(
         opened.append((name, pred_volume, open_volume(true_source, key=options.true_key)))
     _, first_pred, first_true = opened[0]
     spec = case_spec(first_pred, first_true, options)
+    if implausible_class_axis(spec, first_pred.shape):
+        warnings.warn(
+            f"{first_pred.path}: class axis {spec.axis} gives {spec.num_classes} classes, "
+            f"which looks like a voxel axis of shape {first_pred.shape}; is --axis right?",
+            InputWarning,
+            stacklevel=2,
+        )
+    num_classes, expected_from = _expected_classes(options, spec, first_pred)
+    check_histogram_budget(num_classes, options.num_bins, len(opened), options.chunk_mb)
     try:
-        threshold = threshold_vector(options.threshold, options.num_classes or spec.num_classes)
+        threshold = threshold_vector(options.threshold, num_classes, expected_from)
     except ValueError as e:
         raise InputError(first_pred.path, f"does not fit the options: {e}") from None
 
@@ -424,7 +517,14 @@ def evaluate(
         if on_case is not None:
             on_case(name, index, len(opened))
         return evaluate_case(
-            name, pred_volume, true_volume, options, threshold, progress=progress, device=device
+            name,
+            pred_volume,
+            true_volume,
+            options,
+            threshold,
+            expected_from=expected_from,
+            progress=progress,
+            device=device,
         )
 
     devices = local_devices(options.devices)

@@ -1,12 +1,21 @@
-"""Volume readers that copy one slab along the leading axis into a reused buffer.
+"""Volume readers that copy one slab along any axis into a reused buffer.
 
 Nothing here maps or loads a whole file: memory stays bounded by the slab, not the volume.
-Formats: `.npy` (file offsets), `.npz` (a named member, streamed), NIfTI (`.nii`, `.nii.gz`,
-through nibabel's array proxy), and in-memory numpy arrays.
+Formats: `.npy` (file offsets), `.npz` (a named member), NIfTI (`.nii`, `.nii.gz`, through
+nibabel's array proxy), and in-memory numpy arrays. A compressed input (`.npz` member,
+`.nii.gz`) is decompressed once, front to back, into an anonymous temporary file (removed
+by the system even if the process is killed) on its first read: total time stays linear
+in the file size, and the stream's CRC and length are verified on the way.
 """
 
+import contextlib
 import dataclasses
+import errno
+import gzip
 import os
+import shutil
+import tempfile
+import warnings
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -15,6 +24,9 @@ from pathlib import Path
 import numpy as np
 
 SUFFIXES = (".npy", ".npz", ".nii", ".nii.gz")
+# Deflate emits at least one bit per 258 bytes of a run: no stream inflates by more than this.
+MAX_DEFLATE_RATIO = 1032
+COPY_BYTES = 2**20
 
 
 class InputError(ValueError):
@@ -24,6 +36,10 @@ class InputError(ValueError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{path}: {problem}")
+
+
+class InputWarning(UserWarning):
+    """Something in the inputs was skipped or looks wrong, but the run can go on."""
 
 
 @dataclasses.dataclass
@@ -37,12 +53,18 @@ class Volume:
         read_into: `read_into(start, count, out, axis)` copies the slab
             `start:start + count` along `axis` into the first `count` entries of `out`
             along `axis`; `out` is C-contiguous, of `shape` except on `axis`.
+        close: releases what the reads hold (a decompressed temporary); reading again
+            after it starts over.
+        fortran: the values are stored in Fortran order (NIfTI, Fortran `.npy`): a slab
+            along the last axes is contiguous there, along the first ones scattered.
     """
 
     path: str
     shape: tuple[int, ...]
     dtype: np.dtype
     read_into: Callable[[int, int, np.ndarray, int], None]
+    close: Callable[[], None] = lambda: None
+    fortran: bool = False
 
 
 def _slab(axis: int, start: int, stop: int) -> tuple:
@@ -75,8 +97,9 @@ def open_volume(source, *, key: str | None = None) -> Volume:
         key: the `.npz` member to read; optional when the archive holds one array.
 
     Returns:
-        A `Volume`. Header problems (unknown extension, truncated or corrupt file, object
-        dtype, missing key) raise `InputError` naming the file.
+        A `Volume`. Header problems (unknown extension, unreadable, truncated or corrupt
+        file, a shape the file cannot hold, an empty shape, object dtype, missing key)
+        raise `InputError` naming the file.
 
     Example:
         >>> import numpy as np
@@ -87,18 +110,78 @@ def open_volume(source, *, key: str | None = None) -> Volume:
         [[2.0, 3.0], [4.0, 5.0]]
     """
     if isinstance(source, np.ndarray):
-        return _array_volume(source, "<array>")
+        return _check_not_empty(_array_volume(source, "<array>"))
     path = Path(source)
     if path.is_dir():
         raise InputError(path, "is a directory; expected a volume file.")
     suffix = _suffix(path)
     if not path.is_file():
         raise InputError(path, "no such file.")
-    if suffix == ".npy":
-        return _npy_volume(path)
-    if suffix == ".npz":
-        return _npz_volume(path, key)
-    return _nifti_volume(path)
+    opener = {".npy": _npy_volume, ".npz": lambda p: _npz_volume(p, key)}.get(suffix, _nifti)
+    try:
+        volume = opener(path)
+    except OSError as e:
+        raise InputError(path, f"cannot be read ({e.strerror or e}).") from None
+    return _check_not_empty(volume)
+
+
+def _check_not_empty(volume: Volume) -> Volume:
+    if 0 in volume.shape or not volume.shape:
+        raise InputError(
+            volume.path, f"has shape {volume.shape}: no voxels (or no classes) to evaluate."
+        )
+    return volume
+
+
+def _check_inflatable(path, claimed: int, compressed: int) -> None:
+    """A compressed stream cannot hold more than `MAX_DEFLATE_RATIO` times its size."""
+    if claimed > MAX_DEFLATE_RATIO * compressed + 2**16:
+        raise InputError(
+            path,
+            f"is corrupt: its header claims {claimed:,} bytes of data, more than "
+            f"{compressed:,} compressed bytes can hold.",
+        )
+
+
+def _spill_problem(error: Exception) -> str:
+    """What went wrong while decompressing: no room for the temporary, a read error, or
+    (anything without an errno: a CRC, length or stream error) a corrupt file."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return (
+            f"cannot be decompressed into a temporary file ({error.strerror}); point TMPDIR "
+            f"to a disk with room for the uncompressed volume."
+        )
+    if isinstance(error, OSError) and error.errno is not None:
+        return f"cannot be read ({error.strerror})."
+    return f"is corrupt or truncated ({error})."
+
+
+def _spilled(path, open_stream: Callable, read_file: Callable) -> tuple[Callable, Callable]:
+    """`(read_into, close)` of a compressed volume, decompressed once on its first read.
+
+    `open_stream()` opens the decompressing stream (which verifies its CRC and length
+    at its end); `read_file(file, start, count, out, axis)` reads a slab from the
+    decompressed copy, an anonymous temporary file.
+    """
+    spill: list = []
+
+    def read_into(start: int, count: int, out: np.ndarray, axis: int) -> None:
+        if not spill:
+            tmp = tempfile.TemporaryFile()  # noqa: SIM115 (kept open across reads until close)
+            try:
+                with open_stream() as stream:
+                    shutil.copyfileobj(stream, tmp, COPY_BYTES)
+            except (EOFError, OSError, ValueError, zipfile.BadZipFile, zlib.error) as e:
+                tmp.close()
+                raise InputError(path, _spill_problem(e)) from None
+            spill.append(tmp)
+        read_file(spill[0], start, count, out, axis)
+
+    def close() -> None:
+        while spill:
+            spill.pop().close()
+
+    return read_into, close
 
 
 def _check_dtype(path, dtype: np.dtype) -> np.dtype:
@@ -115,7 +198,8 @@ def _array_volume(array: np.ndarray, path: str) -> Volume:
     def read_into(start: int, count: int, out: np.ndarray, axis: int) -> None:
         out[_slab(axis, 0, count)] = array[_slab(axis, start, start + count)]
 
-    return Volume(path, tuple(array.shape), dtype, read_into)
+    fortran = array.flags.f_contiguous and not array.flags.c_contiguous
+    return Volume(path, tuple(array.shape), dtype, read_into, fortran=fortran)
 
 
 def _npy_header(path, stream) -> tuple[tuple[int, ...], bool, np.dtype]:
@@ -163,17 +247,26 @@ def _npy_volume(path: Path) -> Volume:
         )
     if fortran and len(shape) > 1:
         return _fortran_npy_volume(path, shape, dtype, offset)
+    read_file = _file_reader(path, shape, dtype, offset)
 
     def read_into(start: int, count: int, out: np.ndarray, axis: int) -> None:
         with open(path, "rb") as f:
-
-            def read(at: int, view: np.ndarray) -> int:
-                f.seek(offset + at)
-                return f.readinto(view)
-
-            _copy_runs(path, read, shape, dtype, start, count, out, axis)
+            read_file(f, start, count, out, axis)
 
     return Volume(str(path), shape, _check_dtype(path, dtype), read_into)
+
+
+def _file_reader(path, shape, dtype: np.dtype, offset: int) -> Callable:
+    """`read_file(file, start, count, out, axis)` for a C-order array at `offset` of a file."""
+
+    def read_file(f, start: int, count: int, out: np.ndarray, axis: int) -> None:
+        def read(at: int, view: np.ndarray) -> int:
+            f.seek(offset + at)
+            return f.readinto(view)
+
+        _copy_runs(path, read, shape, dtype, start, count, out, axis)
+
+    return read_file
 
 
 def _fortran_npy_volume(path: Path, shape, dtype: np.dtype, offset: int) -> Volume:
@@ -184,7 +277,7 @@ def _fortran_npy_volume(path: Path, shape, dtype: np.dtype, offset: int) -> Volu
         out[_slab(axis, 0, count)] = mapped[_slab(axis, start, start + count)]
         del mapped
 
-    return Volume(str(path), shape, _check_dtype(path, dtype), read_into)
+    return Volume(str(path), shape, _check_dtype(path, dtype), read_into, fortran=True)
 
 
 def _npz_volume(path: Path, key: str | None) -> Volume:
@@ -200,6 +293,7 @@ def _npz_volume(path: Path, key: str | None) -> Volume:
             wanted = f"has no array {key!r}" if key else "holds several arrays; name one with a key"
             raise InputError(path, f"{wanted}; its arrays are {names}.")
         member = key + ".npy"
+        info = archive.getinfo(member)
         try:
             with archive.open(member) as stream:
                 shape, fortran, dtype = _npy_header(path, stream)
@@ -209,54 +303,88 @@ def _npz_volume(path: Path, key: str | None) -> Volume:
     _check_dtype(path, dtype)
     if fortran and len(shape) > 1:
         raise InputError(path, f"array {key!r} is Fortran-ordered; save it in C order.")
+    claimed = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    _check_inflatable(path, claimed, info.compress_size)
+    if claimed != info.file_size:
+        raise InputError(
+            path,
+            f"is corrupt: array {key!r} claims {claimed:,} bytes, its archive entry holds "
+            f"{info.file_size:,}.",
+        )
 
-    def read_into(start: int, count: int, out: np.ndarray, axis: int) -> None:
-        # Member streams decompress front to back; every slab's runs are in file order.
+    @contextlib.contextmanager
+    def open_stream():
         with zipfile.ZipFile(path) as zf, zf.open(member) as stream:
+            yield stream
 
-            def read(at: int, view: np.ndarray) -> int:
-                stream.seek(offset + at)
-                return stream.readinto(view)
-
-            try:
-                _copy_runs(path, read, shape, dtype, start, count, out, axis)
-            except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
-                raise InputError(path, f"is corrupt: reading {key!r} failed ({e}).") from None
-
-    return Volume(str(path), shape, _check_dtype(path, dtype), read_into)
+    read_into, close = _spilled(path, open_stream, _file_reader(path, shape, dtype, offset))
+    return Volume(str(path), shape, _check_dtype(path, dtype), read_into, close)
 
 
-def _nifti_volume(path: Path) -> Volume:
+def _nifti(path: Path) -> Volume:
+    """A NIfTI image; `.nii.gz` is decompressed once into a temporary (see `_spilled`)."""
     import nibabel
 
     try:
         image = nibabel.load(path)
-        proxy = image.dataobj
         shape = tuple(int(s) for s in image.shape)
         disk_dtype = np.dtype(image.get_data_dtype())
-        scaled = not (proxy.slope == 1 and proxy.inter == 0)
+        data_offset = int(image.header.get_data_offset())
+    except OSError:
+        raise  # unreadable (permissions): open_volume says so
     except Exception as e:  # nibabel raises many exception types for a bad header
         problem = f"is not a readable NIfTI image: truncated or corrupt ({type(e).__name__}: {e})."
         raise InputError(path, problem) from None
     _check_dtype(path, disk_dtype)
+    claimed = data_offset + int(np.prod(shape, dtype=np.int64)) * disk_dtype.itemsize
+    size = os.path.getsize(path)
+    if path.name.endswith(".gz"):
+        _check_inflatable(path, claimed, size)
+        kind = type(image)
+        read_into, close = _spilled(
+            path,
+            lambda: gzip.open(path, "rb"),  # noqa: SIM115 (a stream factory for _spilled)
+            lambda f, *slab: _read_proxy(path, kind, f, *slab),
+        )
+    else:
+        if size < claimed:
+            raise InputError(path, f"is truncated: {size} bytes, its header promises {claimed}.")
+        read_into, close = _proxy_reader(path, image.dataobj), lambda: None
+    scaled = not (image.dataobj.slope == 1 and image.dataobj.inter == 0)
     dtype = np.dtype(np.float32) if scaled else disk_dtype
-    if not path.name.endswith(".gz"):
-        expected = int(image.header.get_data_offset()) + int(np.prod(shape)) * disk_dtype.itemsize
-        size = os.path.getsize(path)
-        if size < expected:
-            raise InputError(path, f"is truncated: {size} bytes, its header promises {expected}.")
+    return Volume(str(path), shape, _check_dtype(path, dtype), read_into, close, fortran=True)
 
+
+def _proxy_reader(path, proxy) -> Callable:
     def read_into(start: int, count: int, out: np.ndarray, axis: int) -> None:
         try:
             out[_slab(axis, 0, count)] = proxy[_slab(axis, start, start + count)]
         except (EOFError, OSError, ValueError, zlib.error) as e:
             raise InputError(path, f"is truncated or corrupt ({type(e).__name__}: {e}).") from None
 
-    return Volume(str(path), shape, _check_dtype(path, dtype), read_into)
+    return read_into
+
+
+def _read_proxy(path, kind, file, start: int, count: int, out: np.ndarray, axis: int) -> None:
+    """Read a slab of the uncompressed NIfTI image (class `kind`) held by an open `file`."""
+    from nibabel.fileholders import FileHolder
+
+    holder = FileHolder(fileobj=file)
+    image = kind.from_file_map({"header": holder, "image": holder})
+    _proxy_reader(path, image.dataobj)(start, count, out, axis)
 
 
 def _volume_files(directory: Path) -> dict[str, Path]:
-    files = sorted(p for p in directory.iterdir() if not p.name.startswith("."))
+    """`{case: path}` of a directory's volume files; hidden files are skipped with a warning."""
+    entries = sorted(directory.iterdir())
+    hidden = [p.name for p in entries if p.name.startswith(".")]
+    if hidden:
+        warnings.warn(
+            f"{directory}: skipped {len(hidden)} hidden file(s): {', '.join(hidden)}.",
+            InputWarning,
+            stacklevel=3,
+        )
+    files = [p for p in entries if not p.name.startswith(".")]
     if not files:
         raise InputError(directory, "is an empty directory; expected volume files.")
     by_case: dict[str, Path] = {}
@@ -270,6 +398,11 @@ def _volume_files(directory: Path) -> dict[str, Path]:
     return by_case
 
 
+def _unpaired(names, limit: int = 5) -> str:
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
 def pair_cases(pred, true) -> list[tuple[str, Path, Path]]:
     """Pair prediction and truth files by case name (the file name without its suffix).
 
@@ -277,8 +410,9 @@ def pair_cases(pred, true) -> list[tuple[str, Path, Path]]:
         pred, true: two volume files, or two directories of volume files.
 
     Returns:
-        `[(case, pred_path, true_path), ...]` sorted by case. A case present on one side
-        only, an empty directory, or a file with an unknown extension raises `InputError`.
+        `[(case, pred_path, true_path), ...]` sorted by case. Cases present on one side
+        only (all listed, from both sides), an empty directory, or a file with an unknown
+        extension raise `InputError`; hidden files are skipped with an `InputWarning`.
     """
     pred, true = Path(pred), Path(true)
     for path in (pred, true):
@@ -293,8 +427,17 @@ def pair_cases(pred, true) -> list[tuple[str, Path, Path]]:
         _suffix(pred), _suffix(true)
         return [(case_name(pred), pred, true)]
     preds, trues = _volume_files(pred), _volume_files(true)
-    for mine, theirs, side in ((preds, trues, true), (trues, preds, pred)):
-        for name, path in mine.items():
-            if name not in theirs:
-                raise InputError(path, f"has no partner: no case {name!r} in {side}.")
+    only_pred = sorted(set(preds) - set(trues))
+    only_true = sorted(set(trues) - set(preds))
+    if only_pred or only_true:
+        sides = [
+            f"{len(names)} in {side} only ({_unpaired(names)})"
+            for names, side in ((only_pred, pred), (only_true, true))
+            if names
+        ]
+        raise InputError(
+            preds[only_pred[0]] if only_pred else trues[only_true[0]],
+            f"has no partner: cases pair by file name without suffix; unpaired: "
+            f"{'; '.join(sides)}.",
+        )
     return [(name, preds[name], trues[name]) for name in sorted(preds)]

@@ -1,16 +1,18 @@
 """Reports from an `Evaluation`: the summary dict, report.json, report.csv and a terminal table.
 
 Every number comes from the ops (scores, curves, optimal thresholds); this module only
-arranges them. Files are written atomically: all outputs go to temporary files first and
-replace their targets only when every one of them was written.
+arranges them. Files are committed all or nothing: every output is written into a staging
+directory beside its target first, and only then moved into place.
 """
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -42,6 +44,29 @@ COUNT_METRICS = {
 CURVE_METRICS = {"average_precision": average_precision, "roc_auc": roc_auc}
 METRICS = (*COUNT_METRICS, *CURVE_METRICS)
 AVERAGES = ("micro", "macro", "weighted")
+STAGING_PREFIX = ".voxelmetrics-staging-"
+
+
+def check_class_names(names: Sequence[str]) -> list[str]:
+    """The names as a list, or a ValueError for an empty, duplicate or reserved name.
+
+    Class names key the report's rows beside the averages (`micro`, `macro`, `weighted`),
+    so they must be distinct from each other and from those.
+    """
+    names = list(names)
+    empty = [i for i, n in enumerate(names) if not str(n).strip()]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    reserved = [n for n in names if n in AVERAGES]
+    if empty:
+        raise ValueError(f"class names must not be empty; name {empty[0]} of {names} is.")
+    if repeated:
+        raise ValueError(f"class names must be distinct; {repeated} appear more than once.")
+    if reserved:
+        raise ValueError(
+            f"class names {reserved} are reserved for the averages ({', '.join(AVERAGES)}); "
+            f"choose other names."
+        )
+    return names
 
 
 def parse_criterion(text: str) -> tuple[str, dict]:
@@ -218,7 +243,11 @@ def summarize(
         >>> summarize(ev)["pooled"]["classes"]["class_0"]["dice"]
         1.0
     """
-    names = list(class_names) if class_names else default_class_names(evaluation.num_classes)
+    names = (
+        check_class_names(class_names)
+        if class_names
+        else default_class_names(evaluation.num_classes)
+    )
     if len(names) != evaluation.num_classes:
         raise ValueError(
             f"{len(names)} class names given ({', '.join(names)}) but the data has "
@@ -302,11 +331,18 @@ def to_csv(summary: dict) -> str:
 
 
 def check_writable(out_dir) -> Path:
-    """Create `out_dir` if needed and prove a file can be written there, or raise OSError."""
+    """Raise OSError unless `out_dir` is, or can be created as, a writable directory.
+
+    Creates nothing: a run that fails on its inputs leaves no directory behind.
+    """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=out, prefix=".voxelmetrics-", suffix=".tmp"):
-        pass
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(existing))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, "permission denied", str(existing))
     return out
 
 
@@ -317,35 +353,106 @@ def _default_file_mode() -> int:
     return 0o666 & ~umask
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_staging(out: Path) -> None:
+    """Remove staging directories left in `out` by runs that were killed (their process is
+    gone); those of live runs (concurrent ones into the same `out`) are left alone."""
+    for staging in out.glob(STAGING_PREFIX + "*"):
+        pid = staging.name[len(STAGING_PREFIX) :].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_targets(out: Path, names) -> None:
+    for name in names:
+        target = out / name
+        if target.is_symlink() or (target.exists() and not target.is_file()):
+            raise IsADirectoryError(
+                errno.EISDIR, "exists and is not a regular file; move it away", str(target)
+            )
+
+
+def _move_into_place(staging: Path, out: Path, names) -> None:
+    """Swap every staged file into `out`, the previous ones set aside in `staging/.previous`.
+
+    On success the previous files are deleted; on any failure they are put back (a file
+    that cannot be put back stays in `.previous`, named in the error).
+    """
+    backups = staging / ".previous"
+    backups.mkdir()
+    done: list[str] = []
+    try:
+        for name in names:
+            if (out / name).exists():
+                os.replace(out / name, backups / name)
+            done.append(name)
+            os.replace(staging / name, out / name)
+    except BaseException:
+        for name in reversed(done):
+            if (backups / name).exists():
+                try:
+                    os.replace(backups / name, out / name)
+                except OSError as e:
+                    raise OSError(f"{name} could not be put back; it is in {backups}") from e
+            else:
+                with contextlib.suppress(OSError):
+                    (out / name).unlink()
+        raise
+    for name in done:
+        with contextlib.suppress(OSError):
+            (backups / name).unlink()
+
+
+def _remove_staging(staging: Path) -> None:
+    """Remove the staging directory, unless it keeps a previous file that was not restored."""
+    previous = staging / ".previous"
+    if previous.is_dir() and any(previous.iterdir()):
+        for path in staging.iterdir():
+            if path != previous:
+                path.unlink()
+        return
+    shutil.rmtree(staging, ignore_errors=True)
+
+
 def write_atomically(
     out_dir, writers: dict[str, Callable[[io.BufferedWriter], None]]
 ) -> list[Path]:
     """Write every `{file name: writer(binary file)}` into `out_dir`, all or nothing.
 
-    Each writer fills a temporary file in `out_dir`; only when all succeeded are they moved
-    into place with `os.replace` (atomic per file). On any error the temporaries are removed
-    and the targets keep their previous content (or stay absent).
+    `out_dir` is created if needed. Each writer fills a file in a staging directory inside
+    `out_dir` (the same filesystem); only when all succeeded are they moved into place
+    (`os.replace`, the previous files kept aside until every move succeeded). On any error,
+    including a signal turned into an exception, the targets keep their previous content
+    (or stay absent) and the staging directory is removed. Staging directories of killed
+    earlier runs are removed first.
+
+    Raises:
+        OSError: a file could not be written or moved, or a target is a directory.
     """
     out = Path(out_dir)
-    staged: list[tuple[str, Path]] = []
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(out)
+    _check_targets(out, writers)
+    staging = Path(tempfile.mkdtemp(dir=out, prefix=f"{STAGING_PREFIX}{os.getpid()}-"))
     try:
+        mode = _default_file_mode()
         for name, write in writers.items():
-            fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.", suffix=".tmp")
-            staged.append((name, Path(tmp)))
-            with os.fdopen(fd, "wb") as f:
+            with open(staging / name, "wb") as f:
                 write(f)
-    except BaseException:
-        for _, tmp in staged:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-        raise
-    mode = _default_file_mode()
-    written = []
-    for name, tmp in staged:
-        os.chmod(tmp, mode)
-        os.replace(tmp, out / name)
-        written.append(out / name)
-    return written
+            os.chmod(staging / name, mode)
+        _move_into_place(staging, out, writers)
+    finally:
+        _remove_staging(staging)
+    return [out / name for name in writers]
 
 
 def _fmt(x, digits: int = 4) -> str:
@@ -374,7 +481,8 @@ def render_table(summary: dict, console) -> None:
     pooled, samples = summary["pooled"], summary["samplewise"]
     thresholds = ", ".join(f"{t:g}" for t in dict.fromkeys(config["threshold"]))
     table = Table(
-        title=f"pooled over {config['num_cases']} case(s) at threshold {thresholds}",
+        title=f"pooled over {config['num_cases']} case(s) at threshold {thresholds}; "
+        f"class axis {config['axis']}: {config['num_classes']} classes",
         title_justify="left",
         box=box.SIMPLE_HEAD,
     )

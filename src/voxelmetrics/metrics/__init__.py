@@ -25,16 +25,19 @@ from voxelmetrics.metrics.curves import (
 )
 from voxelmetrics.metrics.report import SegmentationReport
 from voxelmetrics.metrics.samplewise import SamplewiseDice, SamplewiseIoU, SamplewiseRecall
+from voxelmetrics.metrics.surface import AverageSurfaceDistance, HausdorffDistance, SurfaceDice
 
 __all__ = [
     "PRAUC",
     "ROCAUC",
     "AveragePrecision",
+    "AverageSurfaceDistance",
     "BestFBeta",
     "ConfusionCounts",
     "Dice",
     "F1Score",
     "FBetaScore",
+    "HausdorffDistance",
     "IoU",
     "OptimalThreshold",
     "Precision",
@@ -46,4 +49,5 @@ __all__ = [
     "SamplewiseRecall",
     "SegmentationReport",
     "Specificity",
+    "SurfaceDice",
 ]

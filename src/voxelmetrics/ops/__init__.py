@@ -31,13 +31,23 @@ from voxelmetrics.ops.scores import (
     safe_ratio,
     specificity,
 )
+from voxelmetrics.ops.surface import (
+    SurfaceDistances,
+    average_surface_distance,
+    hausdorff_distance,
+    normalized_surface_dice,
+    surface_distances,
+    surface_metrics,
+)
 from voxelmetrics.ops.thresholds import optimal_threshold, refine_threshold
 
 __all__ = [
     "Criterion",
+    "SurfaceDistances",
     "accumulate",
     "average_precision",
     "average_scores",
+    "average_surface_distance",
     "balanced_accuracy",
     "bin_index",
     "bin_thresholds",
@@ -51,8 +61,10 @@ __all__ = [
     "exact_precision_recall_curve",
     "exact_total",
     "fbeta_score",
+    "hausdorff_distance",
     "iou",
     "matthews_corrcoef",
+    "normalized_surface_dice",
     "num_valid_classes",
     "optimal_threshold",
     "pr_auc",
@@ -66,5 +78,7 @@ __all__ = [
     "score_histogram",
     "sparse_confusion_matrix",
     "specificity",
+    "surface_distances",
+    "surface_metrics",
     "total_as_float",
 ]

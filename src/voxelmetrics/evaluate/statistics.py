@@ -1,0 +1,119 @@
+"""Per-case statistics, as segmentation challenges report them: spread and a bootstrap CI.
+
+Pure numpy float64 on the host: the inputs are a few numbers per case and class.
+"""
+
+from collections.abc import Sequence
+
+import numpy as np
+
+CONFIDENCE = 0.95
+DEFAULT_BOOTSTRAP = 1000
+NAN = float("nan")
+
+
+def bootstrap_mean_interval(
+    values: np.ndarray,
+    *,
+    resamples: int = DEFAULT_BOOTSTRAP,
+    seed: int = 0,
+    confidence: float = CONFIDENCE,
+) -> tuple[float, float]:
+    r"""Percentile-bootstrap confidence interval of the mean of `values`.
+
+    Draws `resamples` samples of `n = len(values)` cases with replacement, takes each
+    sample's mean :math:`\bar x^*_b`, and returns the :math:`(1 - \gamma) / 2` and
+    :math:`(1 + \gamma) / 2` quantiles of :math:`\{\bar x^*_b\}` (linear interpolation),
+    :math:`\gamma` = `confidence` (Efron & Tibshirani 1993, ch. 13).
+
+    Args:
+        values: `[n]` finite values, one per case (undefined cases already removed).
+        resamples: number of bootstrap samples B >= 1.
+        seed: seeds numpy's default generator, so the interval is reproducible.
+        confidence: the interval's nominal coverage, in (0, 1).
+
+    Returns:
+        `(low, high)`; `(nan, nan)` when `values` is empty.
+
+    Example:
+        >>> bootstrap_mean_interval(np.array([0.8, 0.8, 0.8]))
+        (0.8, 0.8)
+    """
+    if int(resamples) != resamples or resamples < 1 or not 0.0 < confidence < 1.0:
+        raise ValueError(
+            f"expected resamples >= 1 and 0 < confidence < 1; got {resamples!r}, {confidence!r}"
+        )
+    values = np.asarray(values, np.float64)
+    if values.size == 0:
+        return NAN, NAN
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, values.size, size=(resamples, values.size))
+    means = values[draws].mean(axis=1)
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(means, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
+def case_statistics(
+    values: np.ndarray,
+    case_names: Sequence[str],
+    *,
+    bootstrap: int = DEFAULT_BOOTSTRAP,
+    seed: int = 0,
+) -> dict:
+    """Spread over cases of one score: mean, sd, median, quartiles, extremes, bootstrap CI.
+
+    Cases where the score is undefined (NaN: e.g. Dice of a class absent from both truth
+    and prediction under `zero_division="nan"`) are left out of every statistic and
+    counted apart (`n_defined` of `n_cases`).
+
+    Args:
+        values: `[n_cases]` the score per case (NaN where undefined).
+        case_names: `[n_cases]` names, to say which case gives the minimum and maximum.
+        bootstrap: resamples of the 95% percentile-bootstrap interval of the mean
+            (`bootstrap_mean_interval`); 0 leaves `ci_low`/`ci_high` out.
+        seed: the bootstrap's seed.
+
+    Returns:
+        A dict: `mean`, `std` (sample standard deviation, ddof=1; NaN below two cases),
+        `median`, `q25`, `q75` (linear interpolation, numpy's default), `min`, `min_case`,
+        `max`, `max_case`, `n_defined`, `n_cases`, and `ci_low`, `ci_high` when
+        `bootstrap > 0`. Statistics of no defined case are NaN (cases None).
+
+    Example:
+        >>> s = case_statistics(np.array([0.9, np.nan, 0.7]), ["a", "b", "c"], bootstrap=0)
+        >>> s["mean"], s["n_defined"], s["min_case"]
+        (0.8, 2, 'c')
+    """
+    if int(bootstrap) != bootstrap or bootstrap < 0:
+        raise ValueError(f"expected a number of bootstrap resamples >= 0; got {bootstrap!r}")
+    values = np.asarray(values, np.float64)
+    if values.shape != (len(case_names),):
+        raise ValueError(
+            f"expected one value per case ({len(case_names)}), got an array of shape {values.shape}"
+        )
+    defined = ~np.isnan(values)
+    kept = values[defined]
+    names = [name for name, ok in zip(case_names, defined, strict=True) if ok]
+    stats = {"n_defined": int(kept.size), "n_cases": int(values.size)}
+    if kept.size == 0:
+        stats |= dict.fromkeys(("mean", "std", "median", "q25", "q75", "min", "max"), NAN)
+        stats |= {"min_case": None, "max_case": None}
+    else:
+        q25, median, q75 = np.quantile(kept, [0.25, 0.5, 0.75])
+        stats |= {
+            "mean": float(kept.mean()),
+            "std": float(kept.std(ddof=1)) if kept.size > 1 else NAN,
+            "median": float(median),
+            "q25": float(q25),
+            "q75": float(q75),
+            "min": float(kept.min()),
+            "min_case": names[int(kept.argmin())],
+            "max": float(kept.max()),
+            "max_case": names[int(kept.argmax())],
+        }
+    if bootstrap > 0:
+        stats["ci_low"], stats["ci_high"] = bootstrap_mean_interval(
+            kept, resamples=bootstrap, seed=seed
+        )
+    return stats

@@ -1,0 +1,64 @@
+"""Per-case statistics against Python's `statistics` module and bootstrap properties."""
+
+import statistics as py_stats
+
+import numpy as np
+import pytest
+
+from voxelmetrics.evaluate.statistics import bootstrap_mean_interval, case_statistics
+
+
+def test_spread_matches_python_statistics_and_skips_undefined_cases():
+    rng = np.random.default_rng(3)
+    values = rng.random(41)
+    values[[4, 17]] = np.nan
+    names = [f"case{i:02d}" for i in range(41)]
+    kept = [float(v) for v in values if not np.isnan(v)]
+    s = case_statistics(values, names, bootstrap=0)
+    q25, median, q75 = py_stats.quantiles(kept, n=4, method="inclusive")
+    assert s["n_defined"] == 39 and s["n_cases"] == 41
+    assert s["mean"] == pytest.approx(py_stats.fmean(kept), abs=1e-12)
+    assert s["std"] == pytest.approx(py_stats.stdev(kept), abs=1e-12)
+    assert (s["q25"], s["median"], s["q75"]) == pytest.approx((q25, median, q75), abs=1e-12)
+    assert s["min"] == min(kept) and s["min_case"] == names[int(np.nanargmin(values))]
+    assert s["max"] == max(kept) and s["max_case"] == names[int(np.nanargmax(values))]
+    assert "ci_low" not in s
+
+
+def test_adversarial_case_counts():
+    none = case_statistics(np.array([np.nan, np.nan]), ["a", "b"])
+    assert none["n_defined"] == 0 and none["min_case"] is None
+    assert np.isnan(none["mean"]) and np.isnan(none["ci_low"]) and np.isnan(none["ci_high"])
+    one = case_statistics(np.array([0.25]), ["only"])
+    assert one["mean"] == one["median"] == one["ci_low"] == one["ci_high"] == 0.25
+    assert np.isnan(one["std"])
+    with pytest.raises(ValueError, match="one value per case"):
+        case_statistics(np.zeros(3), ["a", "b"])
+    with pytest.raises(ValueError, match="bootstrap resamples >= 0"):
+        case_statistics(np.zeros(2), ["a", "b"], bootstrap=-1)
+
+
+def test_bootstrap_interval_is_seeded_and_about_the_normal_width():
+    rng = np.random.default_rng(0)
+    values = rng.normal(0.8, 0.1, size=400)
+    low, high = bootstrap_mean_interval(values, resamples=2000, seed=7)
+    assert (low, high) == bootstrap_mean_interval(values, resamples=2000, seed=7)
+    assert (low, high) != bootstrap_mean_interval(values, resamples=2000, seed=8)
+    assert low < values.mean() < high
+    normal_half_width = 1.96 * values.std(ddof=1) / np.sqrt(values.size)
+    assert (high - low) / 2 == pytest.approx(normal_half_width, rel=0.15)
+
+
+def test_bootstrap_interval_by_brute_force():
+    """All 3**3 resamples of 3 cases: the exact bootstrap distribution of the mean.
+
+    The mean is 0 in 1/27 = 3.7% of resamples (all three draws the 0.0 case), more than the
+    2.5% tail, so the exact interval is [0, 1]; a large bootstrap must find it exactly.
+    """
+    values = np.array([0.0, 0.5, 1.0])
+    grid = np.stack(np.meshgrid(*[range(3)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    exact = values[grid].mean(axis=1)
+    assert np.mean(exact == 0.0) > 0.025 and np.mean(exact == 1.0) > 0.025
+    assert bootstrap_mean_interval(values, resamples=100_000, seed=1) == (0.0, 1.0)
+    narrow = bootstrap_mean_interval(values, resamples=100_000, seed=1, confidence=0.5)
+    assert narrow == (np.quantile(exact, 0.25), np.quantile(exact, 0.75))
