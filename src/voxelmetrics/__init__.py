@@ -4,6 +4,7 @@ Importing voxelmetrics sets `KERAS_BACKEND=jax` when neither the environment var
 a keras.json edited by the user names a backend; it never overrides a choice. Keras reads
 the backend once, on its first import: import voxelmetrics before keras (or set
 KERAS_BACKEND yourself) for this default to apply.
+
 Importing the package imports Keras and registers the metrics, losses and calibration
 layers for `.keras` loading; started as the `voxelmetrics` command, it defers that to the
 first use, so that `voxelmetrics --help` imports no Keras, JAX or TensorFlow.
