@@ -6,6 +6,7 @@ import pytest
 
 from tests.conftest import to_numpy
 from voxelmetrics.calibration import ApplyThresholds, ThresholdCalibration, find_threshold_layer
+from voxelmetrics.ops.criterion import Criterion
 from voxelmetrics.ops.histogram import score_histogram
 from voxelmetrics.ops.thresholds import optimal_threshold
 
@@ -161,3 +162,42 @@ def test_callback_errors():
         ThresholdCalibration((x_val, y_val), layer=backbone, scoring_model=backbone).calibrate()
     with pytest.raises(ValueError, match="No scoring model"):
         ThresholdCalibration((x_val, y_val), layer=ApplyThresholds()).calibrate()
+
+
+def test_unweighted_then_weighted_batch_sums_both():
+    """Issue 12 item 3: one unweighted, then one weighted batch used to crash (limbs + floats)."""
+    x_val, y_val = _volumes(5, n=4)
+    backbone = _backbone(seed=2)
+    weights = np.float32([1.0, 1.0, 0.5, 2.0])
+    batches = [(x_val[:2], y_val[:2]), (x_val[2:], y_val[2:], weights[2:])]
+    calibration = ThresholdCalibration(batches, scoring_model=backbone, num_bins=32)
+    histogram, _ = calibration.validation_histogram(backbone)
+    scores = to_numpy(backbone.predict(x_val, verbose=0))
+    expected = to_numpy(score_histogram(y_val[:2], scores[:2], 32)) + to_numpy(
+        score_histogram(y_val[2:], scores[2:], 32, sample_weight=weights[2:])
+    )
+    np.testing.assert_allclose(to_numpy(histogram), expected, rtol=1e-6)
+    assert to_numpy(histogram)[..., 1].sum() > 0
+
+
+def test_criterion_value_and_spellings_agree():
+    x_val, y_val = _volumes(6)
+    backbone = _backbone(seed=3)
+    spellings = [
+        {"criterion": Criterion("recall_at_precision", min_precision=0.6)},
+        {"criterion": "recall_at_precision:0.6"},
+        {"criterion": "recall_at_precision", "min_precision": 0.6},
+    ]
+    results = [
+        ThresholdCalibration(
+            (x_val, y_val), layer=ApplyThresholds(0.5), scoring_model=backbone, num_bins=64, **kw
+        ).calibrate()
+        for kw in spellings
+    ]
+    for t, v in results[1:]:
+        np.testing.assert_array_equal(t, results[0][0])
+        np.testing.assert_array_equal(v, results[0][1])
+    (t, _), _ = _expected(
+        backbone, x_val, y_val, criterion="recall_at_precision", min_precision=0.6
+    )
+    np.testing.assert_array_equal(results[0][0], to_numpy(t))

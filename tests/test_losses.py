@@ -83,14 +83,14 @@ def test_logits_sparse_labels_and_channels_first(rng):
     np.testing.assert_allclose(to_numpy(sparse(ids, logits)), expected, rtol=1e-5)
 
 
-@pytest.mark.parametrize("class_weights", [None, [2.0, 0.5], "inverse_frequency"])
+@pytest.mark.parametrize("class_weights", [None, [2.0, 0.5], "balanced"])
 @pytest.mark.parametrize("from_logits", [False, True])
 def test_weighted_binary_crossentropy_equals_numpy(rng, class_weights, from_logits):
     y, p = data(rng)
     z = rng.normal(size=y.shape).astype(np.float32)
     scores = z if from_logits else p
     q = sigmoid(z) if from_logits else p.astype(np.float64)
-    if class_weights == "inverse_frequency":
+    if class_weights == "balanced":
         pos = y.reshape(-1, 2).sum(0)
         w = np.where(pos > 0, (y.size / 2 - pos) / np.maximum(pos, 1), 1.0)
     else:
@@ -131,7 +131,8 @@ def gradient(loss, y, x):
         losses.SoftDiceLoss(per_sample=False, smooth=1e-6),
         losses.TverskyLoss(0.3, 0.7),
         losses.FocalTverskyLoss(),
-        losses.WeightedBinaryCrossentropy("inverse_frequency"),
+        losses.SoftJaccardLoss(),
+        losses.WeightedBinaryCrossentropy("balanced"),
     ],
 )
 def test_gradients_are_finite_on_empty_classes(loss):
@@ -152,7 +153,7 @@ def test_gradients_are_finite_on_empty_classes(loss):
         (lambda: losses.SoftDiceLoss(from_logits="relu"), "from_logits"),
         (lambda: losses.SoftDiceLoss(per_sample="yes"), "per_sample"),
         (lambda: losses.SoftDiceLoss(smooth=-1), "smooth"),
-        (lambda: losses.WeightedBinaryCrossentropy("balanced"), "inverse_frequency"),
+        (lambda: losses.WeightedBinaryCrossentropy("uniform"), "balanced"),
         (lambda: losses.WeightedBinaryCrossentropy([[1.0]]), "1-D"),
     ],
 )
@@ -170,3 +171,32 @@ def test_config_round_trip(rng):
         clone = keras.losses.deserialize(keras.losses.serialize(loss))
         assert type(clone) is type(loss) and clone.get_config() == loss.get_config()
         np.testing.assert_allclose(to_numpy(clone(y, p)), to_numpy(loss(y, p)), rtol=1e-6)
+
+
+def test_old_balanced_spelling_warns_and_means_the_same(rng):
+    y, p = data(rng)
+    with pytest.warns(DeprecationWarning, match="balanced"):
+        old = losses.WeightedBinaryCrossentropy("inverse_frequency")
+    new = losses.WeightedBinaryCrossentropy("balanced")
+    assert old.get_config() == new.get_config()
+    np.testing.assert_array_equal(to_numpy(old(y, p)), to_numpy(new(y, p)))
+
+
+@pytest.mark.parametrize("per_sample", [True, False])
+def test_soft_jaccard_equals_monai_jaccard_dice_loss(rng, per_sample):
+    import torch
+    from monai.losses import DiceLoss
+
+    y, p = data(rng)
+    smooth = 1e-5
+    monai = DiceLoss(jaccard=True, smooth_nr=2 * smooth, smooth_dr=2 * smooth, batch=not per_sample)
+    # MONAI is channels-first: [B, C, spatial...].
+    expected = monai(
+        torch.from_numpy(np.moveaxis(p, -1, 1).astype(np.float64)),
+        torch.from_numpy(np.moveaxis(y, -1, 1).astype(np.float64)),
+    ).item()
+    loss = losses.SoftJaccardLoss(per_sample=per_sample, smooth=smooth)
+    np.testing.assert_allclose(to_numpy(loss(y, p)), expected, rtol=1e-5)
+    np.testing.assert_allclose(
+        to_numpy(loss(y, p)), reference_tversky(y, p, 1.0, 1.0, per_sample), rtol=1e-5
+    )

@@ -1,6 +1,10 @@
 """voxelmetrics: exact, fused, in-graph segmentation metrics and thresholds for Keras 3.
 
-Runs on JAX unless the user chose another Keras backend (KERAS_BACKEND or keras.json).
+Importing voxelmetrics sets `KERAS_BACKEND=jax` when neither the environment variable nor
+a keras.json edited by the user names a backend; it never overrides a choice. Keras reads
+the backend once, on its first import: import voxelmetrics before keras (or set
+KERAS_BACKEND yourself) for this default to apply.
+
 Importing the package imports Keras and registers the metrics, losses and calibration
 layers for `.keras` loading; started as the `voxelmetrics` command, it defers that to the
 first use, so that `voxelmetrics --help` imports no Keras, JAX or TensorFlow.

@@ -10,9 +10,18 @@ import keras
 import numpy as np
 from keras import ops
 
-from voxelmetrics.ops.accumulate import accumulate, empty_total, total_as_float
+from voxelmetrics.ops._options import (
+    NUM_BINS,
+    check_axis,
+    check_from_logits,
+    check_int,
+    check_num_bins,
+    check_threshold_values,
+)
+from voxelmetrics.ops.accumulate import add_counts, empty_total, pair_as_float
+from voxelmetrics.ops.criterion import Criterion
 from voxelmetrics.ops.histogram import score_histogram
-from voxelmetrics.ops.thresholds import CriterionName, make_criterion, optimal_threshold
+from voxelmetrics.ops.thresholds import optimal_threshold
 
 
 @keras.saving.register_keras_serializable(package="voxelmetrics")
@@ -53,19 +62,10 @@ class ApplyThresholds(keras.layers.Layer):
         self, thresholds=0.5, *, axis: int = -1, from_logits: bool | str = False, **kwargs
     ):
         super().__init__(**kwargs)
-        if from_logits not in (False, True, "sigmoid", "softmax"):
-            raise ValueError(
-                f"from_logits must be False, True, 'sigmoid' or 'softmax'; got {from_logits!r}."
-            )
-        initial = np.asarray(thresholds, np.float32)
-        if initial.ndim > 1 or not ((initial >= 0) & (initial <= 1)).all():
-            raise ValueError(
-                f"thresholds must be a number or one number per class, in [0, 1]; got "
-                f"{thresholds!r}."
-            )
-        self._initial = initial
-        self.axis = axis
-        self.from_logits = from_logits
+        check_threshold_values(thresholds, name="thresholds")
+        self._initial = np.asarray(thresholds, np.float32)
+        self.axis = check_axis(axis)
+        self.from_logits = check_from_logits(from_logits)
 
     def build(self, input_shape):
         num_classes = input_shape[self.axis]
@@ -141,7 +141,8 @@ class ThresholdCalibration(keras.callbacks.Callback):
             `y` multi-hot `[..., C]` or sparse integer labels, as `score_histogram` takes.
         layer: the `ApplyThresholds` layer to set, or a model holding exactly one; by
             default the layer inside the model being fitted.
-        criterion: as in `optimal_threshold`; "f1" by default.
+        criterion: a `Criterion`, its text spelling (`"recall_at_precision:0.9"`) or a name
+            with the options below, as in `optimal_threshold`; "f1" by default.
         scoring_model: the model whose outputs are the scores; by default the model being
             fitted (it must output scores, not masks).
         num_bins: B of the histogram.
@@ -170,10 +171,10 @@ class ThresholdCalibration(keras.callbacks.Callback):
         self,
         validation_data,
         layer=None,
-        criterion: CriterionName = "f1",
+        criterion: Criterion | str = "f1",
         *,
         scoring_model: keras.Model | None = None,
-        num_bins: int = 1024,
+        num_bins: int = NUM_BINS,
         from_logits: bool | str = False,
         axis: int = -1,
         batch_size: int = 8,
@@ -185,25 +186,22 @@ class ThresholdCalibration(keras.callbacks.Callback):
         cost_fn: float = 1.0,
     ):
         super().__init__()
-        self.options = {
-            "beta": beta,
-            "min_precision": min_precision,
-            "min_recall": min_recall,
-            "cost_fp": cost_fp,
-            "cost_fn": cost_fn,
-        }
-        make_criterion(criterion, **self.options)
-        if isinstance(frequency, bool) or not isinstance(frequency, int) or frequency < 0:
-            raise ValueError(f"frequency must be an integer >= 0; received {frequency!r}.")
+        self.criterion = Criterion.of(
+            criterion,
+            beta=beta,
+            min_precision=min_precision,
+            min_recall=min_recall,
+            cost_fp=cost_fp,
+            cost_fn=cost_fn,
+        )
         self.validation_data = validation_data
         self.layer = layer
-        self.criterion = criterion
         self.scoring_model = scoring_model
-        self.num_bins = num_bins
-        self.from_logits = from_logits
-        self.axis = axis
-        self.batch_size = batch_size
-        self.frequency = frequency
+        self.num_bins = check_num_bins(num_bins)
+        self.from_logits = check_from_logits(from_logits)
+        self.axis = check_axis(axis)
+        self.batch_size = check_int("batch_size", batch_size)
+        self.frequency = check_int("frequency", frequency, minimum=0)
         self.thresholds = self.values = None
         self.history: list[tuple[int, np.ndarray, np.ndarray]] = []
 
@@ -218,7 +216,7 @@ class ThresholdCalibration(keras.callbacks.Callback):
         if model is None:
             raise ValueError("No scoring model: pass scoring_model= or use the callback in fit.")
         histogram, shape = self.validation_histogram(model)
-        thresholds, values = optimal_threshold(histogram, self.criterion, **self.options)
+        thresholds, values = optimal_threshold(histogram, self.criterion)
         layer = find_threshold_layer(self.layer if self.layer is not None else self.model)
         if not layer.built:
             layer.build(shape)
@@ -229,7 +227,10 @@ class ThresholdCalibration(keras.callbacks.Callback):
         return self.thresholds, self.values
 
     def validation_histogram(self, model):
-        """`[C, B, 2]` float32 histogram of the model's validation scores, and their shape."""
+        """`[C, B, 2]` float32 histogram of the model's validation scores, and their shape.
+
+        Batches are summed as the metrics' states are (`add_counts`): exactly while they are
+        unweighted, as float32 sums once sample weights appear, in any order."""
         total = shape = None
         for batch in _batches(self.validation_data, self.batch_size):
             x, y = batch[0], _numpy(batch[1])
@@ -243,14 +244,13 @@ class ThresholdCalibration(keras.callbacks.Callback):
                 axis=self.axis,
                 sample_weight=weight,
             )
-            if weight is not None:
-                total = hist if total is None else total + hist
-            else:
-                total = accumulate(empty_total(ops.shape(hist)) if total is None else total, hist)
+            if total is None:
+                total = (empty_total(ops.shape(hist)), ops.zeros(ops.shape(hist), "float32"))
+            total = add_counts(*total, hist)
             shape = tuple(ops.shape(scores))
         if total is None:
             raise ValueError("validation_data yielded no batches.")
-        return (total if len(ops.shape(total)) == 3 else total_as_float(total)), shape
+        return pair_as_float(*total), shape
 
 
 def _numpy(x):

@@ -4,13 +4,21 @@ Soft counts over 3D volumes with any number of spatial axes, any class axis, per
 batch-level reduction, and gradients that stay finite on classes absent from a batch.
 """
 
+import warnings
 from collections.abc import Sequence
 
 import keras
 import numpy as np
 from keras import ops
 
-from voxelmetrics.ops._inputs import normalize_axis, static_shape
+from voxelmetrics.ops._inputs import (
+    activation,
+    apply_activation,
+    is_sparse,
+    normalize_axis,
+    static_shape,
+)
+from voxelmetrics.ops._options import check_axis, check_from_logits, check_number
 
 _register = keras.saving.register_keras_serializable(package="voxelmetrics")
 
@@ -20,9 +28,7 @@ def _probabilities_and_labels(y_true, y_pred, axis: int, from_logits: bool | str
     pred_shape, true_shape = static_shape(y_pred), static_shape(y_true)
     axis = normalize_axis(axis, len(pred_shape))
     num_classes = pred_shape[axis]
-    sparse = len(true_shape) == len(pred_shape) - 1 or (
-        len(true_shape) == len(pred_shape) and true_shape[axis] == 1 and num_classes != 1
-    )
+    sparse = is_sparse(true_shape, pred_shape, axis)
     if sparse:
         ids = ops.cast(y_true, "int32")
         if len(true_shape) == len(pred_shape) - 1:
@@ -30,36 +36,10 @@ def _probabilities_and_labels(y_true, y_pred, axis: int, from_logits: bool | str
         shape = [1] * len(pred_shape)
         shape[axis] = num_classes
         labels = ops.equal(ids, ops.reshape(ops.arange(num_classes, dtype="int32"), shape))
-    elif len(true_shape) == len(pred_shape):
-        labels = y_true
     else:
-        raise ValueError(
-            f"y_true has shape {true_shape}; expected {pred_shape} (multi-hot) or integer "
-            f"labels without the class axis {axis}."
-        )
-    scores = ops.cast(y_pred, "float32")
-    if from_logits is True:
-        from_logits = "softmax" if sparse else "sigmoid"
-    if from_logits == "sigmoid":
-        scores = ops.sigmoid(scores)
-    elif from_logits == "softmax":
-        scores = ops.softmax(scores, axis=axis)
+        labels = y_true
+    scores = apply_activation(y_pred, activation(from_logits, sparse), axis)
     return scores, ops.cast(labels, "float32"), axis
-
-
-def _check_from_logits(from_logits) -> None:
-    if from_logits not in (True, False, "sigmoid", "softmax"):
-        raise ValueError(
-            f"from_logits must be True, False, 'sigmoid' or 'softmax'; received {from_logits!r}."
-        )
-
-
-def _check_positive(name: str, value, allow_zero: bool = True) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite number {bound}; received {value!r}.")
-    return float(value)
 
 
 class _SoftOverlapLoss(keras.losses.Loss):
@@ -77,13 +57,14 @@ class _SoftOverlapLoss(keras.losses.Loss):
         dtype=None,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        _check_from_logits(from_logits)
+        check_from_logits(from_logits)
+        check_axis(axis)
         if not isinstance(per_sample, bool):
             raise ValueError(f"per_sample must be True or False; received {per_sample!r}.")
         self.from_logits = from_logits
         self.axis = axis
         self.per_sample = per_sample
-        self.smooth = _check_positive("smooth", smooth, allow_zero=False)
+        self.smooth = check_number("smooth", smooth, positive=True)
 
     def _index_loss(self, tp, fp, fn):
         """`[..., C]` soft counts -> `[..., C]` loss per class."""
@@ -170,8 +151,8 @@ class TverskyLoss(_SoftOverlapLoss):
         self, alpha: float = 0.5, beta: float = 0.5, *, name: str = "tversky_loss", **kwargs
     ):
         super().__init__(name=name, **kwargs)
-        self.alpha = _check_positive("alpha", alpha)
-        self.beta = _check_positive("beta", beta)
+        self.alpha = check_number("alpha", alpha)
+        self.beta = check_number("beta", beta)
 
     def _index_loss(self, tp, fp, fn):
         return 1.0 - _tversky_index(tp, fp, fn, self.alpha, self.beta, self.smooth)
@@ -209,6 +190,35 @@ class SoftDiceLoss(_SoftOverlapLoss):
 
     def _index_loss(self, tp, fp, fn):
         return 1.0 - (2.0 * tp + self.smooth) / (2.0 * tp + fp + fn + self.smooth)
+
+
+@_register
+class SoftJaccardLoss(_SoftOverlapLoss):
+    __doc__ = rf"""Soft Jaccard (IoU) loss $1 - (tp_c + s) / (tp_c + fp_c + fn_c + s)$, averaged
+    over classes: the Tversky loss at $\alpha = \beta = 1$. MONAI's
+    `DiceLoss(jaccard=True)` with `smooth_nr = smooth_dr = 2 s`.
+{_SHARED_ARGS}
+    Standalone usage:
+
+    >>> import numpy as np
+    >>> from voxelmetrics.losses import SoftJaccardLoss
+    >>> y_true = np.array([[[1, 0], [1, 0], [0, 0]]], "float32")
+    >>> y_pred = np.array([[[.9, .1], [.6, .2], [.2, .1]]], "float32")
+    >>> round(float(SoftJaccardLoss()(y_true, y_pred)), 3)
+    0.659
+
+    Usage with `compile()` API:
+
+    ```python
+    model.compile(optimizer="adam", loss=SoftJaccardLoss(from_logits=True))
+    ```
+    """
+
+    def __init__(self, *, name: str = "soft_jaccard_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def _index_loss(self, tp, fp, fn):
+        return 1.0 - _tversky_index(tp, fp, fn, 1.0, 1.0, self.smooth)
 
 
 @_register
@@ -251,7 +261,7 @@ class FocalTverskyLoss(TverskyLoss):
         **kwargs,
     ):
         super().__init__(alpha, beta, name=name, **kwargs)
-        self.gamma = _check_positive("gamma", gamma, allow_zero=False)
+        self.gamma = check_number("gamma", gamma, positive=True)
 
     def _index_loss(self, tp, fp, fn):
         return ops.power(ops.maximum(super()._index_loss(tp, fp, fn), 1e-7), self.gamma)
@@ -268,13 +278,15 @@ class WeightedBinaryCrossentropy(keras.losses.Loss):
 
     $L = -\operatorname{mean}_{voxels, c}\,[w_c\,y \log p + (1 - y)\log(1 - p)]$, the
     `pos_weight` of `tf.nn.weighted_cross_entropy_with_logits` and
-    `torch.nn.BCEWithLogitsLoss`. `class_weights="inverse_frequency"` sets
+    `torch.nn.BCEWithLogitsLoss`. `class_weights="balanced"` sets
     $w_c = N^-_c / N^+_c$ from the batch's labels (negatives over positives, so both halves
     of class c weigh the same; 1 for a class without positives in the batch), never a
     hard-coded list.
 
     Args:
-        class_weights: None (all 1), one weight >= 0 per class, or "inverse_frequency".
+        class_weights: None (all 1), one weight >= 0 per class, or "balanced". (The
+            older spelling "inverse_frequency" still works, with a DeprecationWarning: in
+            the score averages that name means 1 / support, a different weight.)
         from_logits: y_pred holds logits (computed stably with log-sigmoid).
         axis: the class axis of y_pred.
         reduction, name, dtype: as for every Keras loss.
@@ -288,7 +300,7 @@ class WeightedBinaryCrossentropy(keras.losses.Loss):
     >>> from voxelmetrics.losses import WeightedBinaryCrossentropy
     >>> y_true = np.array([[[1, 0], [0, 0], [0, 0], [0, 1]]], "float32")
     >>> y_pred = np.array([[[.8, .1], [.3, .2], [.1, .1], [.4, .6]]], "float32")
-    >>> loss = WeightedBinaryCrossentropy(class_weights="inverse_frequency")
+    >>> loss = WeightedBinaryCrossentropy(class_weights="balanced")
     >>> round(float(loss(y_true, y_pred)), 3)
     0.451
 
@@ -296,7 +308,7 @@ class WeightedBinaryCrossentropy(keras.losses.Loss):
 
     ```python
     model.compile(optimizer="adam",
-                  loss=WeightedBinaryCrossentropy(class_weights="inverse_frequency"))
+                  loss=WeightedBinaryCrossentropy(class_weights="balanced"))
     ```
     """
 
@@ -311,10 +323,19 @@ class WeightedBinaryCrossentropy(keras.losses.Loss):
         dtype=None,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
+        if class_weights == "inverse_frequency":
+            warnings.warn(
+                'class_weights="inverse_frequency" of WeightedBinaryCrossentropy is now spelled '
+                '"balanced" (negatives / positives per class); "inverse_frequency" means '
+                "1 / support in the score averages.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            class_weights = "balanced"
         if isinstance(class_weights, str):
-            if class_weights != "inverse_frequency":
+            if class_weights != "balanced":
                 raise ValueError(
-                    f"class_weights must be per-class weights or 'inverse_frequency'; "
+                    f"class_weights must be per-class weights or 'balanced'; "
                     f"received {class_weights!r}."
                 )
         elif class_weights is not None:
@@ -325,11 +346,9 @@ class WeightedBinaryCrossentropy(keras.losses.Loss):
                     f"{class_weights!r}."
                 )
             class_weights = w.tolist()
-        if not isinstance(from_logits, bool):
-            raise ValueError(f"from_logits must be True or False; received {from_logits!r}.")
         self.class_weights = class_weights
-        self.from_logits = from_logits
-        self.axis = axis
+        self.from_logits = check_from_logits(from_logits, activations=False)
+        self.axis = check_axis(axis)
 
     def call(self, y_true, y_pred):
         pred_shape = static_shape(y_pred)

@@ -6,7 +6,7 @@ import pytest
 import voxelmetrics as vm
 from tests.conftest import BACKEND, to_numpy
 from voxelmetrics.backends import _dispatch
-from voxelmetrics.backends._dispatch import stream_kernel
+from voxelmetrics.backends._dispatch import Streaming, compile_kernel, stream_kernel
 from voxelmetrics.ops._inputs import check_inputs
 from voxelmetrics.ops.counting import _count_kernel
 from voxelmetrics.ops.histogram import _histogram_kernel
@@ -56,9 +56,8 @@ def test_streamed_counts_equal_one_call(rng, tiny_slabs, per_sample, weighting):
     args = (y_true, y_pred, np.float32([0.5, 0.3, 0.9]), weight, mask)
     options = {"spec": spec, "per_sample": per_sample}
     whole = _count_kernel(*args, **options)
-    streamed = stream_kernel(
-        _count_kernel, args, options, ("y_true", "y_pred", "sample_weight", "mask")
-    )
+    declared = Streaming(("y_true", "y_pred", "sample_weight", "mask"), per_sample="per_sample")
+    streamed = stream_kernel(_count_kernel, args, options, declared)
     for a, b in zip(whole, streamed, strict=True):
         np.testing.assert_allclose(to_numpy(b), to_numpy(a), rtol=1e-6)
 
@@ -70,7 +69,7 @@ def test_streamed_histogram_of_sparse_channels_first_labels(rng, tiny_slabs):
     args = (labels, y_pred, None, None, None)
     options = {"spec": spec, "num_bins": 8, "method": "scatter"}
     whole = _histogram_kernel(*args, **options)
-    streamed = stream_kernel(_histogram_kernel, args, options, ("y_true", "y_pred"))
+    streamed = stream_kernel(_histogram_kernel, args, options, Streaming(("y_true", "y_pred")))
     for a, b in zip(whole, streamed, strict=True):
         np.testing.assert_array_equal(to_numpy(b), to_numpy(a))
 
@@ -108,3 +107,12 @@ def test_torch_takes_the_slab_path(rng, tiny_slabs, monkeypatch):
     y_true, y_pred = _volume(rng)
     vm.confusion_counts(y_true, y_pred)
     assert len(calls) == (1 if BACKEND == "torch" else 0)
+
+
+def test_a_kernel_must_take_what_it_declares():
+    def kernel(labels, scores, *, spec):
+        return labels
+
+    with pytest.raises(TypeError, match=r"\['y_pred'\]"):
+        compile_kernel(kernel, ("spec",), Streaming(("labels",)))
+    compile_kernel(kernel, ("spec",), Streaming(("labels",), scores="scores"))

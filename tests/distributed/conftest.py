@@ -106,7 +106,7 @@ def one_device() -> dict:
 def check_reference(one_device: dict) -> None:
     """The one-device numbers themselves against numpy (int64) on the model's predictions."""
     from tests.distributed import _case
-    from tests.metrics.conftest import reference_counts, reference_histogram
+    from tests.reference import reference_counts, reference_histogram
 
     _, y = _case.volumes()
     scores = np.asarray(one_device["predictions"], np.float32)

@@ -54,23 +54,6 @@ def labels_of(y_true, num_classes, mode="multilabel", ignore_index=None):
     return y_true.astype(bool), np.ones(y_true.shape[:-1], bool)
 
 
-def reference_counts(labels, predicted, weight=None):
-    """numpy `[C, 4]` tp, fp, fn, tn: int64, or float64 with `weight` (`[...]` voxel grid)."""
-    labels = labels.reshape(-1, labels.shape[-1])
-    predicted = predicted.reshape(labels.shape)
-    w = np.ones(len(labels), np.int64) if weight is None else np.asarray(weight).reshape(-1)
-    w = w[:, None]
-    return np.stack(
-        [
-            (w * (labels & predicted)).sum(0),
-            (w * (~labels & predicted)).sum(0),
-            (w * (labels & ~predicted)).sum(0),
-            (w * (~labels & ~predicted)).sum(0),
-        ],
-        axis=-1,
-    )
-
-
 def ratio(num, den, zero_division=np.nan):
     num, den = np.asarray(num, np.float64), np.asarray(den, np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -117,19 +100,3 @@ def assert_close(actual, expected, rtol=2e-6, atol=1e-7, err_msg=""):
         atol=atol,
         err_msg=err_msg,
     )
-
-
-def reference_histogram(labels, scores, num_bins, keep=None):
-    """`[C, B, 2]` int64: bin k holds float32 scores with k/B <= s < (k+1)/B (1.0 in B-1)."""
-    c = labels.shape[-1]
-    labels = labels.reshape(-1, c)
-    scores = np.asarray(scores, np.float32).reshape(-1, c)
-    if keep is not None:
-        keep = np.asarray(keep).reshape(-1)
-        labels, scores = labels[keep], scores[keep]
-    edges = np.arange(num_bins, dtype=np.float32) / np.float32(num_bins)
-    bins = np.searchsorted(edges, scores, side="right") - 1
-    hist = np.zeros((c, num_bins, 2), np.int64)
-    for j in range(c):
-        np.add.at(hist[j], (bins[:, j], labels[:, j].astype(int)), 1)
-    return hist

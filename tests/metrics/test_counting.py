@@ -10,10 +10,10 @@ from tests.metrics.conftest import (
     decisions,
     labels_of,
     one_hot,
-    reference_counts,
     reference_score,
     to_numpy,
 )
+from tests.reference import reference_counts
 from voxelmetrics import metrics
 
 C = 3

@@ -6,15 +6,8 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 import voxelmetrics as vm
-from tests.metrics.conftest import (
-    assert_close,
-    labels_of,
-    one_hot,
-    ratio,
-    reference_histogram,
-    softmax,
-    to_numpy,
-)
+from tests.metrics.conftest import assert_close, labels_of, one_hot, ratio, softmax, to_numpy
+from tests.reference import reference_histogram
 from voxelmetrics import metrics
 from voxelmetrics.ops.thresholds import optimal_threshold
 

@@ -9,10 +9,10 @@ from tests.metrics.conftest import (
     decisions,
     labels_of,
     ratio,
-    reference_counts,
     reference_score,
     to_numpy,
 )
+from tests.reference import reference_counts
 from voxelmetrics import metrics
 
 C = 3
@@ -131,3 +131,29 @@ def test_samplewise_rejects_micro_and_round_trips():
     m = metrics.SamplewiseRecall(class_names=["a", "b"], zero_division=1, threshold=0.3)
     clone = keras.metrics.deserialize(keras.metrics.serialize(m))
     assert type(clone) is type(m) and clone.get_config() == m.get_config()
+
+
+@pytest.mark.parametrize("ignore_empty", [True, False])
+def test_samplewise_dice_equals_monai_dice_metric(ignore_empty):
+    import torch
+    from monai.metrics import DiceMetric
+
+    rng = np.random.default_rng(3)
+    y_true = (rng.random((6, 5, 4, 3)) < 0.2).astype(np.float32)
+    y_true[0, ..., 1] = 0  # empty truth, some false positives
+    y_true[1, ..., 2] = 0
+    y_pred = rng.random((6, 5, 4, 3)).astype(np.float32)
+    y_pred[1, ..., 2] = 0.1  # empty truth, empty prediction
+    # MONAI scores an empty truth 1 (empty prediction) or 0 unless ignore_empty: our
+    # zero_division=1 is that rule.
+    options = {"ignore_empty": True} if ignore_empty else {"zero_division": 1}
+    m = metrics.SamplewiseDice(average=None, **options)
+    m.update_state(y_true, y_pred)
+    monai = DiceMetric(include_background=True, reduction="mean_batch", ignore_empty=ignore_empty)
+    monai(
+        torch.from_numpy(np.moveaxis(y_pred >= 0.5, -1, 1).astype(np.float32)),
+        torch.from_numpy(np.moveaxis(y_true, -1, 1)),
+    )
+    assert_close(to_numpy(m.result()), monai.aggregate().numpy(), rtol=1e-6)
+    config = m.get_config()
+    assert metrics.SamplewiseDice.from_config(config).get_config() == config

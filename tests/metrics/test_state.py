@@ -4,7 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from tests.metrics.conftest import assert_close, reference_counts, to_numpy
+from tests.metrics.conftest import assert_close, to_numpy
+from tests.reference import reference_counts
 from voxelmetrics import metrics
 
 BACKEND = keras.backend.backend()
@@ -108,3 +109,19 @@ def test_state_is_built_from_num_classes_or_the_first_update():
         m.result()
     m = metrics.Dice(num_classes=2)
     assert len(m.variables) == 4
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [metrics.Recall, metrics.F1Score, metrics.AveragePrecision, metrics.SamplewiseDice],
+)
+def test_public_metrics_are_classes_with_their_real_signature(cls):
+    import inspect
+
+    parameters = inspect.signature(cls).parameters
+    assert {"average", "class_names", "mode", "axis", "name"} <= set(parameters)
+    assert not any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    m = cls(num_classes=2)
+    assert m.name == cls.default_name and "Standalone usage" in cls.__doc__
+    clone = cls.from_config(m.get_config())
+    assert type(clone) is cls and clone.get_config() == m.get_config()

@@ -9,31 +9,15 @@ from sklearn.metrics import confusion_matrix, multilabel_confusion_matrix
 
 import voxelmetrics as vm
 from tests.conftest import compiled, to_numpy, unit_floats
+from tests.reference import reference_counts as shared_counts
 
 NUM_CLASSES = 3
 
 
 def reference_counts(truth, scores, threshold=0.5, weight=None):
-    """numpy `[C, 4]` tp, fp, fn, tn (int64, or float64 with `weight`); class axis last.
-
-    `weight` broadcasts to the voxel grid `truth.shape[:-1]` (0 drops a voxel).
-    """
-    truth = np.asarray(truth).astype(bool).reshape(-1, truth.shape[-1])
-    predicted = (np.asarray(scores) >= np.asarray(threshold, np.float32)).reshape(truth.shape)
-    if weight is None:
-        w = np.ones(len(truth), np.int64)
-    else:
-        w = np.broadcast_to(np.asarray(weight, np.float64), scores.shape[:-1]).reshape(-1)
-    w = w[:, None]
-    return np.stack(
-        [
-            (w * (truth & predicted)).sum(0),
-            (w * (~truth & predicted)).sum(0),
-            (w * (truth & ~predicted)).sum(0),
-            (w * (~truth & ~predicted)).sum(0),
-        ],
-        axis=-1,
-    )
+    """numpy `[C, 4]` counts of `scores >= threshold`, class axis last (`tests.reference`)."""
+    decided = np.asarray(scores) >= np.asarray(threshold, np.float32)
+    return shared_counts(truth, decided, weight)
 
 
 def multi_hot(rng, shape, p=0.4):

@@ -194,3 +194,27 @@ def test_property_confusion_counts_at_t_k_are_curve_counts_row_k(case):
     curves = to_numpy(vm.curve_counts(vm.score_histogram(truth, scores, num_bins)))
     np.testing.assert_array_equal(counts, curves[:, k])
     np.testing.assert_array_equal(counts.sum(-1), [30, 30])
+
+
+@pytest.mark.parametrize("max_fpr", [0.05, 0.3, 0.77, 1.0])
+def test_partial_roc_auc_equals_sklearn_mcclish(binned, max_fpr):
+    truth, scores, histogram = binned
+    q = quantise(scores, NUM_BINS)
+
+    def expected(y, s):
+        return roc_auc_score(y, s, max_fpr=max_fpr)
+
+    np.testing.assert_allclose(
+        to_numpy(vm.roc_auc(histogram, max_fpr=max_fpr)), per_class(expected, truth, q), atol=2e-5
+    )
+    np.testing.assert_allclose(
+        to_numpy(vm.roc_auc(histogram, max_fpr=max_fpr, average="micro")),
+        expected(truth.ravel(), q.ravel()),
+        atol=2e-5,
+    )
+
+
+@pytest.mark.parametrize("max_fpr", [0.0, 1.5, True, "0.1"])
+def test_partial_roc_auc_refuses_bad_max_fpr(binned, max_fpr):
+    with pytest.raises(ValueError, match="max_fpr"):
+        vm.roc_auc(binned[2], max_fpr=max_fpr)

@@ -67,8 +67,43 @@ def test_exact_average_precision_averages(rng):
         np.average(values, weights=truth[:, :2].sum(0)),
         atol=1e-6,
     )
-    with pytest.raises(ValueError, match="received 'micro'"):
-        vm.exact_average_precision(truth, scores, average="micro")
+
+
+def test_exact_micro_average_precision_equals_sklearn(rng):
+    truth, scores = tied_scores(rng, (120, 3))
+    np.testing.assert_allclose(
+        to_numpy(vm.exact_average_precision(truth, scores, average="micro")),
+        average_precision_score(truth, scores, average="micro"),
+        atol=1e-6,
+    )
+    with pytest.raises(ValueError, match="class_weights"):
+        vm.exact_average_precision(truth, scores, average="micro", class_weights=[1, 1, 1])
+
+
+def test_exact_micro_average_precision_channels_first_weighted_and_masked(rng):
+    truth, scores = tied_scores(rng, (2, 3, 40))
+    mask = rng.random((2, 40)) < 0.7
+    weight = rng.uniform(0.1, 2.0, (2, 40)).astype(np.float32)
+    result = vm.exact_average_precision(
+        truth, scores, axis=1, mask=mask, sample_weight=weight, average="micro"
+    )
+    kept_truth, kept_scores = np.moveaxis(truth, 1, -1)[mask], np.moveaxis(scores, 1, -1)[mask]
+    repeated = np.repeat(weight[mask], 3)
+    expected = average_precision_score(
+        kept_truth.ravel(), kept_scores.ravel(), sample_weight=repeated
+    )
+    np.testing.assert_allclose(to_numpy(result), expected, atol=1e-5)
+
+
+def test_exact_micro_average_precision_of_sparse_labels_is_one_hot(rng):
+    ids = rng.integers(0, 4, 90)
+    scores = rng.dirichlet(np.ones(4), 90).astype(np.float32)
+    one_hot = np.eye(4, dtype=bool)[ids]
+    np.testing.assert_allclose(
+        to_numpy(vm.exact_average_precision(ids, scores, average="micro")),
+        average_precision_score(one_hot, scores, average="micro"),
+        atol=1e-6,
+    )
 
 
 def test_exact_curve_distinct_points_equal_sklearn(rng):

@@ -6,6 +6,7 @@ import pytest
 import voxelmetrics as vm
 from tests.conftest import BACKEND, compiled, to_numpy
 from tests.ops.test_counting import reference_counts
+from tests.reference import reference_histogram
 from voxelmetrics.ops.fused import counts_at_bins, threshold_bins
 
 C = 3
@@ -16,17 +17,6 @@ def _volume(rng, shape=(2, 9, 7, C)):
     y_pred = (rng.integers(0, 17, shape) / 16).astype(np.float32)  # many scores on edges
     y_pred.reshape(-1, C)[:3] = [[0.0, 1.0, 0.5], [1.0, 0.0, 0.25], [0.3, 0.7, 0.1]]
     return y_true, y_pred
-
-
-def reference_histogram(y_true, y_pred, num_bins):
-    """numpy `[C, B, 2]`: bin = largest k with float32(k)/float32(B) <= s."""
-    edges = np.arange(num_bins, dtype=np.float32) / np.float32(num_bins)
-    truth = y_true.reshape(-1, C).astype(bool)
-    bins = np.searchsorted(edges, y_pred.reshape(-1, C), side="right") - 1
-    hist = np.zeros((C, num_bins, 2), np.int64)
-    for c in range(C):
-        np.add.at(hist[c], (bins[:, c], truth[:, c].astype(int)), 1)
-    return hist
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,13 @@ Everything else in voxelmetrics is written once in `keras.ops`.
 """
 
 from voxelmetrics.backends._counting import count_true
-from voxelmetrics.backends._dispatch import bincount, compile_kernel, is_concrete, value_range
+from voxelmetrics.backends._dispatch import (
+    Streaming,
+    bincount,
+    compile_kernel,
+    is_concrete,
+    value_range,
+)
 from voxelmetrics.backends._sorting import (
     run_starts,
     searchsorted,
@@ -14,6 +20,7 @@ from voxelmetrics.backends._sorting import (
 from voxelmetrics.backends.distributed import all_reduce_metrics, process_split, sharded_totals
 
 __all__ = [
+    "Streaming",
     "all_reduce_metrics",
     "bincount",
     "compile_kernel",

@@ -1,5 +1,6 @@
 """Backend dispatch for counting (`bincount`), tracing detection and kernel compilation."""
 
+import dataclasses
 import functools
 import inspect
 from collections.abc import Callable
@@ -108,21 +109,50 @@ _FAST_BINCOUNT = {"torch": _torch_bincount}
 STREAM_ELEMENTS = 1 << 19
 
 
+@dataclasses.dataclass(frozen=True)
+class Streaming:
+    """What a kernel declares so that torch may run it slab by slab: the one place where
+    `stream_kernel` learns the kernel's argument names.
+
+    Attributes:
+        voxel_args: the arguments laid out on the voxel grid, sliced per slab: full rank
+            (class axis included, or of size 1), or grid-shaped and left-aligned (class axis
+            absent, trailing axes broadcast) like sparse labels and weights. Every result of
+            the kernel must be a sum over voxels, so that slab results add up.
+        scores: the argument whose (full-rank, or grid) shape is the volume's.
+        spec: the keyword argument holding the `InputSpec` (rank, class axis, C).
+        per_sample: the keyword argument that, when True, keeps the sample axis 0 whole
+            (results per sample), or None when the kernel has no such option.
+    """
+
+    voxel_args: tuple[str, ...]
+    scores: str = "y_pred"
+    spec: str = "spec"
+    per_sample: str | None = None
+
+    def check(self, fn: Callable) -> None:
+        """Raise unless `fn` takes every argument this declaration names."""
+        params = inspect.signature(fn).parameters
+        named = (*self.voxel_args, self.scores, self.spec, self.per_sample)
+        missing = [n for n in named if n is not None and n not in params]
+        if missing:
+            raise TypeError(f"{fn.__name__} declares streaming over {missing}, not its arguments.")
+
+
 def compile_kernel(
-    fn: Callable, static_argnames: tuple[str, ...] = (), voxel_args: tuple[str, ...] = ()
+    fn: Callable, static_argnames: tuple[str, ...] = (), streaming: Streaming | None = None
 ) -> Callable:
     """Compile `fn` for eager callers on the active backend; traced callers run it inline.
 
     Under JAX this is `jax.jit` (one fused XLA program instead of one dispatch per op).
-    Under torch, a kernel whose results are sums over voxels (counts, histograms) names its
-    voxel-shaped arguments in `voxel_args`; a large eager call then runs slab by slab over
-    one non-class axis (`stream_kernel`) and adds the slabs' results, which keeps every
-    temporary at about `STREAM_ELEMENTS` scores. Other backends run the `keras.ops` code as
-    it is, op by op.
-
-    The kernel must take a keyword `spec` (an `InputSpec`) when `voxel_args` is given: its
-    rank and class axis say how the voxel arguments line up.
+    Under torch, a kernel whose results are sums over voxels (counts, histograms) declares
+    how its arguments lie on the voxel grid (`Streaming`); a large eager call then runs slab
+    by slab over one non-class axis (`stream_kernel`) and adds the slabs' results, which
+    keeps every temporary at about `STREAM_ELEMENTS` scores. Other backends run the
+    `keras.ops` code as it is, op by op.
     """
+    if streaming is not None:
+        streaming.check(fn)
     cache: dict[str, Callable] = {}
 
     @functools.wraps(fn)
@@ -130,8 +160,8 @@ def compile_kernel(
         backend = _backend()
         if not all(is_concrete(a) for a in args if a is not None):
             return fn(*args, **kwargs)
-        if backend == "torch" and voxel_args:
-            return stream_kernel(fn, args, kwargs, voxel_args)
+        if backend == "torch" and streaming is not None:
+            return stream_kernel(fn, args, kwargs, streaming)
         if backend != "jax":
             return fn(*args, **kwargs)
         if backend not in cache:
@@ -143,29 +173,29 @@ def compile_kernel(
     return wrapper
 
 
-def stream_kernel(fn: Callable, args: tuple, kwargs: dict, voxel_args: tuple[str, ...]):
+def stream_kernel(fn: Callable, args: tuple, kwargs: dict, streaming: Streaming):
     """Run an additive kernel slab by slab along one voxel axis; return the summed results.
 
     Args:
         fn: kernel whose every result is a sum over voxels (so slab results add up).
-        args, kwargs: its arguments; `kwargs["spec"]` describes `y_pred`'s layout.
-        voxel_args: names of the arguments that are laid out on the voxel grid: full rank
-            (the class axis included, or of size 1), or grid-shaped and left-aligned
-            (class axis absent, trailing axes broadcast) like sparse labels and weights.
+        args, kwargs: its arguments.
+        streaming: the kernel's declaration: which arguments lie on the voxel grid, and
+            which hold the scores, the `InputSpec` and the per-sample switch.
 
     The slab axis is the first non-class axis (not the sample axis under `per_sample`) whose
     slices hold at most `STREAM_ELEMENTS` scores; a call that small already runs whole.
     """
     bound = inspect.signature(fn).bind(*args, **kwargs)
-    spec = bound.arguments["spec"]
-    shape = _full_shape(bound.arguments["y_pred"], spec)
-    plan = _slab_plan(shape, spec, bound.arguments.get("per_sample", False))
+    spec = bound.arguments[streaming.spec]
+    shape = _full_shape(bound.arguments[streaming.scores], spec)
+    per_sample = streaming.per_sample is not None and bound.arguments[streaming.per_sample]
+    plan = _slab_plan(shape, spec, per_sample)
     if plan is None:
         return fn(*args, **kwargs)
     axis, step = plan
     whole = {
         n: ops.convert_to_tensor(bound.arguments[n])
-        for n in voxel_args
+        for n in streaming.voxel_args
         if bound.arguments[n] is not None
     }
     total = None

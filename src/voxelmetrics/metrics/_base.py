@@ -5,102 +5,34 @@
 Both are exact int32-limb totals merged by sum (DESIGN.md, "State and distribution").
 """
 
-import math
 from collections.abc import Sequence
 
-import numpy as np
+import keras
 from keras import metrics, ops
 
 from voxelmetrics.backends import is_concrete
 from voxelmetrics.ops._inputs import normalize_axis, static_shape
-from voxelmetrics.ops.accumulate import accumulate, exact_total, total_as_float
-from voxelmetrics.ops.counting import confusion_counts
+from voxelmetrics.ops._options import (
+    NUM_BINS,
+    check_axis,
+    check_from_logits,
+    check_mode,
+    check_num_bins,
+    check_threshold_values,
+    check_zero_division,
+    classes_from,
+)
+from voxelmetrics.ops.accumulate import add_counts, pair_as_float, pair_exact
+from voxelmetrics.ops.counting import argmax_one_hot, confusion_counts
 from voxelmetrics.ops.histogram import score_histogram
-from voxelmetrics.ops.scores import check_average, zero_division_value
-
-MODES = ("multilabel", "multiclass", "sparse")
 
 
-def check_num_classes(num_classes, class_names) -> int | None:
-    """`C` from `num_classes` and/or `class_names`, or None when the first batch will say."""
-    if num_classes is not None and (
-        isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
-    ):
-        raise ValueError(f"num_classes must be an integer >= 1; received {num_classes!r}.")
-    if class_names is None:
-        return num_classes
-    if isinstance(class_names, str) or not all(isinstance(n, str) for n in class_names):
-        raise ValueError(f"class_names must be a list of strings; received {class_names!r}.")
-    if len(set(class_names)) != len(class_names):
-        raise ValueError(f"class_names must be unique; received {list(class_names)}.")
-    if num_classes is not None and len(class_names) != num_classes:
-        raise ValueError(f"class_names has {len(class_names)} names but num_classes={num_classes}.")
-    return len(class_names)
-
-
-def check_threshold(threshold, num_classes: int | None, mode: str):
-    """The threshold as a float or a list of floats in [0, 1] (None: argmax, exclusive only)."""
+def working_threshold(threshold, num_classes: int | None, mode: str):
+    """The threshold a count metric stores: None means 0.5 for "multilabel" and the argmax
+    over classes (kept as None) for exclusive classes; else a float or one per class."""
     if threshold is None:
         return 0.5 if mode == "multilabel" else None
-    values = np.asarray(threshold, dtype=np.float64)
-    if values.ndim > 1 or not np.all((values >= 0) & (values <= 1)):
-        raise ValueError(
-            f"threshold must be a number in [0, 1] or one per class; received {threshold!r}."
-        )
-    if values.ndim == 1 and num_classes is not None and len(values) != num_classes:
-        raise ValueError(f"threshold has {len(values)} values but there are {num_classes} classes.")
-    return float(values) if values.ndim == 0 else values.tolist()
-
-
-def _check_choice(name: str, value, choices: Sequence) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}; received {value!r}.")
-
-
-def normalize_average(average):
-    """`"none"` and None mean per class: store None. Raises on an unknown average."""
-    check_average(average)
-    return None if average in (None, "none") else average
-
-
-def check_class_weights(class_weights, average, num_classes: int | None):
-    """class_weights as stored in config: None, "inverse_frequency" or a list of floats."""
-    check_average(average, class_weights)
-    if class_weights is None or isinstance(class_weights, str):
-        return class_weights
-    weights = np.asarray(class_weights, dtype=np.float64)
-    if weights.ndim != 1 or (num_classes is not None and len(weights) != num_classes):
-        raise ValueError(
-            f"class_weights must hold one weight per class ({num_classes}); received "
-            f"{class_weights!r}."
-        )
-    if not np.all(np.isfinite(weights) & (weights >= 0)):
-        raise ValueError(f"class_weights must be finite and >= 0; received {class_weights!r}.")
-    return weights.tolist()
-
-
-def check_zero_division(zero_division):
-    """zero_division as stored in config: "nan", 0 or 1."""
-    if isinstance(zero_division, float) and math.isnan(zero_division):
-        return "nan"
-    zero_division_value(zero_division)
-    return zero_division
-
-
-def argmax_one_hot(y_pred, axis: int):
-    """float32 one-hot of the argmax over `axis` (ties: lowest class); NaN where a score is.
-
-    Exclusive classes are decided by argmax, the segmentation mask; NaN marks the voxel
-    invalid so that `confusion_counts` tallies it instead of counting it.
-    """
-    scores = ops.cast(y_pred, "float32")
-    nan = ops.any(ops.isnan(scores), axis=axis, keepdims=True)
-    winner = ops.argmax(ops.where(ops.isnan(scores), -np.inf, scores), axis=axis)
-    shape = [1] * len(ops.shape(scores))
-    shape[axis] = ops.shape(scores)[axis]
-    ids = ops.reshape(ops.arange(shape[axis], dtype="int32"), shape)
-    one_hot = ops.cast(ops.equal(ops.expand_dims(ops.cast(winner, "int32"), axis), ids), "float32")
-    return ops.where(nan, np.nan, one_hot)
+    return check_threshold_values(threshold, num_classes)
 
 
 class SegmentationMetric(metrics.Metric):
@@ -130,17 +62,12 @@ class SegmentationMetric(metrics.Metric):
         dtype=None,
     ):
         super().__init__(name=name, dtype=dtype)
-        _check_choice("mode", mode, MODES)
-        if not isinstance(from_logits, bool):
-            raise ValueError(f"from_logits must be True or False; received {from_logits!r}.")
-        if isinstance(axis, bool) or not isinstance(axis, int):
-            raise ValueError(f"axis must be an integer; received {axis!r}.")
+        self.mode = check_mode(mode)
         if ignore_index is not None and mode != "sparse":
             raise ValueError(f"ignore_index applies to mode='sparse'; received mode={mode!r}.")
-        self.mode = mode
-        self.from_logits = from_logits
-        self.axis = axis
-        self.num_classes = check_num_classes(num_classes, class_names)
+        self.from_logits = check_from_logits(from_logits, activations=False)
+        self.axis = check_axis(axis)
+        self.num_classes = classes_from(num_classes, class_names)
         self.class_names = None if class_names is None else list(class_names)
         self.ignore_index = ignore_index
         self.zero_division = check_zero_division(zero_division)
@@ -248,16 +175,16 @@ class SegmentationMetric(metrics.Metric):
 
     def _accumulate(self, name: str, values) -> None:
         """Add one batch's counts: int32 counts exactly, float32 (weighted) sums as floats."""
-        if "int" in str(ops.dtype(values)):
-            limbs = getattr(self, name)
-            limbs.assign(accumulate(limbs, values))
-        else:
-            weighted = getattr(self, f"{name}_weighted")
-            weighted.assign(weighted + ops.cast(values, "float32"))
+        limbs, weighted = getattr(self, name), getattr(self, f"{name}_weighted")
+        new_limbs, new_weighted = add_counts(limbs, weighted, values)
+        if new_limbs is not limbs:
+            limbs.assign(new_limbs)
+        if new_weighted is not weighted:
+            weighted.assign(new_weighted)
 
     def _total(self, name: str):
         """float32 value of a total (relative error below 2**-24), in-graph."""
-        return total_as_float(getattr(self, name)) + getattr(self, f"{name}_weighted")
+        return pair_as_float(getattr(self, name), getattr(self, f"{name}_weighted"))
 
     def _exact(self, name: str):
         """The exact total on the host: int64 numpy while no weighted batch was added
@@ -265,9 +192,7 @@ class SegmentationMetric(metrics.Metric):
         limbs = getattr(self, name)
         if not is_concrete(ops.convert_to_tensor(limbs)):
             return self._total(name)
-        weighted = np.asarray(ops.convert_to_numpy(getattr(self, f"{name}_weighted")))
-        exact = exact_total(limbs)
-        return exact if not weighted.any() else exact + weighted.astype(np.float64)
+        return pair_exact(limbs, getattr(self, f"{name}_weighted"))
 
     def invalid_count(self):
         """Per class, how many scores were left out as invalid (NaN, out of range, or a
@@ -298,7 +223,7 @@ class CountState(SegmentationMetric):
 
     def __init__(self, *, threshold=None, **kwargs):
         super().__init__(**kwargs)
-        self.threshold = check_threshold(threshold, self.num_classes, self.mode)
+        self.threshold = working_threshold(threshold, self.num_classes, self.mode)
         if self.num_classes is not None:
             self._maybe_build(self.num_classes)
 
@@ -340,11 +265,9 @@ class HistogramState(SegmentationMetric):
     """Per-class histograms of negative and positive scores (`num_bins` uniform bins on
     [0, 1]), from one fused pass; every curve point is a cumulative sum of it."""
 
-    def __init__(self, *, num_bins: int = 200, **kwargs):
+    def __init__(self, *, num_bins: int = NUM_BINS, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(num_bins, bool) or not isinstance(num_bins, int) or num_bins < 1:
-            raise ValueError(f"num_bins must be an integer >= 1; received {num_bins!r}.")
-        self.num_bins = num_bins
+        self.num_bins = check_num_bins(num_bins)
         if self.num_classes is not None:
             self._maybe_build(self.num_classes)
 
@@ -375,6 +298,26 @@ class HistogramState(SegmentationMetric):
         config = super().get_config()
         config.update(num_bins=self.num_bins)
         return config
+
+
+def documented(shared_args: str):
+    """Class decorator: put `shared_args` (the Args every metric of a family takes) before
+    the class docstring's own "Standalone usage:" examples, and register the class with
+    Keras' serialization."""
+
+    def decorate(cls):
+        marker = "\n    Standalone usage:"
+        cls.__doc__ = cls.__doc__.replace(marker, shared_args + marker)
+        return keras.saving.register_keras_serializable(package="voxelmetrics")(cls)
+
+    return decorate
+
+
+def arguments(init_locals: dict, *exclude: str, **override) -> dict:
+    """An `__init__`'s arguments as keywords, from its `locals()`, less `exclude` and with
+    `override`: how the explicit metric classes pass their real signature to the bases."""
+    dropped = {"self", "__class__", *exclude}
+    return {**{k: v for k, v in init_locals.items() if k not in dropped}, **override}
 
 
 def per_class(values, prefix: str, names: Sequence[str]) -> dict:

@@ -5,17 +5,13 @@ calls the matching `voxelmetrics.ops` score, so the empty-class policy and the a
 rule are the ops' own.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import keras
 
-from voxelmetrics.metrics._base import (
-    CountState,
-    check_class_weights,
-    normalize_average,
-    per_class,
-)
+from voxelmetrics.metrics._base import CountState, arguments, documented, per_class
 from voxelmetrics.ops import scores
+from voxelmetrics.ops._options import check_class_weights, check_number, normalize_average
 
 _register = keras.saving.register_keras_serializable(package="voxelmetrics")
 
@@ -24,6 +20,8 @@ _COMMON_ARGS = """
         threshold: None (default): 0.5 for `mode="multilabel"`, the argmax over classes for
             `"multiclass"` / `"sparse"`; or a number in [0, 1], or one per class: a voxel is
             positive for class c iff `score >= threshold[c]` (Keras' built-ins use `>`).
+            A list is one threshold per class, not Keras' `thresholds=[...]` (several
+            operating points of one class at once): for those use a curve metric.
         average: None / "none" per class `[C]` (a dict `{name}/{class}` of scalars when
             `class_names` is given, so each class is its own log entry); "micro" pools the
             counts of all classes; "macro" (default) the mean over classes whose score is
@@ -46,18 +44,41 @@ _COMMON_ARGS = """
     `[..., C]` or integer ids `[...]`; `sample_weight` and `mask` broadcast to the voxel grid.
     Unweighted counts are exact integers (to 2**55); weighted counts are float32 sums.
 """
+_documented = documented(_COMMON_ARGS)
 
 
 class ScoreMetric(CountState):
-    """A score of the accumulated counts, averaged over classes as `average` says."""
+    """A score of the accumulated counts (`score`, one of `voxelmetrics.ops.scores`),
+    averaged over classes as `average` says."""
 
     score: Callable = None
-    score_kwargs: tuple = ()
+    default_name: str = None
 
-    def __init__(self, *, average="macro", class_weights=None, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(
+        self,
+        threshold=None,
+        *,
+        average="macro",
+        class_weights=None,
+        zero_division="nan",
+        mode: str = "multilabel",
+        from_logits: bool = False,
+        axis: int = -1,
+        num_classes: int | None = None,
+        class_names: Sequence[str] | None = None,
+        ignore_index: int | None = None,
+        name: str | None = None,
+        dtype=None,
+    ):
+        super().__init__(
+            **arguments(locals(), "average", "class_weights", name=name or self.default_name)
+        )
         self.average = normalize_average(average)
         self.class_weights = check_class_weights(class_weights, average, self.num_classes)
+
+    def _score_kwargs(self) -> dict:
+        """Options of `score` beyond the averaging ones (F-beta's `beta`)."""
+        return {}
 
     def _result(self):
         values = type(self).score(
@@ -65,7 +86,7 @@ class ScoreMetric(CountState):
             average=self.average,
             class_weights=self.class_weights,
             zero_division=self.zero_division,
-            **dict(self.score_kwargs),
+            **self._score_kwargs(),
         )
         if self.average is None and self.class_names is not None:
             return per_class(values, self.name, self.class_names)
@@ -77,53 +98,135 @@ class ScoreMetric(CountState):
         return config
 
 
-def _score_metric(cls_name: str, score: Callable, default_name: str, formula: str, example):
-    doc = f"""{formula}, per class and averaged, from exact accumulated counts.
-{_COMMON_ARGS}
+@_documented
+class Recall(ScoreMetric):
+    """Recall (sensitivity) `tp / (tp + fn)`, per class and averaged, from exact counts.
+
     Standalone usage:
 
     >>> import numpy as np
-    >>> from voxelmetrics.metrics import {cls_name}
-    >>> m = {cls_name}(average=None)
+    >>> from voxelmetrics.metrics import Recall
+    >>> m = Recall(average=None)
     >>> y_true = np.array([[[1, 0], [1, 1]], [[0, 0], [1, 0]]])   # (B, W, C)
     >>> y_pred = np.array([[[.9, .2], [.4, .8]], [[.6, .1], [.7, .3]]], "float32")
     >>> m.update_state(y_true, y_pred)
     >>> np.asarray(m.result()).round(3).tolist()
-    {example}
+    [0.667, 1.0]
 
     Usage with `compile()` API:
 
     ```python
     model.compile(optimizer="adam", loss=voxelmetrics.losses.TverskyLoss(),
-                  metrics=[voxelmetrics.{cls_name}(class_names=["liver", "tumour"])])
+                  metrics=[voxelmetrics.Recall(class_names=["liver", "tumour"])])
     ```
     """
 
-    def __init__(self, *, name: str = default_name, **kwargs):
-        ScoreMetric.__init__(self, name=name, **kwargs)
-
-    cls = type(
-        cls_name,
-        (ScoreMetric,),
-        {"__init__": __init__, "__doc__": doc, "score": staticmethod(score)},
-    )
-    cls.__module__ = __name__
-    return _register(cls)
+    score = staticmethod(scores.recall)
+    default_name = "recall"
 
 
-Recall = _score_metric("Recall", scores.recall, "recall", "Recall `tp / (tp + fn)`", "[0.667, 1.0]")
-Precision = _score_metric(
-    "Precision", scores.precision, "precision", "Precision `tp / (tp + fp)`", "[0.667, 1.0]"
-)
-Specificity = _score_metric(
-    "Specificity",
-    scores.specificity,
-    "specificity",
-    "Specificity `tn / (tn + fp)`",
-    "[0.0, 1.0]",
-)
-Dice = _score_metric("Dice", scores.dice, "dice", "Dice `2 tp / (2 tp + fp + fn)`", "[0.667, 1.0]")
-IoU = _score_metric("IoU", scores.iou, "iou", "IoU (Jaccard) `tp / (tp + fp + fn)`", "[0.5, 1.0]")
+@_documented
+class Precision(ScoreMetric):
+    """Precision `tp / (tp + fp)`, per class and averaged, from exact counts.
+
+    Standalone usage:
+
+    >>> import numpy as np
+    >>> from voxelmetrics.metrics import Precision
+    >>> m = Precision(average=None)
+    >>> m.update_state(np.array([[1, 0], [1, 1], [0, 0]]),
+    ...                np.array([[.9, .2], [.4, .8], [.6, .1]], "float32"))
+    >>> np.asarray(m.result()).round(3).tolist()
+    [0.5, 1.0]
+
+    Usage with `compile()` API:
+
+    ```python
+    model.compile(optimizer="adam", loss="binary_crossentropy",
+                  metrics=[voxelmetrics.Precision(threshold=[0.5, 0.3])])
+    ```
+    """
+
+    score = staticmethod(scores.precision)
+    default_name = "precision"
+
+
+@_documented
+class Specificity(ScoreMetric):
+    """Specificity `tn / (tn + fp)`, per class and averaged, from exact counts.
+
+    Standalone usage:
+
+    >>> import numpy as np
+    >>> from voxelmetrics.metrics import Specificity
+    >>> m = Specificity(average="micro")
+    >>> m.update_state(np.array([[1, 0], [0, 1], [0, 0]]),
+    ...                np.array([[.9, .2], [.6, .8], [.1, .7]], "float32"))
+    >>> round(float(m.result()), 3)
+    0.5
+
+    Usage with `compile()` API:
+
+    ```python
+    model.compile(optimizer="adam", loss="binary_crossentropy",
+                  metrics=[voxelmetrics.Specificity(mode="sparse", num_classes=3)])
+    ```
+    """
+
+    score = staticmethod(scores.specificity)
+    default_name = "specificity"
+
+
+@_documented
+class Dice(ScoreMetric):
+    """Dice `2 tp / (2 tp + fp + fn)` (= F1), per class and averaged, from exact counts.
+
+    Standalone usage:
+
+    >>> import numpy as np
+    >>> from voxelmetrics.metrics import Dice
+    >>> m = Dice(mode="sparse", average=None)
+    >>> y_pred = np.array([[.8, .1, .1], [.2, .7, .1], [.5, .3, .2], [0, 0, 1]], "float32")
+    >>> m.update_state(np.array([0, 1, 1, 2]), y_pred)
+    >>> np.asarray(m.result()).round(3).tolist()
+    [0.667, 0.667, 1.0]
+
+    Usage with `compile()` API:
+
+    ```python
+    model.compile(optimizer="adam", loss=voxelmetrics.losses.SoftDiceLoss(),
+                  metrics=[voxelmetrics.Dice(class_names=["liver", "tumour"])])
+    ```
+    """
+
+    score = staticmethod(scores.dice)
+    default_name = "dice"
+
+
+@_documented
+class IoU(ScoreMetric):
+    """IoU (Jaccard) `tp / (tp + fp + fn)`, per class and averaged, from exact counts.
+
+    Standalone usage:
+
+    >>> import numpy as np
+    >>> from voxelmetrics.metrics import IoU
+    >>> m = IoU(average=None)
+    >>> m.update_state(np.array([[1, 0], [1, 1], [0, 1]]),
+    ...                np.array([[.9, .2], [.4, .8], [.6, .7]], "float32"))
+    >>> np.asarray(m.result()).round(3).tolist()
+    [0.333, 1.0]
+
+    Usage with `compile()` API:
+
+    ```python
+    model.compile(optimizer="adam", loss="binary_crossentropy",
+                  metrics=[voxelmetrics.IoU(average="micro")])
+    ```
+    """
+
+    score = staticmethod(scores.iou)
+    default_name = "iou"
 
 
 @_register
@@ -154,12 +257,29 @@ class FBetaScore(ScoreMetric):
 
     score = staticmethod(scores.fbeta_score)
 
-    def __init__(self, beta: float = 1.0, *, name: str = "fbeta_score", **kwargs):
-        if isinstance(beta, bool) or not isinstance(beta, int | float) or not beta > 0:
-            raise ValueError(f"beta must be a number > 0; received {beta!r}.")
-        super().__init__(name=name, **kwargs)
-        self.beta = float(beta)
-        self.score_kwargs = (("beta", self.beta),)
+    def __init__(
+        self,
+        beta: float = 1.0,
+        threshold=None,
+        *,
+        average="macro",
+        class_weights=None,
+        zero_division="nan",
+        mode: str = "multilabel",
+        from_logits: bool = False,
+        axis: int = -1,
+        num_classes: int | None = None,
+        class_names: Sequence[str] | None = None,
+        ignore_index: int | None = None,
+        name: str = "fbeta_score",
+        dtype=None,
+    ):
+        beta = check_number("beta", beta, positive=True)
+        super().__init__(**arguments(locals(), "beta"))
+        self.beta = beta
+
+    def _score_kwargs(self) -> dict:
+        return {"beta": self.beta}
 
     def get_config(self):
         config = super().get_config()
@@ -168,10 +288,11 @@ class FBetaScore(ScoreMetric):
 
 
 @_register
-class F1Score(FBetaScore):
+class F1Score(ScoreMetric):
     """F1 `2 tp / (2 tp + fp + fn)` (equal to Dice), per class and averaged.
 
-    Arguments as in `Recall`.
+    Arguments as in `Recall`. The default `average="macro"` is every score metric's here;
+    Keras' own `F1Score` defaults to None (per class): pass `average=None` for that.
 
     Standalone usage:
 
@@ -190,14 +311,11 @@ class F1Score(FBetaScore):
     ```
     """
 
-    def __init__(self, *, name: str = "f1_score", **kwargs):
-        kwargs.pop("beta", None)
-        super().__init__(beta=1.0, name=name, **kwargs)
+    score = staticmethod(scores.fbeta_score)
+    default_name = "f1_score"
 
-    def get_config(self):
-        config = super().get_config()
-        del config["beta"]
-        return config
+    def _score_kwargs(self) -> dict:
+        return {"beta": 1.0}
 
 
 @_register
@@ -232,9 +350,30 @@ class ConfusionCounts(CountState):
     ```
     """
 
-    def __init__(self, *, name: str = "confusion_counts", **kwargs):
-        kwargs.pop("zero_division", None)
-        super().__init__(name=name, **kwargs)
+    def __init__(
+        self,
+        threshold=None,
+        *,
+        mode: str = "multilabel",
+        from_logits: bool = False,
+        axis: int = -1,
+        num_classes: int | None = None,
+        class_names: Sequence[str] | None = None,
+        ignore_index: int | None = None,
+        name: str = "confusion_counts",
+        dtype=None,
+    ):
+        super().__init__(**arguments(locals()))
+
+    def get_config(self):
+        config = super().get_config()
+        del config["zero_division"]  # counts are never undefined
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        # Configs saved by earlier versions carry a zero_division that never applied.
+        return cls(**{k: v for k, v in config.items() if k != "zero_division"})
 
     def _result(self):
         return self._exact("count_total")

@@ -4,27 +4,25 @@ Each is a thin shell over one `HistogramState` (per-class score histograms, exac
 curve point is a cumulative sum of it, so a result costs O(C·B), never a pass over voxels.
 """
 
-from collections.abc import Callable
+from collections.abc import Sequence
 
 import keras
 from keras import ops
 
-from voxelmetrics.metrics._base import (
-    HistogramState,
-    check_class_weights,
-    normalize_average,
-    per_class,
-)
+from voxelmetrics.metrics._base import HistogramState, arguments, documented, per_class
 from voxelmetrics.ops import curves
-from voxelmetrics.ops.scores import average_scores, safe_ratio
-from voxelmetrics.ops.thresholds import make_criterion, optimal_threshold
+from voxelmetrics.ops._options import NUM_BINS, check_class_weights, normalize_average
+from voxelmetrics.ops.criterion import Criterion
+from voxelmetrics.ops.scores import safe_ratio
+from voxelmetrics.ops.thresholds import optimal_threshold
 
 _register = keras.saving.register_keras_serializable(package="voxelmetrics")
 
 _CURVE_ARGS = """
     Args:
-        num_bins: B uniform score bins on [0, 1] (default 200); the curve's thresholds are
-            `k / B`, a voxel counting as positive at `t_k` iff `score >= t_k`.
+        num_bins: B uniform score bins on [0, 1] (default 1024, the library's one default;
+            before it was 200, still reachable as `num_bins=200`); the curve's thresholds
+            are `k / B`, a voxel counting as positive at `t_k` iff `score >= t_k`.
         average: None / "none" per class `[C]` (a dict `{name}/{class}` with `class_names`);
             "micro" pools every class's voxels into one binary problem; "macro" (default)
             the mean over classes where the value is defined (classes without positives
@@ -37,33 +35,52 @@ _CURVE_ARGS = """
         from_logits, axis, num_classes, class_names, ignore_index, name, dtype: as in
             `voxelmetrics.Recall`.
 """
+_documented = documented(_CURVE_ARGS)
 
 
 class CurveMetric(HistogramState):
-    """A per-class value of the accumulated histograms, averaged as `average` says."""
+    """A per-class value of the accumulated histograms, averaged as `average` says
+    (`voxelmetrics.ops.curves.average_histogram_score`, the ops' own rule)."""
 
-    def __init__(self, *, average="macro", class_weights=None, **kwargs):
-        super().__init__(**kwargs)
+    default_name: str = None
+
+    def __init__(
+        self,
+        num_bins: int = NUM_BINS,
+        *,
+        average="macro",
+        class_weights=None,
+        zero_division="nan",
+        mode: str = "multilabel",
+        from_logits: bool = False,
+        axis: int = -1,
+        num_classes: int | None = None,
+        class_names: Sequence[str] | None = None,
+        ignore_index: int | None = None,
+        name: str | None = None,
+        dtype=None,
+    ):
+        super().__init__(
+            **arguments(locals(), "average", "class_weights", name=name or self.default_name)
+        )
         self.average = normalize_average(average)
         self.class_weights = check_class_weights(class_weights, average, self.num_classes)
 
-    def _per_class(self, histogram):
+    def _per_class(self, histogram, zero_division):
         """float32 `[C]` values of a `[C, B, 2]` histogram (NaN where undefined)."""
         raise NotImplementedError
 
     def _result(self):
-        histogram = self.histogram()
-        if self.average == "micro":
-            return self._per_class(ops.sum(histogram, axis=0, keepdims=True))[0]
-        values = self._per_class(histogram)
-        if self.average is None:
-            if self.class_names is not None:
-                return per_class(values, self.name, self.class_names)
-            return values
-        support = ops.sum(histogram[..., 1], axis=-1)
-        return average_scores(
-            values, support, average=self.average, class_weights=self.class_weights
+        values = curves.average_histogram_score(
+            self._per_class,
+            self.histogram(),
+            self.average,
+            self.class_weights,
+            self.zero_division,
         )
+        if self.average is None and self.class_names is not None:
+            return per_class(values, self.name, self.class_names)
+        return values
 
     def get_config(self):
         config = super().get_config()
@@ -71,68 +88,95 @@ class CurveMetric(HistogramState):
         return config
 
 
-def _curve_metric(cls_name: str, fn: Callable, default_name: str, summary: str, example: str):
-    doc = f"""{summary}
-{_CURVE_ARGS}
+@_documented
+class AveragePrecision(CurveMetric):
+    """Average precision, scikit-learn's step-wise sum over the binned PR curve.
+
+    Equals `sklearn.metrics.average_precision_score(y, q(s))`, q mapping a score to its
+    bin's lower edge.
+
     Standalone usage:
 
     >>> import numpy as np
-    >>> from voxelmetrics.metrics import {cls_name}
-    >>> m = {cls_name}(num_bins=10, average=None)
+    >>> from voxelmetrics.metrics import AveragePrecision
+    >>> m = AveragePrecision(num_bins=10, average=None)
     >>> y_true = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
     >>> y_pred = np.array([[.9, .2], [.4, .6], [.5, .95], [.3, .7]], "float32")
     >>> m.update_state(y_true, y_pred)
     >>> np.asarray(m.result()).round(3).tolist()
-    {example}
+    [1.0, 0.833]
 
     Usage with `compile()` API:
 
     ```python
     model.compile(optimizer="adam", loss="binary_crossentropy",
-                  metrics=[voxelmetrics.{cls_name}(class_names=["liver", "tumour"])])
+                  metrics=[voxelmetrics.AveragePrecision(class_names=["liver", "tumour"])])
     ```
     """
 
-    def __init__(self, *, name: str = default_name, **kwargs):
-        CurveMetric.__init__(self, name=name, **kwargs)
+    default_name = "average_precision"
 
-    def _per_class(self, histogram):
-        return fn(histogram, zero_division=self.zero_division)
-
-    cls = type(
-        cls_name,
-        (CurveMetric,),
-        {"__init__": __init__, "__doc__": doc, "_per_class": _per_class},
-    )
-    cls.__module__ = __name__
-    return _register(cls)
+    def _per_class(self, histogram, zero_division):
+        return curves.average_precision(histogram, zero_division=zero_division)
 
 
-AveragePrecision = _curve_metric(
-    "AveragePrecision",
-    curves.average_precision,
-    "average_precision",
-    "Average precision, scikit-learn's step-wise sum over the binned PR curve.\n\n"
-    "    Equals `sklearn.metrics.average_precision_score(y, q(s))`, q mapping a score to its\n"
-    "    bin's lower edge.",
-    "[1.0, 0.833]",
-)
-PRAUC = _curve_metric(
-    "PRAUC",
-    curves.pr_auc,
-    "pr_auc",
-    "Area under the PR curve, Davis & Goadrich interpolation (Keras' `AUC(curve='PR')`).",
-    "[1.0, 0.797]",
-)
-ROCAUC = _curve_metric(
-    "ROCAUC",
-    curves.roc_auc,
-    "roc_auc",
-    "Area under the ROC curve, trapezoidal over the binned thresholds.\n\n"
-    "    Equals `sklearn.metrics.roc_auc_score(y, q(s))`, q mapping a score to its bin's\n"
-    "    lower edge.",
-    "[1.0, 0.75]",
-)
+@_documented
+class PRAUC(CurveMetric):
+    """Area under the PR curve, Davis & Goadrich interpolation (Keras' `AUC(curve='PR')`).
+
+    Standalone usage:
+
+    >>> import numpy as np
+    >>> from voxelmetrics.metrics import PRAUC
+    >>> m = PRAUC(num_bins=10, average=None)
+    >>> m.update_state(np.array([[1, 0], [0, 1], [1, 1], [0, 0]]),
+    ...                np.array([[.9, .2], [.4, .6], [.5, .95], [.3, .7]], "float32"))
+    >>> np.asarray(m.result()).round(3).tolist()
+    [1.0, 0.797]
+
+    Usage with `compile()` API:
+
+    ```python
+    model.compile(optimizer="adam", loss="binary_crossentropy",
+                  metrics=[voxelmetrics.PRAUC(average="micro")])
+    ```
+    """
+
+    default_name = "pr_auc"
+
+    def _per_class(self, histogram, zero_division):
+        return curves.pr_auc(histogram, zero_division=zero_division)
+
+
+@_documented
+class ROCAUC(CurveMetric):
+    """Area under the ROC curve, trapezoidal over the binned thresholds.
+
+    Equals `sklearn.metrics.roc_auc_score(y, q(s))`, q mapping a score to its bin's lower
+    edge.
+
+    Standalone usage:
+
+    >>> import numpy as np
+    >>> from voxelmetrics.metrics import ROCAUC
+    >>> m = ROCAUC(num_bins=10, average=None)
+    >>> y_pred = np.array([[.9, .2], [.4, .6], [.5, .95], [.3, .7]], "float32")
+    >>> m.update_state(np.array([[1, 0], [0, 1], [1, 1], [0, 0]]), y_pred)
+    >>> np.asarray(m.result()).round(3).tolist()
+    [1.0, 0.75]
+
+    Usage with `compile()` API:
+
+    ```python
+    model.compile(optimizer="adam", loss="binary_crossentropy",
+                  metrics=[voxelmetrics.ROCAUC(num_bins=256, mode="sparse")])
+    ```
+    """
+
+    default_name = "roc_auc"
+
+    def _per_class(self, histogram, zero_division):
+        return curves.roc_auc(histogram, zero_division=zero_division)
 
 
 class _ConstrainedMetric(CurveMetric):
@@ -146,22 +190,20 @@ class _ConstrainedMetric(CurveMetric):
     criterion = ""
     floor = ""
 
-    def __init__(self, value: float, *, name: str, **kwargs):
-        make_criterion(self.criterion, **{self.floor: value})
-        super().__init__(name=name, **kwargs)
-        setattr(self, self.floor, float(value))
+    def __init__(self, **kwargs):
+        value = kwargs.pop(self.floor)
+        self._criterion = Criterion(self.criterion, **{self.floor: value})
+        super().__init__(**kwargs)
 
-    def _per_class(self, histogram):
-        _, values = optimal_threshold(
-            histogram, self.criterion, **{self.floor: getattr(self, self.floor)}
-        )
+    def _per_class(self, histogram, zero_division):
+        _, values = optimal_threshold(histogram, self._criterion)
         has_positives = ops.greater(ops.sum(histogram[..., 1], axis=-1), 0.0)
-        empty = safe_ratio(0.0, 0.0, self.zero_division)
+        empty = safe_ratio(0.0, 0.0, zero_division)
         return ops.where(has_positives, ops.where(ops.isnan(values), 0.0, values), empty)
 
     def get_config(self):
         config = super().get_config()
-        config[self.floor] = getattr(self, self.floor)
+        config.update(self._criterion.options)
         return config
 
 
@@ -194,8 +236,24 @@ class RecallAtPrecision(_ConstrainedMetric):
     criterion = "recall_at_precision"
     floor = "min_precision"
 
-    def __init__(self, min_precision: float, *, name: str = "recall_at_precision", **kwargs):
-        super().__init__(min_precision, name=name, **kwargs)
+    def __init__(
+        self,
+        min_precision: float,
+        num_bins: int = NUM_BINS,
+        *,
+        average="macro",
+        class_weights=None,
+        zero_division="nan",
+        mode: str = "multilabel",
+        from_logits: bool = False,
+        axis: int = -1,
+        num_classes: int | None = None,
+        class_names: Sequence[str] | None = None,
+        ignore_index: int | None = None,
+        name: str = "recall_at_precision",
+        dtype=None,
+    ):
+        super().__init__(**arguments(locals()))
 
 
 @_register
@@ -226,8 +284,24 @@ class PrecisionAtRecall(_ConstrainedMetric):
     criterion = "precision_at_recall"
     floor = "min_recall"
 
-    def __init__(self, min_recall: float, *, name: str = "precision_at_recall", **kwargs):
-        super().__init__(min_recall, name=name, **kwargs)
+    def __init__(
+        self,
+        min_recall: float,
+        num_bins: int = NUM_BINS,
+        *,
+        average="macro",
+        class_weights=None,
+        zero_division="nan",
+        mode: str = "multilabel",
+        from_logits: bool = False,
+        axis: int = -1,
+        num_classes: int | None = None,
+        class_names: Sequence[str] | None = None,
+        ignore_index: int | None = None,
+        name: str = "precision_at_recall",
+        dtype=None,
+    ):
+        super().__init__(**arguments(locals()))
 
 
 @_register
@@ -240,8 +314,9 @@ class OptimalThreshold(HistogramState):
     Candidates are the `num_bins` thresholds `k / B`; ties go to the highest threshold.
 
     Args:
-        criterion: "f1", "fbeta", "dice", "iou", "youden", "recall_at_precision",
-            "precision_at_recall" or "cost".
+        criterion: a `voxelmetrics.Criterion` (e.g. `Criterion.parse("cost:1:5")`), or its
+            name ("f1", "fbeta", "dice", "iou", "youden", "recall_at_precision",
+            "precision_at_recall" or "cost") with the options below.
         beta, min_precision, min_recall, cost_fp, cost_fn: the criterion's options.
         num_bins, mode, from_logits, axis, num_classes, class_names, ignore_index, name,
             dtype: as in `voxelmetrics.AveragePrecision`.
@@ -268,17 +343,24 @@ class OptimalThreshold(HistogramState):
 
     def __init__(
         self,
-        criterion: str = "f1",
+        criterion: Criterion | str = "f1",
         *,
         beta: float = 1.0,
         min_precision: float | None = None,
         min_recall: float | None = None,
         cost_fp: float = 1.0,
         cost_fn: float = 1.0,
+        num_bins: int = NUM_BINS,
+        mode: str = "multilabel",
+        from_logits: bool = False,
+        axis: int = -1,
+        num_classes: int | None = None,
+        class_names: Sequence[str] | None = None,
+        ignore_index: int | None = None,
         name: str = "optimal_threshold",
-        **kwargs,
+        dtype=None,
     ):
-        self._criterion = make_criterion(
+        self._criterion = Criterion.of(
             criterion,
             beta=beta,
             min_precision=min_precision,
@@ -286,8 +368,7 @@ class OptimalThreshold(HistogramState):
             cost_fp=cost_fp,
             cost_fn=cost_fn,
         )
-        kwargs.pop("zero_division", None)
-        super().__init__(name=name, **kwargs)
+        super().__init__(**arguments(locals(), "criterion", *self._criterion.keywords))
 
     @property
     def _keys(self) -> tuple[str, str]:
@@ -295,16 +376,7 @@ class OptimalThreshold(HistogramState):
         return self.name, f"{self.name}_{self._criterion.name}"
 
     def _result(self):
-        c = self._criterion
-        thresholds, values = optimal_threshold(
-            self.histogram(),
-            c.name,
-            beta=c.beta,
-            min_precision=c.min_precision,
-            min_recall=c.min_recall,
-            cost_fp=c.cost_fp,
-            cost_fn=c.cost_fn,
-        )
+        thresholds, values = optimal_threshold(self.histogram(), self._criterion)
         threshold_key, value_key = self._keys
         return {
             **per_class(thresholds, threshold_key, self.names),
@@ -351,10 +423,21 @@ class BestFBeta(OptimalThreshold):
     ```
     """
 
-    def __init__(self, beta: float = 1.0, *, name: str = "best_f1", **kwargs):
-        for key in ("criterion", "min_precision", "min_recall", "cost_fp", "cost_fn"):
-            kwargs.pop(key, None)
-        super().__init__("fbeta", beta=beta, name=name, **kwargs)
+    def __init__(
+        self,
+        beta: float = 1.0,
+        *,
+        num_bins: int = NUM_BINS,
+        mode: str = "multilabel",
+        from_logits: bool = False,
+        axis: int = -1,
+        num_classes: int | None = None,
+        class_names: Sequence[str] | None = None,
+        ignore_index: int | None = None,
+        name: str = "best_f1",
+        dtype=None,
+    ):
+        super().__init__("fbeta", **arguments(locals()))
 
     @property
     def _keys(self) -> tuple[str, str]:

@@ -10,13 +10,9 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
-from voxelmetrics.metrics._base import (
-    CountState,
-    check_class_weights,
-    normalize_average,
-    per_class,
-)
+from voxelmetrics.metrics._base import CountState, arguments, per_class
 from voxelmetrics.ops import scores
+from voxelmetrics.ops._options import check_class_weights, normalize_average
 
 SCORES = {
     "recall": scores.recall,
@@ -76,10 +72,18 @@ class SegmentationReport(CountState):
         scores: Sequence[str] = ("recall", "precision", "dice", "iou"),
         average: str | Sequence[str] = "macro",
         class_weights=None,
+        threshold=None,
+        zero_division="nan",
+        mode: str = "multilabel",
+        from_logits: bool = False,
+        axis: int = -1,
+        num_classes: int | None = None,
+        class_names: Sequence[str] | None = None,
+        ignore_index: int | None = None,
         name: str = "segmentation_report",
-        **kwargs,
+        dtype=None,
     ):
-        super().__init__(name=name, **kwargs)
+        super().__init__(**arguments(locals(), "scores", "average", "class_weights"))
         if isinstance(scores, str) or not scores:
             raise ValueError(f"scores must be a non-empty list of names; received {scores!r}.")
         unknown = [s for s in scores if s not in SCORES]

@@ -4,24 +4,22 @@ State is fixed-size and merged by sum: per class, the sum of per-volume scores a
 (weighted) number of volumes where the score is defined. No list of volumes is kept.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-import keras
 from keras import ops
 
 from voxelmetrics.metrics._base import (
     SegmentationMetric,
-    check_class_weights,
-    check_threshold,
-    normalize_average,
+    arguments,
+    documented,
     per_class,
+    working_threshold,
 )
 from voxelmetrics.ops import scores
 from voxelmetrics.ops._inputs import static_shape
+from voxelmetrics.ops._options import check_class_weights, normalize_average
 from voxelmetrics.ops.counting import confusion_counts
 from voxelmetrics.ops.scores import average_scores, safe_ratio
-
-_register = keras.saving.register_keras_serializable(package="voxelmetrics")
 
 
 class SamplewiseScore(SegmentationMetric):
@@ -31,7 +29,9 @@ class SamplewiseScore(SegmentationMetric):
     Empty-class policy (DESIGN.md): a volume where the score of class c is 0 / 0 (for Dice
     and IoU: no truth and no prediction; for recall: no truth) gets `zero_division`: with
     "nan" (default) it is left out of that class's mean; with 0 or 1 it counts as that
-    value. "Empty truth but false positives" is not 0 / 0 for Dice and IoU: it scores 0.
+    value. "Empty truth but false positives" is not 0 / 0 for Dice and IoU: it scores 0,
+    unless `ignore_empty=True`: then every volume without truth of class c is left out of
+    class c's mean, whatever was predicted (MONAI's `DiceMetric(ignore_empty=True)`).
 
     `sample_weight` of shape `[B]` weighs volumes in the mean; a weight over the voxel grid
     weighs voxels within each volume's counts instead.
@@ -39,9 +39,39 @@ class SamplewiseScore(SegmentationMetric):
 
     score: Callable = None
 
-    def __init__(self, *, threshold=None, average="macro", class_weights=None, **kwargs):
-        super().__init__(**kwargs)
-        self.threshold = check_threshold(threshold, self.num_classes, self.mode)
+    default_name: str = None
+
+    def __init__(
+        self,
+        threshold=None,
+        *,
+        average="macro",
+        class_weights=None,
+        zero_division="nan",
+        ignore_empty: bool = False,
+        mode: str = "multilabel",
+        from_logits: bool = False,
+        axis: int = -1,
+        num_classes: int | None = None,
+        class_names: Sequence[str] | None = None,
+        ignore_index: int | None = None,
+        name: str | None = None,
+        dtype=None,
+    ):
+        super().__init__(
+            **arguments(
+                locals(),
+                "threshold",
+                "average",
+                "class_weights",
+                "ignore_empty",
+                name=name or self.default_name,
+            )
+        )
+        if not isinstance(ignore_empty, bool):
+            raise ValueError(f"ignore_empty must be True or False; received {ignore_empty!r}.")
+        self.ignore_empty = ignore_empty
+        self.threshold = working_threshold(threshold, self.num_classes, self.mode)
         self.average = normalize_average(average)
         if self.average == "micro":
             raise ValueError(
@@ -78,6 +108,8 @@ class SamplewiseScore(SegmentationMetric):
         )
         values = type(self).score(counts, zero_division=self.zero_division)
         defined = ops.logical_not(ops.isnan(values))
+        if self.ignore_empty:  # MONAI's rule: a volume without truth of class c is skipped
+            defined = ops.logical_and(defined, ops.greater(counts[..., 0] + counts[..., 2], 0))
         weight = ops.cast(defined, "float32")
         if volume_weight is not None:
             weight = weight * volume_weight
@@ -97,54 +129,97 @@ class SamplewiseScore(SegmentationMetric):
     def get_config(self):
         config = super().get_config()
         config.update(
-            threshold=self.threshold, average=self.average, class_weights=self.class_weights
+            threshold=self.threshold,
+            average=self.average,
+            class_weights=self.class_weights,
+            ignore_empty=self.ignore_empty,
         )
         return config
 
 
-def _samplewise(cls_name: str, score: Callable, default_name: str, what: str, example: str):
-    doc = f"""Mean over volumes of the per-volume {what}, per class and averaged.
-
+_ARGS = """
     See `SamplewiseScore` for the empty-class policy and the weights. `average`: None per
     class, "macro" (default) over classes with at least one defined volume, "weighted" by
     the number of such volumes or by `class_weights`. Other arguments as in
     `voxelmetrics.Recall`; the leading axis of the inputs is the volume axis.
+"""
+_documented = documented(_ARGS)
+
+
+@_documented
+class SamplewiseDice(SamplewiseScore):
+    """Mean over volumes of the per-volume Dice, per class and averaged.
 
     Standalone usage:
 
     >>> import numpy as np
-    >>> from voxelmetrics.metrics import {cls_name}
-    >>> m = {cls_name}(average=None)
+    >>> from voxelmetrics.metrics import SamplewiseDice
+    >>> m = SamplewiseDice(average=None)
     >>> y_true = np.array([[[1, 0], [1, 0]], [[0, 0], [1, 0]]])   # (volumes, voxels, C)
     >>> y_pred = np.array([[[.9, .2], [.4, .1]], [[.6, .1], [.7, .3]]], "float32")
     >>> m.update_state(y_true, y_pred)
     >>> np.asarray(m.result()).round(3).tolist()
-    {example}
+    [0.667, nan]
+
+    Usage with `compile()` API:
+
+    ```python
+    model.compile(optimizer="adam", loss=voxelmetrics.losses.SoftDiceLoss(),
+                  metrics=[voxelmetrics.SamplewiseDice(class_names=["liver", "tumour"])])
+    ```
+    """
+
+    score = staticmethod(scores.dice)
+    default_name = "samplewise_dice"
+
+
+@_documented
+class SamplewiseIoU(SamplewiseScore):
+    """Mean over volumes of the per-volume IoU (Jaccard), per class and averaged.
+
+    Standalone usage:
+
+    >>> import numpy as np
+    >>> from voxelmetrics.metrics import SamplewiseIoU
+    >>> m = SamplewiseIoU(average=None)
+    >>> m.update_state(np.array([[[1, 0], [1, 0]], [[0, 0], [1, 0]]]),
+    ...                np.array([[[.9, .2], [.4, .1]], [[.6, .1], [.7, .3]]], "float32"))
+    >>> np.asarray(m.result()).round(3).tolist()
+    [0.5, nan]
 
     Usage with `compile()` API:
 
     ```python
     model.compile(optimizer="adam", loss="binary_crossentropy",
-                  metrics=[voxelmetrics.{cls_name}(class_names=["liver", "tumour"])])
+                  metrics=[voxelmetrics.SamplewiseIoU(average="weighted")])
     ```
     """
 
-    def __init__(self, *, name: str = default_name, **kwargs):
-        SamplewiseScore.__init__(self, name=name, **kwargs)
-
-    cls = type(
-        cls_name,
-        (SamplewiseScore,),
-        {"__init__": __init__, "__doc__": doc, "score": staticmethod(score)},
-    )
-    cls.__module__ = __name__
-    return _register(cls)
+    score = staticmethod(scores.iou)
+    default_name = "samplewise_iou"
 
 
-SamplewiseDice = _samplewise(
-    "SamplewiseDice", scores.dice, "samplewise_dice", "Dice", "[0.667, nan]"
-)
-SamplewiseIoU = _samplewise("SamplewiseIoU", scores.iou, "samplewise_iou", "IoU", "[0.5, nan]")
-SamplewiseRecall = _samplewise(
-    "SamplewiseRecall", scores.recall, "samplewise_recall", "recall", "[0.75, nan]"
-)
+@_documented
+class SamplewiseRecall(SamplewiseScore):
+    """Mean over volumes of the per-volume recall, per class and averaged.
+
+    Standalone usage:
+
+    >>> import numpy as np
+    >>> from voxelmetrics.metrics import SamplewiseRecall
+    >>> m = SamplewiseRecall(average=None)
+    >>> y_pred = np.array([[[.9, .2], [.4, .1]], [[.6, .1], [.7, .3]]], "float32")
+    >>> m.update_state(np.array([[[1, 0], [1, 0]], [[0, 0], [1, 0]]]), y_pred)
+    >>> np.asarray(m.result()).round(3).tolist()
+    [0.75, nan]
+
+    Usage with `compile()` API:
+
+    ```python
+    model.compile(optimizer="adam", loss="binary_crossentropy",
+                  metrics=[voxelmetrics.SamplewiseRecall(mode="sparse", num_classes=4)])
+    ```
+    """
+
+    score = staticmethod(scores.recall)
+    default_name = "samplewise_recall"

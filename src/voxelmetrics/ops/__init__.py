@@ -6,6 +6,7 @@ from voxelmetrics.ops.counting import (
     counts_from_confusion_matrix,
     sparse_confusion_matrix,
 )
+from voxelmetrics.ops.criterion import Criterion
 from voxelmetrics.ops.curves import (
     average_precision,
     curve_counts,
@@ -41,6 +42,7 @@ from voxelmetrics.ops.surface import (
 from voxelmetrics.ops.thresholds import optimal_threshold, refine_threshold
 
 __all__ = [
+    "Criterion",
     "SurfaceDistances",
     "accumulate",
     "average_precision",

@@ -12,6 +12,7 @@ import numpy as np
 from keras import ops
 
 from voxelmetrics.backends import is_concrete, value_range
+from voxelmetrics.ops._options import check_from_logits
 
 Activation = Literal["none", "sigmoid", "softmax"]
 
@@ -57,19 +58,20 @@ def normalize_axis(axis: int, ndim: int) -> int:
     return axis % ndim
 
 
-def _activation(from_logits: bool | str, sparse: bool) -> Activation:
+def activation(from_logits: bool | str, sparse: bool) -> Activation:
+    """What `from_logits` means: True is softmax for sparse labels, sigmoid for multi-hot."""
+    from_logits = check_from_logits(from_logits)
     if from_logits in (False, None, "none"):
         return "none"
     if from_logits is True:
         return "softmax" if sparse else "sigmoid"
-    if from_logits in ("sigmoid", "softmax"):
-        return from_logits
-    raise ValueError(
-        f"from_logits must be True, False, 'sigmoid' or 'softmax'; received {from_logits!r}."
-    )
+    return from_logits
 
 
-def _is_sparse(true_shape: tuple, pred_shape: tuple, axis: int) -> bool:
+def is_sparse(true_shape: tuple, pred_shape: tuple, axis: int) -> bool:
+    """True for integer ids (`y_true` without the class axis, or with it of size 1 where
+    `C > 1`), False for multi-hot labels of `y_pred`'s shape; else a ValueError. The one
+    place where the two label forms are told apart."""
     grid_shape = pred_shape[:axis] + pred_shape[axis + 1 :]
     if len(true_shape) == len(pred_shape) - 1 and _compatible(true_shape, grid_shape):
         return True
@@ -131,7 +133,7 @@ def check_inputs(
         raise ValueError(f"The class axis {axis} of y_pred must have a static size.")
     if num_classes is not None and num_classes != c:
         raise ValueError(f"num_classes={num_classes} but y_pred has {c} classes on axis {axis}.")
-    sparse = _is_sparse(true_shape, pred_shape, axis)
+    sparse = is_sparse(true_shape, pred_shape, axis)
     if ignore_index is not None and not sparse:
         raise ValueError("ignore_index applies to sparse integer labels; y_true is multi-hot.")
     grid_shape = pred_shape[:axis] + pred_shape[axis + 1 :]
@@ -143,7 +145,7 @@ def check_inputs(
         axis=axis,
         num_classes=c,
         sparse=sparse,
-        activation=_activation(from_logits, sparse),
+        activation=activation(from_logits, sparse),
         ignore_index=ignore_index,
         has_weight=sample_weight is not None,
         has_mask=mask is not None,
@@ -252,12 +254,27 @@ def class_ids(spec: InputSpec):
 
 def to_probabilities(y_pred, spec: InputSpec):
     """float32 scores after the spec's activation (sigmoid, softmax over the class axis)."""
+    return apply_activation(y_pred, spec.activation, spec.axis)
+
+
+def apply_activation(y_pred, activation: Activation, axis: int):
+    """float32 `y_pred` after `activation`: "sigmoid", "softmax" over `axis`, or "none"."""
     scores = ops.cast(y_pred, "float32")
-    if spec.activation == "sigmoid":
+    if activation == "sigmoid":
         return ops.sigmoid(scores)
-    if spec.activation == "softmax":
-        return ops.softmax(scores, axis=spec.axis)
+    if activation == "softmax":
+        return ops.softmax(scores, axis=axis)
     return scores
+
+
+def scores_and_invalid(y_pred, spec: InputSpec, bad_label=None):
+    """float32 probabilities, and where a voxel cannot be counted: a score NaN or outside
+    [0, 1], or (`bad_label` from `prepare`) a sparse id out of range. The one in-range rule of
+    every kernel."""
+    scores = to_probabilities(y_pred, spec)
+    in_range = ops.logical_and(ops.greater_equal(scores, 0.0), ops.less_equal(scores, 1.0))
+    invalid = ops.logical_not(in_range)
+    return scores, invalid if bad_label is None else ops.logical_or(invalid, bad_label)
 
 
 def prepare(y_true, sample_weight, mask, spec: InputSpec):

@@ -52,3 +52,38 @@ def total_as_float(total):
     """float32 approximation of a total (relative error below 2**-24), usable in-graph."""
     limbs = ops.cast(total, "float32")
     return limbs[..., 0] * float(LIMB) + limbs[..., 1]
+
+
+def add_counts(total, weighted, counts):
+    """One batch into a running `(total, weighted)` pair: integer counts exactly into the
+    int32 limbs `total`, float32 (weighted) sums into the float32 `weighted`.
+
+    Sums of sample weights are not integers, so a state that may see both kinds of batch
+    keeps both parts; its value is `pair_as_float` (in-graph) or `pair_exact` (host).
+
+    Returns:
+        the new `(total, weighted)`.
+
+    Example:
+        >>> import numpy as np
+        >>> pair = (empty_total((2,)), np.zeros(2, "float32"))
+        >>> pair = add_counts(*pair, np.int32([3, 4]))
+        >>> pair = add_counts(*pair, np.float32([0.5, 0.0]))
+        >>> pair_exact(*pair).tolist()
+        [3.5, 4.0]
+    """
+    if "int" in str(ops.dtype(ops.convert_to_tensor(counts))):
+        return accumulate(total, counts), weighted
+    return total, ops.cast(weighted, "float32") + ops.cast(counts, "float32")
+
+
+def pair_as_float(total, weighted):
+    """float32 value of a `(total, weighted)` pair, usable in-graph."""
+    return total_as_float(total) + ops.cast(weighted, "float32")
+
+
+def pair_exact(total, weighted) -> np.ndarray:
+    """The host value of a pair: int64 while no weighted batch was added, else float64."""
+    exact = exact_total(total)
+    weights = np.asarray(ops.convert_to_numpy(weighted))
+    return exact if not weights.any() else exact + weights.astype(np.float64)

@@ -7,16 +7,17 @@ a `C x C` confusion matrix) both reduce to the same `[C, 4]` layout.
 import numpy as np
 from keras import ops
 
-from voxelmetrics.backends import bincount, compile_kernel, count_true, is_concrete
+from voxelmetrics.backends import Streaming, bincount, compile_kernel, count_true, is_concrete
 from voxelmetrics.ops._inputs import (
     InputSpec,
     check_inputs,
     check_sparse_ids,
     grid_to_full,
     prepare,
+    scores_and_invalid,
     static_shape,
-    to_probabilities,
 )
+from voxelmetrics.ops._options import check_int, check_threshold
 
 INT32_MAX = 2**31 - 1
 
@@ -48,30 +49,14 @@ def _class_shaped(threshold, spec: InputSpec):
     return ops.reshape(ops.cast(threshold, "float32"), shape)
 
 
-def _check_threshold(threshold, num_classes: int) -> None:
-    shape = static_shape(threshold)
-    if shape not in ((), (1,), (num_classes,)):
-        raise ValueError(
-            f"threshold must be a scalar or one value per class ({num_classes},); got shape "
-            f"{shape}."
-        )
-    if is_concrete(threshold):
-        t = ops.convert_to_numpy(threshold)
-        if not ((t >= 0) & (t <= 1)).all():
-            raise ValueError(f"threshold must lie in [0, 1] (score >= threshold); got {t}.")
-
-
 def _count_kernel(y_true, y_pred, threshold, sample_weight, mask, *, spec, per_sample):
     labels, weight, bad_label = prepare(y_true, sample_weight, mask, spec)
-    scores = to_probabilities(y_pred, spec)
-    in_range = ops.logical_and(ops.greater_equal(scores, 0.0), ops.less_equal(scores, 1.0))
-    if bad_label is not None:
-        in_range = ops.logical_and(in_range, ops.logical_not(bad_label))
+    scores, invalid = scores_and_invalid(y_pred, spec, bad_label)
+    in_range = ops.logical_not(invalid)
     predicted = ops.greater_equal(scores, _class_shaped(threshold, spec))
     axes = _reduce_axes(spec, per_sample)
     if weight is None or ops.dtype(weight) == "bool":
         counted = in_range if weight is None else ops.logical_and(in_range, weight)
-        invalid = ops.logical_not(in_range)
         invalid = invalid if weight is None else ops.logical_and(invalid, weight)
         hit = ops.logical_and(counted, labels)
         flags = [ops.logical_and(hit, predicted), hit, ops.logical_and(counted, predicted)]
@@ -118,7 +103,7 @@ def _stack_counts(tp, positives, predicted_positives, n):
 _compiled_counts = compile_kernel(
     _count_kernel,
     static_argnames=("spec", "per_sample"),
-    voxel_args=("y_true", "y_pred", "sample_weight", "mask"),
+    streaming=Streaming(("y_true", "y_pred", "sample_weight", "mask"), per_sample="per_sample"),
 )
 
 
@@ -180,7 +165,7 @@ def confusion_counts(
     )
     if per_sample and spec.axis == 0:
         raise ValueError("per_sample=True needs a leading sample axis; the class axis is 0.")
-    _check_threshold(threshold, spec.num_classes)
+    check_threshold(threshold, spec.num_classes)
     if sample_weight is None:
         _check_voxel_count(y_pred, spec, per_sample)
     counts, invalid = _compiled_counts(
@@ -195,14 +180,35 @@ def confusion_counts(
     return (counts, invalid) if with_invalid else counts
 
 
+def argmax_ids(scores, axis: int):
+    """`(ids, nan)`: int32 argmax over `axis` (ties: lowest class; a NaN score never wins)
+    and bool, True where any score of the voxel is NaN. The one argmax rule of exclusive
+    classes."""
+    scores = ops.cast(scores, "float32")
+    nan = ops.isnan(scores)
+    winner = ops.argmax(ops.where(nan, -np.inf, scores), axis=axis)
+    return ops.cast(winner, "int32"), ops.any(nan, axis=axis)
+
+
+def argmax_one_hot(y_pred, axis: int):
+    """float32 one-hot of `argmax_ids` over `axis`; NaN where a score is NaN.
+
+    Exclusive classes are decided by argmax, the segmentation mask; NaN marks the voxel
+    invalid so that `confusion_counts` tallies it instead of counting it.
+    """
+    ids, nan = argmax_ids(y_pred, axis)
+    c = static_shape(y_pred)[axis]
+    shape = [1] * len(static_shape(y_pred))
+    shape[axis] = c
+    classes = ops.reshape(ops.arange(c, dtype="int32"), shape)
+    one_hot = ops.cast(ops.equal(ops.expand_dims(ids, axis), classes), "float32")
+    return ops.where(ops.expand_dims(nan, axis), np.nan, one_hot)
+
+
 def _matrix_kernel(labels, y_pred, sample_weight, mask, *, spec: InputSpec, scores_given):
     c = spec.num_classes
     if scores_given:
-        scores = ops.cast(y_pred, "float32")
-        invalid = ops.any(ops.isnan(scores), axis=spec.axis)
-        predicted = ops.cast(
-            ops.argmax(ops.where(ops.isnan(scores), -1.0, scores), spec.axis), "int32"
-        )
+        predicted, invalid = argmax_ids(y_pred, spec.axis)
     else:
         predicted = ops.cast(y_pred, "int32")
         invalid = ops.logical_or(ops.less(predicted, 0), ops.greater_equal(predicted, c))
@@ -233,7 +239,7 @@ def _grid(w, spec: InputSpec):
 _compiled_matrix = compile_kernel(
     _matrix_kernel,
     static_argnames=("spec", "scores_given"),
-    voxel_args=("labels", "y_pred", "sample_weight", "mask"),
+    streaming=Streaming(("labels", "y_pred", "sample_weight", "mask")),
 )
 
 
@@ -274,8 +280,7 @@ def sparse_confusion_matrix(
         >>> np.asarray(sparse_confusion_matrix(labels, y_pred, 3)).tolist()
         [[1, 0, 0], [0, 0, 1], [0, 1, 1]]
     """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be an integer >= 1; received {num_classes!r}.")
+    num_classes = check_int("num_classes", num_classes)
     true_shape, pred_shape = static_shape(labels), static_shape(y_pred)
     scores_given = len(pred_shape) == len(true_shape) + 1
     if scores_given:

@@ -104,8 +104,11 @@ def _split(counts):
     return counts[..., 0], counts[..., 1], counts[..., 2], counts[..., 3]
 
 
-def _per_class_or_micro(score_fn, histogram, average, class_weights, zero_division):
-    """Apply a per-class histogram score and combine classes as `average` says."""
+def average_histogram_score(score_fn, histogram, average, class_weights, zero_division):
+    """Apply a per-class histogram score `score_fn(histogram, zero_division)` and combine
+    classes as `average` says: "micro" scores the pooled histogram, the others average the
+    per-class values by `average_scores` with the positives as support. The one curve
+    averaging rule, of the ops and the metrics alike."""
     check_average(average, class_weights)
     zero_division_value(zero_division)
     if average == "micro":
@@ -155,12 +158,16 @@ def average_precision(
         >>> round(float(average_precision(h)[0]), 4)   # (2 * 1.0 + 1 * 0.75) / 3
         0.9167
     """
-    return _per_class_or_micro(_average_precision, histogram, average, class_weights, zero_division)
+    return average_histogram_score(
+        _average_precision, histogram, average, class_weights, zero_division
+    )
 
 
-def _roc_auc(histogram, zero_division):
+def _roc_auc(histogram, zero_division, max_fpr=None):
     h = ops.cast(histogram, "float32")
     neg, pos = h[..., 0], h[..., 1]
+    if max_fpr is not None:
+        return _partial_roc_auc(h, max_fpr, zero_division)
     tp = curve_counts(h)[..., 0]
     # Trapezoids between t_k and t_{k+1}: width neg_k / N, mean height (2 tp_k - pos_k) / 2P.
     area = ops.sum(neg * (2.0 * tp - pos), axis=-1)
@@ -168,9 +175,34 @@ def _roc_auc(histogram, zero_division):
     return safe_ratio(area, den, zero_division)
 
 
+def _partial_roc_auc(h, max_fpr: float, zero_division):
+    r"""McClish-standardised area of the ROC curve left of FPR = `max_fpr`.
+
+    Bin k's segment runs from $(x_0, y_0) = ((fp_k - neg_k)/N, (tp_k - pos_k)/P)$ to
+    $(x_1, y_1) = (fp_k/N, tp_k/P)$; its trapezoid is clipped at $m$ = `max_fpr`, the
+    height at the cut interpolated linearly. With $A$ the clipped area,
+    $\frac12\left(1 + \frac{A - m^2/2}{m - m^2/2}\right)$ (0.5 for chance, 1 for perfect).
+    """
+    counts = curve_counts(h)
+    tp, fp = counts[..., 0], counts[..., 1]
+    total_pos = ops.sum(h[..., 1], axis=-1, keepdims=True)
+    total_neg = ops.sum(h[..., 0], axis=-1, keepdims=True)
+    x1, y1 = safe_ratio(fp, total_neg), safe_ratio(tp, total_pos)
+    x0, y0 = safe_ratio(fp - h[..., 0], total_neg), safe_ratio(tp - h[..., 1], total_pos)
+    start, stop = ops.minimum(x0, max_fpr), ops.minimum(x1, max_fpr)
+    slope = safe_ratio(y1 - y0, x1 - x0, 0)
+    y_stop = y0 + slope * (stop - x0)
+    area = ops.sum((stop - start) * (y0 + y_stop) / 2.0, axis=-1)
+    low, high = 0.5 * max_fpr**2, max_fpr
+    value = 0.5 * (1.0 + (area - low) / (high - low))
+    defined = ops.logical_and(ops.greater(total_pos[..., 0], 0), ops.greater(total_neg[..., 0], 0))
+    return ops.where(defined, value, safe_ratio(0.0, 0.0, zero_division))
+
+
 def roc_auc(
     histogram,
     *,
+    max_fpr: float | None = None,
     average: Average = None,
     class_weights=None,
     zero_division: ZeroDivision = "nan",
@@ -181,8 +213,14 @@ def roc_auc(
          = \frac{1}{2PN}\sum_k neg_k (2\,tp_k - pos_k)$ (ties within a bin count one half),
     equal to `sklearn.metrics.roc_auc_score(y, q(s))`.
 
+    With `max_fpr` = m in (0, 1], the partial area left of FPR = m (the last segment cut
+    there by linear interpolation), McClish-standardised as scikit-learn's
+    `roc_auc_score(..., max_fpr=m)`: $\frac12(1 + \frac{A - m^2/2}{m - m^2/2})$. In
+    segmentation almost every operating point sits at a small FPR; this scores that region.
+
     Args:
         histogram: `[C, B, 2]`.
+        max_fpr: None (the full area) or m in (0, 1].
         average, class_weights: as in `average_precision`.
         zero_division: AUC of a class without positives or without negatives.
 
@@ -195,7 +233,17 @@ def roc_auc(
         >>> round(float(roc_auc(h)[0]), 4)
         0.9583
     """
-    return _per_class_or_micro(_roc_auc, histogram, average, class_weights, zero_division)
+    if max_fpr is not None and not (
+        isinstance(max_fpr, int | float) and not isinstance(max_fpr, bool) and 0 < max_fpr <= 1
+    ):
+        raise ValueError(f"max_fpr must be a number in (0, 1]; received {max_fpr!r}.")
+    if max_fpr == 1:
+        max_fpr = None  # the full area, as scikit-learn
+
+    def score(h, z):
+        return _roc_auc(h, z, max_fpr)
+
+    return average_histogram_score(score, histogram, average, class_weights, zero_division)
 
 
 def _pr_auc(histogram, zero_division):
@@ -245,4 +293,4 @@ def pr_auc(
         >>> round(float(pr_auc(h)[0]), 4)
         0.9489
     """
-    return _per_class_or_micro(_pr_auc, histogram, average, class_weights, zero_division)
+    return average_histogram_score(_pr_auc, histogram, average, class_weights, zero_division)

@@ -7,7 +7,14 @@ For small data and for checking the binned results, not for the training loop.
 from keras import ops
 
 from voxelmetrics.backends import compile_kernel, run_starts
-from voxelmetrics.ops._inputs import InputSpec, check_inputs, prepare, to_probabilities
+from voxelmetrics.ops._inputs import (
+    InputSpec,
+    check_inputs,
+    prepare,
+    scores_and_invalid,
+    to_probabilities,
+)
+from voxelmetrics.ops._options import check_average
 from voxelmetrics.ops.scores import Average, ZeroDivision, average_scores, safe_ratio
 
 
@@ -18,10 +25,8 @@ def _class_rows(x, spec: InputSpec):
 
 def _exact_kernel(y_true, y_pred, sample_weight, mask, *, spec: InputSpec):
     labels, weight, bad_label = prepare(y_true, sample_weight, mask, spec)
-    scores = to_probabilities(y_pred, spec)
-    valid = ops.logical_and(ops.greater_equal(scores, 0.0), ops.less_equal(scores, 1.0))
-    if bad_label is not None:
-        valid = ops.logical_and(valid, ops.logical_not(bad_label))
+    scores, invalid = scores_and_invalid(y_pred, spec, bad_label)
+    valid = ops.logical_not(invalid)
     if weight is None or ops.dtype(weight) == "bool":
         counted = valid if weight is None else ops.logical_and(valid, weight)
         s, pos, first, predicted = _sorted_counts(scores, labels, counted, spec)
@@ -77,7 +82,12 @@ _compiled_exact = compile_kernel(_exact_kernel, static_argnames=("spec",))
 
 
 def _exact(y_true, y_pred, from_logits, axis, sample_weight, mask, ignore_index):
-    spec = check_inputs(
+    spec = _spec(y_true, y_pred, from_logits, axis, sample_weight, mask, ignore_index)
+    return _compiled_exact(y_true, y_pred, sample_weight, mask, spec=spec)
+
+
+def _spec(y_true, y_pred, from_logits, axis, sample_weight, mask, ignore_index):
+    return check_inputs(
         y_true,
         y_pred,
         axis=axis,
@@ -86,7 +96,26 @@ def _exact(y_true, y_pred, from_logits, axis, sample_weight, mask, ignore_index)
         mask=mask,
         ignore_index=ignore_index,
     )
-    return _compiled_exact(y_true, y_pred, sample_weight, mask, spec=spec)
+
+
+def _pooled(y_true, y_pred, from_logits, axis, sample_weight, mask, ignore_index):
+    """`(labels, scores, sample_weight, mask)` of one class `[N * C, 1]`: every (voxel,
+    class) pair a binary sample, probabilities already applied, weights repeated per class."""
+    spec = _spec(y_true, y_pred, from_logits, axis, sample_weight, mask, ignore_index)
+    labels, weight, bad_label = prepare(y_true, sample_weight, mask, spec)
+    scores = to_probabilities(y_pred, spec)
+    shape = ops.shape(scores)
+
+    def column(x):
+        return ops.reshape(ops.moveaxis(ops.broadcast_to(x, shape), spec.axis, -1), (-1, 1))
+
+    keep = None if bad_label is None else ops.logical_not(bad_label)
+    if weight is not None and ops.dtype(weight) == "bool":
+        keep = weight if keep is None else ops.logical_and(keep, weight)
+        weight = None
+    pooled_weight = None if weight is None else column(weight)[:, 0]
+    pooled_mask = None if keep is None else column(keep)[:, 0]
+    return ops.cast(column(labels), "int32"), column(scores), pooled_weight, pooled_mask
 
 
 def exact_precision_recall_curve(
@@ -163,9 +192,9 @@ def exact_average_precision(
     at its own score's threshold, which is the step-wise sum $\sum (R_k - R_{k+1}) P_k$.
 
     Args:
-        average: None/"none", "macro" or "weighted" (by support or `class_weights`).
-            "micro" pools classes by re-sorting all scores: call with the class axis
-            flattened instead.
+        average: None/"none", "macro", "weighted" (by support or `class_weights`), or
+            "micro": every (voxel, class) pair one binary sample, as scikit-learn's
+            `average_precision_score(..., average="micro")` (sparse labels as one-hot).
         Others as in `exact_precision_recall_curve`.
 
     Returns:
@@ -179,10 +208,14 @@ def exact_average_precision(
         0.5833
     """
     if average == "micro":
-        raise ValueError(
-            "exact_average_precision supports average None, 'none', 'macro' or 'weighted'; "
-            "received 'micro': flatten the class axis into one class to pool them."
+        check_average(average, class_weights)
+        labels, scores, weight, keep = _pooled(
+            y_true, y_pred, from_logits, axis, sample_weight, mask, ignore_index
         )
+        pooled = exact_average_precision(
+            labels, scores, sample_weight=weight, mask=keep, zero_division=zero_division
+        )
+        return pooled[0]
     tp, predicted, total_pos, pos, _ = _exact(
         y_true, y_pred, from_logits, axis, sample_weight, mask, ignore_index
     )

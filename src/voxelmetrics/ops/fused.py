@@ -12,10 +12,10 @@ from keras import ops
 
 from voxelmetrics.backends import compile_kernel
 from voxelmetrics.ops._inputs import InputSpec, check_inputs
-from voxelmetrics.ops.counting import _check_threshold, _check_voxel_count, _compiled_counts
+from voxelmetrics.ops._options import NUM_BINS, check_num_bins, check_threshold
+from voxelmetrics.ops.counting import _check_voxel_count, _compiled_counts
 from voxelmetrics.ops.curves import curve_counts
 from voxelmetrics.ops.histogram import (
-    _check_num_bins,
     _compiled_histogram,
     _uniform_edges,
     bin_index,
@@ -83,7 +83,7 @@ def counts_and_histogram(
     y_true,
     y_pred,
     threshold=0.5,
-    num_bins: int = 1024,
+    num_bins: int = NUM_BINS,
     *,
     from_logits: bool | str = False,
     axis: int = -1,
@@ -130,8 +130,8 @@ def counts_and_histogram(
         mask=mask,
         ignore_index=ignore_index,
     )
-    _check_num_bins(num_bins)
-    _check_threshold(threshold, spec.num_classes)
+    num_bins = check_num_bins(num_bins)
+    check_threshold(threshold, spec.num_classes)
     if sample_weight is None:
         _check_voxel_count(y_pred, spec, per_sample=False)
     counts, histogram, invalid = _compiled_fused(

@@ -7,6 +7,7 @@ import numpy as np
 from keras import ops
 
 from voxelmetrics.backends import (
+    Streaming,
     bincount,
     compile_kernel,
     is_concrete,
@@ -18,9 +19,10 @@ from voxelmetrics.ops._inputs import (
     check_inputs,
     class_ids,
     prepare,
+    scores_and_invalid,
     static_shape,
-    to_probabilities,
 )
+from voxelmetrics.ops._options import NUM_BINS, check_num_bins
 
 
 def bin_thresholds(num_bins: int):
@@ -38,7 +40,7 @@ def bin_thresholds(num_bins: int):
         >>> np.asarray(bin_thresholds(4)).tolist()
         [0.0, 0.25, 0.5, 0.75]
     """
-    _check_num_bins(num_bins)
+    num_bins = check_num_bins(num_bins)
     return ops.convert_to_tensor(_uniform_edges(num_bins))
 
 
@@ -46,11 +48,6 @@ def _uniform_edges(num_bins: int) -> np.ndarray:
     # Divided on the host, IEEE-rounded: XLA rewrites an in-graph `k / B` as `k * (1 / B)`,
     # which rounds some edges one ulp away from float32(k) / float32(B).
     return np.arange(num_bins, dtype=np.float32) / np.float32(num_bins)
-
-
-def _check_num_bins(num_bins) -> None:
-    if isinstance(num_bins, bool) or not isinstance(num_bins, int) or num_bins < 1:
-        raise ValueError(f"num_bins must be an integer >= 1; received {num_bins!r}.")
 
 
 def bin_index(scores, num_bins: int):
@@ -97,30 +94,50 @@ def _histogram_kernel(
     y_true, y_pred, sample_weight, mask, edges, *, spec: InputSpec, num_bins, method
 ):
     labels, weight, bad_label = prepare(y_true, sample_weight, mask, spec)
-    c, b = spec.num_classes, num_bins
     if edges is None:
-        scores = to_probabilities(y_pred, spec)
-        k = bin_index(scores, b)
-        in_range = ops.logical_and(ops.greater_equal(scores, 0.0), ops.less_equal(scores, 1.0))
+        scores, invalid = scores_and_invalid(y_pred, spec, bad_label)
+        k = bin_index(scores, num_bins)
     else:
         scores = ops.cast(y_pred, "float32")
         edges = ops.cast(edges, "float32")
         k = _edge_index(scores, edges)
-        in_range = ops.greater_equal(scores, edges[0])
-    invalid = ops.logical_not(in_range)
-    if bad_label is not None:
-        invalid = ops.logical_or(invalid, bad_label)
+        invalid = ops.logical_not(ops.greater_equal(scores, edges[0]))
+        if bad_label is not None:
+            invalid = ops.logical_or(invalid, bad_label)
     if method == "sort":
-        return _sorted_histogram(scores, labels, invalid, weight, edges, spec=spec, num_bins=b)
+        return _sorted_histogram(
+            scores, labels, invalid, weight, edges, spec=spec, num_bins=num_bins
+        )
+    return binned_counts(k, labels, invalid, weight, spec, num_bins)
+
+
+def binned_counts(bins, labels, invalid, weight, spec: InputSpec, num_bins: int):
+    r"""One scatter-add of voxels into (class, bin, truth) cells: the histogram of every kernel.
+
+    Each voxel of class c in bin k with label y lands in cell $(c B + k) 2 + y$; an invalid
+    one in class c's trash cell $2CB + c$ (tallied), a masked-out one (bool `weight` False)
+    in one dropped cell $2CB + C$. Float `weight` is summed instead of counted.
+
+    Args:
+        bins: int32 bin ids in `[0, B)`, broadcastable to the scores' shape.
+        labels: bool, broadcastable to the scores' shape.
+        invalid: bool, the scores' shape (from `scores_and_invalid`).
+        weight: None, bool or float32 (from `prepare`).
+
+    Returns:
+        `([C, B, 2], [C])`: counts (int32, float32 with float weights) and the invalid tally.
+    """
+    c, b = spec.num_classes, num_bins
+    shape = ops.shape(invalid)
     cid = class_ids(spec)
-    ids = (cid * b + k) * 2 + ops.cast(labels, "int32")
+    ids = (cid * b + bins) * 2 + ops.cast(labels, "int32")
     ids = ops.where(invalid, 2 * c * b + cid, ids)
     if weight is not None and ops.dtype(weight) == "bool":
         ids = ops.where(weight, ids, 2 * c * b + c)
-    ids = ops.reshape(ops.broadcast_to(ids, ops.shape(scores)), (-1,))
+    ids = ops.reshape(ops.broadcast_to(ids, shape), (-1,))
     flat_weight = None
     if weight is not None and ops.dtype(weight) != "bool":
-        flat_weight = ops.reshape(ops.broadcast_to(weight, ops.shape(scores)), (-1,))
+        flat_weight = ops.reshape(ops.broadcast_to(weight, shape), (-1,))
     counts = bincount(ids, 2 * c * b + c + 1, weights=flat_weight)
     return ops.reshape(counts[: 2 * c * b], (c, b, 2)), counts[2 * c * b : 2 * c * b + c]
 
@@ -146,7 +163,7 @@ def _sorted_histogram(scores, labels, invalid, mask, edges, *, spec: InputSpec, 
 _compiled_histogram = compile_kernel(
     _histogram_kernel,
     static_argnames=("spec", "num_bins", "method"),
-    voxel_args=("y_true", "y_pred", "sample_weight", "mask"),
+    streaming=Streaming(("y_true", "y_pred", "sample_weight", "mask")),
 )
 HISTOGRAM_METHODS = ("scatter", "sort")
 
@@ -154,7 +171,7 @@ HISTOGRAM_METHODS = ("scatter", "sort")
 def score_histogram(
     y_true,
     y_pred,
-    num_bins: int = 1024,
+    num_bins: int = NUM_BINS,
     *,
     edges=None,
     from_logits: bool | str = False,
@@ -215,10 +232,7 @@ def score_histogram(
         mask=mask,
         ignore_index=ignore_index,
     )
-    if edges is None:
-        _check_num_bins(num_bins)
-    else:
-        num_bins = _check_edges(edges)
+    num_bins = check_num_bins(num_bins) if edges is None else _check_edges(edges)
     _check_method(histogram_method, sample_weight)
     hist, invalid = _compiled_histogram(
         y_true,

@@ -4,24 +4,15 @@ Every score here is a function of `tp, fp, fn, tn`; `zero_division` decides what
 undefined ratio (0 / 0) becomes, and `average` how classes are combined.
 """
 
-import math
 from collections.abc import Callable
 from typing import Literal
 
 from keras import ops
 
+from voxelmetrics.ops._options import check_average, check_number, zero_division_value
+
 Average = Literal["none", "micro", "macro", "weighted"] | None
 ZeroDivision = Literal["nan"] | float
-AVERAGES = (None, "none", "micro", "macro", "weighted")
-
-
-def zero_division_value(zero_division: ZeroDivision) -> float:
-    """The float an undefined ratio becomes: NaN ("nan", the default), 0 or 1."""
-    if zero_division == "nan" or (isinstance(zero_division, float) and math.isnan(zero_division)):
-        return math.nan
-    if zero_division in (0, 1) and not isinstance(zero_division, bool):
-        return float(zero_division)
-    raise ValueError(f'zero_division must be "nan", 0 or 1; received {zero_division!r}.')
 
 
 def safe_ratio(numerator, denominator, zero_division: ZeroDivision = "nan"):
@@ -31,24 +22,6 @@ def safe_ratio(numerator, denominator, zero_division: ZeroDivision = "nan"):
     defined = ops.not_equal(den, 0.0)
     fill = zero_division_value(zero_division)
     return ops.where(defined, num / ops.where(defined, den, 1.0), fill)
-
-
-def check_average(average: Average, class_weights=None) -> None:
-    """Raise unless `average` is known and `class_weights` goes with average="weighted"."""
-    if average not in AVERAGES:
-        raise ValueError(
-            f"average must be one of None, 'none', 'micro', 'macro', 'weighted'; received "
-            f"{average!r}."
-        )
-    if class_weights is not None and average != "weighted":
-        raise ValueError(
-            f"class_weights applies to average='weighted'; received average={average!r}."
-        )
-    if isinstance(class_weights, str) and class_weights != "inverse_frequency":
-        raise ValueError(
-            f"class_weights must be an array of per-class weights or 'inverse_frequency'; "
-            f"received {class_weights!r}."
-        )
 
 
 def class_weight_vector(support, class_weights=None):
@@ -244,9 +217,7 @@ def fbeta_score(
         >>> round(float(fbeta_score(counts, beta=2.0)[0]), 3)
         0.8
     """
-    if not beta > 0:
-        raise ValueError(f"beta must be > 0; received {beta!r}.")
-    b2 = float(beta) ** 2
+    b2 = check_number("beta", beta, positive=True) ** 2
 
     def formula(tp, fp, fn, tn, z):
         return safe_ratio((1 + b2) * tp, (1 + b2) * tp + b2 * fn + fp, z)

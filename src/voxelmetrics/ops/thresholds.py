@@ -4,82 +4,28 @@
 re-histograms the neighbourhood of each choice on a finer grid, one more O(N) pass.
 """
 
-import dataclasses
 import math
-from typing import Literal, get_args
 
 from keras import ops
 
-from voxelmetrics.backends import bincount, compile_kernel
+from voxelmetrics.backends import compile_kernel
 from voxelmetrics.ops._inputs import (
     InputSpec,
     check_inputs,
-    class_ids,
     prepare,
+    scores_and_invalid,
     static_shape,
-    to_probabilities,
 )
+from voxelmetrics.ops._options import NUM_BINS, check_int
+from voxelmetrics.ops.criterion import CRITERIA, Criterion
 from voxelmetrics.ops.curves import curve_counts
-from voxelmetrics.ops.histogram import bin_index, bin_thresholds
+from voxelmetrics.ops.histogram import bin_index, bin_thresholds, binned_counts
 from voxelmetrics.ops.scores import safe_ratio
 
-CriterionName = Literal[
-    "f1",
-    "fbeta",
-    "dice",
-    "iou",
-    "youden",
-    "recall_at_precision",
-    "precision_at_recall",
-    "cost",
-]
-CRITERIA = get_args(CriterionName)
+__all__ = ["CRITERIA", "Criterion", "optimal_threshold", "refine_threshold"]
+# evaluate/report.py's spelling, until it calls `Criterion.parse` itself.
+make_criterion = Criterion.of
 MAX_FINE_BINS = 2**24  # thresholds i / (B·F) stay exact float32 integers over B·F
-
-
-@dataclasses.dataclass(frozen=True)
-class Criterion:
-    """A validated selection criterion: what to maximise and which points are allowed."""
-
-    name: CriterionName
-    beta: float = 1.0
-    min_precision: float | None = None
-    min_recall: float | None = None
-    cost_fp: float = 1.0
-    cost_fn: float = 1.0
-
-
-def make_criterion(
-    criterion: CriterionName = "f1",
-    *,
-    beta: float = 1.0,
-    min_precision: float | None = None,
-    min_recall: float | None = None,
-    cost_fp: float = 1.0,
-    cost_fn: float = 1.0,
-) -> Criterion:
-    """Check the options of `criterion` and bundle them; an option it ignores is an error."""
-    if criterion not in CRITERIA:
-        raise ValueError(f"criterion must be one of {CRITERIA}; received {criterion!r}.")
-    if criterion == "fbeta":
-        if not (isinstance(beta, int | float) and beta > 0 and math.isfinite(beta)):
-            raise ValueError(f"beta must be a finite number > 0; received {beta!r}.")
-    elif beta != 1.0:
-        raise ValueError(f"beta applies to criterion='fbeta'; received criterion={criterion!r}.")
-    for name, value, owner in (
-        ("min_precision", min_precision, "recall_at_precision"),
-        ("min_recall", min_recall, "precision_at_recall"),
-    ):
-        if criterion == owner:
-            if value is None or not 0.0 <= value <= 1.0:
-                raise ValueError(f"criterion={owner!r} needs {name} in [0, 1]; got {value!r}.")
-        elif value is not None:
-            raise ValueError(f"{name} applies to criterion={owner!r}, not {criterion!r}.")
-    if (cost_fp, cost_fn) != (1.0, 1.0) and criterion != "cost":
-        raise ValueError(f"cost_fp / cost_fn apply to criterion='cost', not {criterion!r}.")
-    if not (cost_fp >= 0 and cost_fn >= 0 and cost_fp + cost_fn > 0):
-        raise ValueError(f"costs must be >= 0 and not both 0; got {cost_fp}, {cost_fn}.")
-    return Criterion(criterion, float(beta), min_precision, min_recall, cost_fp, cost_fn)
 
 
 def criterion_value(counts, criterion: Criterion):
@@ -93,7 +39,7 @@ def criterion_value(counts, criterion: Criterion):
 
     Args:
         counts: `[..., K, 4]` columns `tp, fp, fn, tn` at K candidate thresholds.
-        criterion: from `make_criterion`.
+        criterion: a `Criterion`.
 
     Returns:
         `(value, allowed)`: float32 `[..., K]` and bool `[..., K]`. A candidate is allowed when
@@ -134,7 +80,7 @@ def select_threshold(counts, thresholds, criterion: Criterion, allowed=None):
     Args:
         counts: `[..., K, 4]` counts at K candidates, thresholds increasing along K.
         thresholds: float32 broadcastable to `[..., K]`.
-        criterion: from `make_criterion`.
+        criterion: a `Criterion`.
         allowed: optional extra bool mask broadcastable to `[..., K]`.
 
     Returns:
@@ -170,7 +116,7 @@ _compiled_search = compile_kernel(_search_kernel, static_argnames=("criterion",)
 
 def optimal_threshold(
     histogram,
-    criterion: CriterionName = "f1",
+    criterion: Criterion | str = "f1",
     *,
     beta: float = 1.0,
     min_precision: float | None = None,
@@ -225,7 +171,8 @@ def optimal_threshold(
     Args:
         histogram: `[..., C, B, 2]` from `score_histogram` (or summed over batches, or
             `total_as_float` of accumulated totals): negatives and positives per bin.
-        criterion: one of the names above.
+        criterion: a `Criterion` (`Criterion.parse("recall_at_precision:0.8")`), or one of
+            the names above with its options as keywords (the older spelling).
         beta: $\beta > 0$ of "fbeta".
         min_precision: the precision floor of "recall_at_precision", in [0, 1].
         min_recall: the recall floor of "precision_at_recall", in [0, 1].
@@ -239,7 +186,7 @@ def optimal_threshold(
     Returns:
         `(thresholds, values)`, float32 `[..., C]` each.
     """
-    crit = make_criterion(
+    crit = Criterion.of(
         criterion,
         beta=beta,
         min_precision=min_precision,
@@ -260,7 +207,7 @@ def optimal_threshold(
     best = _compiled_search(histogram, edges, criterion=crit)
     if refine is None:
         return best
-    return _refine(refine[0], refine[1], best[0], crit, num_bins, num_bins, 1, {})
+    return _refine(refine[0], refine[1], best[0], crit, num_bins=num_bins)
 
 
 def _window_histogram(
@@ -268,28 +215,12 @@ def _window_histogram(
 ):
     """`[C, width + 2, 2]`: bucket 0 below the window, 1..width its fine bins, last above."""
     labels, weight, bad_label = prepare(y_true, sample_weight, mask, spec)
-    scores = to_probabilities(y_pred, spec)
-    invalid = ops.logical_not(
-        ops.logical_and(ops.greater_equal(scores, 0.0), ops.less_equal(scores, 1.0))
-    )
-    if bad_label is not None:
-        invalid = ops.logical_or(invalid, bad_label)
+    scores, invalid = scores_and_invalid(y_pred, spec, bad_label)
     shape = [1] * spec.ndim
     shape[spec.axis] = spec.num_classes
     j = bin_index(scores, fine_bins) - ops.reshape(start, shape)
     bucket = ops.clip(j, -1, width) + 1
-    c, nb = spec.num_classes, width + 2
-    trash = 2 * c * nb
-    ids = (class_ids(spec) * nb + bucket) * 2 + ops.cast(labels, "int32")
-    ids = ops.where(invalid, trash, ids)
-    if weight is not None and ops.dtype(weight) == "bool":
-        ids = ops.where(weight, ids, trash)
-    ids = ops.reshape(ops.broadcast_to(ids, ops.shape(scores)), (-1,))
-    flat_weight = None
-    if weight is not None and ops.dtype(weight) != "bool":
-        flat_weight = ops.reshape(ops.broadcast_to(weight, ops.shape(scores)), (-1,))
-    counts = bincount(ids, trash + 1, weights=flat_weight)
-    return ops.reshape(counts[:trash], (c, nb, 2))
+    return binned_counts(bucket, labels, invalid, weight, spec, width + 2)[0]
 
 
 def _refine_kernel(
@@ -314,8 +245,34 @@ _compiled_refine = compile_kernel(
 )
 
 
-def _refine(y_true, y_pred, coarse, crit: Criterion, num_bins, refine_bins, window, options):
-    spec = check_inputs(y_true, y_pred, **{"axis": -1, "from_logits": False, **options})
+def _refine(
+    y_true,
+    y_pred,
+    coarse,
+    criterion: Criterion,
+    *,
+    num_bins: int,
+    refine_bins: int | None = None,
+    window: int = 1,
+    axis: int = -1,
+    from_logits: bool | str = False,
+    sample_weight=None,
+    mask=None,
+    ignore_index: int | None = None,
+):
+    """Check the window's sizes and the data, then run the compiled refine kernel."""
+    num_bins = check_int("num_bins", num_bins)
+    refine_bins = num_bins if refine_bins is None else check_int("refine_bins", refine_bins)
+    window = check_int("window", window)
+    spec = check_inputs(
+        y_true,
+        y_pred,
+        axis=axis,
+        from_logits=from_logits,
+        sample_weight=sample_weight,
+        mask=mask,
+        ignore_index=ignore_index,
+    )
     if num_bins * refine_bins > MAX_FINE_BINS:
         raise ValueError(
             f"num_bins * refine_bins = {num_bins * refine_bins} exceeds 2**24, where float32 "
@@ -329,10 +286,10 @@ def _refine(y_true, y_pred, coarse, crit: Criterion, num_bins, refine_bins, wind
         y_true,
         y_pred,
         coarse,
-        options.get("sample_weight"),
-        options.get("mask"),
+        sample_weight,
+        mask,
         spec=spec,
-        criterion=crit,
+        criterion=criterion,
         num_bins=num_bins,
         refine_bins=refine_bins,
         window=window,
@@ -343,9 +300,9 @@ def refine_threshold(
     y_true,
     y_pred,
     thresholds,
-    criterion: CriterionName = "f1",
+    criterion: Criterion | str = "f1",
     *,
-    num_bins: int = 1024,
+    num_bins: int = NUM_BINS,
     refine_bins: int | None = None,
     window: int = 1,
     beta: float = 1.0,
@@ -399,7 +356,7 @@ def refine_threshold(
         >>> float(t[0]), round(float(v[0]), 3)     # u_i = i / 16 splits 0.3 from 0.35
         (0.3125, 1.0)
     """
-    crit = make_criterion(
+    crit = Criterion.of(
         criterion,
         beta=beta,
         min_precision=min_precision,
@@ -407,15 +364,17 @@ def refine_threshold(
         cost_fp=cost_fp,
         cost_fn=cost_fn,
     )
-    refine_bins = num_bins if refine_bins is None else refine_bins
-    for name, value in (("num_bins", num_bins), ("refine_bins", refine_bins), ("window", window)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1; received {value!r}.")
-    options = {
-        "axis": axis,
-        "from_logits": from_logits,
-        "sample_weight": sample_weight,
-        "mask": mask,
-        "ignore_index": ignore_index,
-    }
-    return _refine(y_true, y_pred, thresholds, crit, num_bins, refine_bins, window, options)
+    return _refine(
+        y_true,
+        y_pred,
+        thresholds,
+        crit,
+        num_bins=num_bins,
+        refine_bins=refine_bins,
+        window=window,
+        axis=axis,
+        from_logits=from_logits,
+        sample_weight=sample_weight,
+        mask=mask,
+        ignore_index=ignore_index,
+    )

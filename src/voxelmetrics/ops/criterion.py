@@ -1,0 +1,129 @@
+"""The threshold-selection criterion as one value: its name and every option it takes.
+
+`Criterion` is what `optimal_threshold`, `refine_threshold`, `OptimalThreshold` and
+`ThresholdCalibration` accept; `Criterion.parse` reads the CLI's `recall_at_precision:0.8`.
+"""
+
+import dataclasses
+import numbers
+from typing import Literal, get_args
+
+from voxelmetrics.ops._options import check_number
+
+CriterionName = Literal[
+    "f1",
+    "fbeta",
+    "dice",
+    "iou",
+    "youden",
+    "recall_at_precision",
+    "precision_at_recall",
+    "cost",
+]
+CRITERIA = get_args(CriterionName)
+# The options each criterion takes, in the order its text spelling lists them.
+OPTIONS = {
+    "fbeta": ("beta",),
+    "recall_at_precision": ("min_precision",),
+    "precision_at_recall": ("min_recall",),
+    "cost": ("cost_fp", "cost_fn"),
+}
+_DEFAULTS = {"beta": 1.0, "min_precision": None, "min_recall": None, "cost_fp": 1.0, "cost_fn": 1.0}
+
+
+def _fraction(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
+        raise ValueError(f"{name} must be a number in [0, 1]; received {value!r}.")
+    return float(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Criterion:
+    r"""What `optimal_threshold` maximises, and which thresholds it may choose.
+
+    Formulas in `voxelmetrics.ops.thresholds.criterion_value`: "f1" (= "dice"), "fbeta"
+    (`beta` > 0), "iou", "youden" (TPR - FPR), "recall_at_precision" (max recall with
+    precision >= `min_precision`), "precision_at_recall" (max precision with recall >=
+    `min_recall`), "cost" (min $c_{fp} FP + c_{fn} FN$, `cost_fp`, `cost_fn` >= 0, not both 0).
+    An option the criterion does not take is an error, never silently ignored. Hashable:
+    compiled kernels key on it.
+
+    Example:
+        >>> Criterion.parse("recall_at_precision:0.8").options
+        {'min_precision': 0.8}
+        >>> str(Criterion("cost", cost_fp=1, cost_fn=5))
+        'cost:1:5'
+        >>> Criterion.of("fbeta", beta=2) == Criterion.parse("fbeta:2")
+        True
+    """
+
+    name: CriterionName = "f1"
+    beta: float = 1.0
+    min_precision: float | None = None
+    min_recall: float | None = None
+    cost_fp: float = 1.0
+    cost_fn: float = 1.0
+
+    def __post_init__(self):
+        if self.name not in CRITERIA:
+            raise ValueError(f"criterion must be one of {CRITERIA}; received {self.name!r}.")
+        taken = OPTIONS.get(self.name, ())
+        for key, default in _DEFAULTS.items():
+            if key not in taken and getattr(self, key) != default:
+                owner = next(n for n, keys in OPTIONS.items() if key in keys)
+                spelled = "cost_fp / cost_fn apply" if owner == "cost" else f"{key} applies"
+                raise ValueError(f"{spelled} to criterion={owner!r}, not {self.name!r}.")
+        if self.name == "fbeta":
+            object.__setattr__(self, "beta", check_number("beta", self.beta, positive=True))
+        for key in ("min_precision", "min_recall"):
+            if key in taken:
+                if getattr(self, key) is None:
+                    raise ValueError(f"criterion={self.name!r} needs {key} in [0, 1].")
+                object.__setattr__(self, key, _fraction(key, getattr(self, key)))
+        if self.name == "cost":
+            for key in ("cost_fp", "cost_fn"):
+                object.__setattr__(self, key, check_number(key, getattr(self, key)))
+            if self.cost_fp + self.cost_fn == 0:
+                raise ValueError("cost_fp and cost_fn must not both be 0.")
+
+    keywords = tuple(_DEFAULTS)  # every option's keyword, whichever criterion takes it
+
+    @property
+    def options(self) -> dict:
+        """The options this criterion takes, as keywords (e.g. `{"min_precision": 0.8}`)."""
+        return {key: getattr(self, key) for key in OPTIONS.get(self.name, ())}
+
+    def __str__(self) -> str:
+        """The text spelling `Criterion.parse` reads: `name[:option[:option]]`."""
+        return ":".join([self.name, *(f"{v:g}" for v in self.options.values())])
+
+    @classmethod
+    def parse(cls, text: str) -> "Criterion":
+        """`"f1"`, `"fbeta:2"`, `"recall_at_precision:0.9"`, `"precision_at_recall:0.8"`,
+        `"cost:1:5"` (cost of a false positive, of a false negative) as a `Criterion`."""
+        name, *values = str(text).split(":")
+        keys = OPTIONS.get(name, ())
+        if name not in CRITERIA or len(values) != len(keys):
+            raise ValueError(
+                f"criterion {text!r} is not one of: f1, dice, iou, youden, fbeta:BETA, "
+                f"recall_at_precision:MIN_PRECISION, precision_at_recall:MIN_RECALL, cost:FP:FN."
+            )
+        try:
+            options = {k: float(v) for k, v in zip(keys, values, strict=True)}
+        except ValueError:
+            raise ValueError(f"criterion {text!r} needs numbers after its name.") from None
+        return cls(name, **options)
+
+    @classmethod
+    def of(cls, criterion: "Criterion | str" = "f1", **options) -> "Criterion":
+        """Every accepted spelling as one `Criterion`: a `Criterion`, a text spelling
+        (`"fbeta:2"`), or a name with keyword options (`"fbeta", beta=2`). Options equal to
+        their defaults are ignored, so callers may pass all of them."""
+        given = {k: v for k, v in options.items() if v != _DEFAULTS[k]}
+        if isinstance(criterion, Criterion) or ":" in str(criterion):
+            if given:
+                raise ValueError(
+                    f"criterion {criterion!s} already holds its options; received {given} too."
+                )
+            return criterion if isinstance(criterion, Criterion) else cls.parse(criterion)
+        return cls(criterion, **given)

@@ -1,0 +1,128 @@
+"""`ops._options` and `ops.criterion`: each option checked in one place, by every layer."""
+
+import numpy as np
+import pytest
+
+import voxelmetrics as vm
+from voxelmetrics import losses, metrics
+from voxelmetrics.calibration import ThresholdCalibration
+from voxelmetrics.ops._options import NUM_BINS, check_class_names, check_int
+from voxelmetrics.ops.criterion import CRITERIA, Criterion
+
+
+@pytest.mark.parametrize("value", [8, np.int64(8), np.int32(8), np.uint8(8)])
+def test_integer_options_accept_numpy_integers(value):
+    assert check_int("num_bins", value) == 8 and type(check_int("num_bins", value)) is int
+    assert metrics.AveragePrecision(num_bins=value).num_bins == 8
+    assert metrics.Recall(num_classes=value).num_classes == 8
+    hist = vm.score_histogram(np.array([[1, 0]]), np.float32([[0.7, 0.2]]), value)
+    assert tuple(hist.shape) == (2, 8, 2)
+
+
+@pytest.mark.parametrize("value", [0, -1, 2.0, True, "8", None])
+def test_integer_options_refuse_the_rest(value):
+    with pytest.raises(ValueError, match="num_bins must be an integer >= 1"):
+        check_int("num_bins", value)
+    with pytest.raises(ValueError, match="num_bins must be an integer >= 1"):
+        vm.score_histogram(np.array([[1]]), np.float32([[0.5]]), value)
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        (["liver", "liver"], r"unique; \['liver'\]"),
+        (["liver", "macro"], "reserved"),
+        (["Micro"], "reserved"),
+        (["a", "samplewise"], "reserved"),
+        ("liver", "list of strings"),
+    ],
+)
+def test_class_names_refuse_duplicates_and_reserved_names(names, message):
+    with pytest.raises(ValueError, match=message):
+        check_class_names(names)
+    with pytest.raises(ValueError, match=message):
+        metrics.Dice(class_names=names)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda v: metrics.Recall(from_logits=v),
+        lambda v: losses.SoftDiceLoss(from_logits=v),
+        lambda v: vm.ApplyThresholds(from_logits=v),
+        lambda v: vm.confusion_counts(np.array([[1]]), np.float32([[0.5]]), from_logits=v),
+    ],
+)
+def test_from_logits_is_checked_alike_everywhere(make):
+    with pytest.raises(ValueError, match="from_logits must be"):
+        make("relu")
+
+
+def test_one_num_bins_default():
+    assert NUM_BINS == 1024
+    assert metrics.ROCAUC().num_bins == NUM_BINS
+    assert ThresholdCalibration(([0], [0])).num_bins == NUM_BINS
+    assert vm.score_histogram(np.array([[1]]), np.float32([[0.5]])).shape[1] == NUM_BINS
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("f1", Criterion()),
+        ("fbeta:2", Criterion("fbeta", beta=2.0)),
+        ("recall_at_precision:0.8", Criterion("recall_at_precision", min_precision=0.8)),
+        ("precision_at_recall:0.25", Criterion("precision_at_recall", min_recall=0.25)),
+        ("cost:1:5", Criterion("cost", cost_fp=1.0, cost_fn=5.0)),
+    ],
+)
+def test_criterion_parse_and_text_round_trip(text, expected):
+    parsed = Criterion.parse(text)
+    assert parsed == expected and hash(parsed) == hash(expected)
+    assert Criterion.parse(str(parsed)) == parsed
+    assert Criterion.of(text) == Criterion.of(expected.name, **expected.options) == parsed
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("recall", "not one of"),
+        ("fbeta", "not one of"),
+        ("fbeta:x", "needs numbers"),
+        ("recall_at_precision:1.5", r"in \[0, 1\]"),
+        ("fbeta:0", "beta must be > 0"),
+        ("cost:0:0", "not both be 0"),
+    ],
+)
+def test_criterion_parse_refuses_bad_text(text, message):
+    with pytest.raises(ValueError, match=message):
+        Criterion.parse(text)
+
+
+def test_criterion_with_options_twice_is_refused():
+    with pytest.raises(ValueError, match="already holds"):
+        Criterion.of(Criterion("fbeta", beta=2.0), beta=3.0)
+    with pytest.raises(ValueError, match="already holds"):
+        Criterion.of("fbeta:2", beta=3.0)
+
+
+def test_every_spelling_gives_the_same_threshold():
+    rng = np.random.default_rng(0)
+    y = (rng.random((200, 2)) < 0.3).astype(np.int32)
+    s = np.clip(y * 0.3 + rng.random((200, 2)) * 0.7, 0, 1).astype(np.float32)
+    hist = vm.score_histogram(y, s, 32)
+    for name in CRITERIA:
+        options = {"fbeta": {"beta": 2.0}, "cost": {"cost_fp": 1.0, "cost_fn": 4.0}}.get(name, {})
+        options = {"recall_at_precision": {"min_precision": 0.4}}.get(name, options)
+        options = {"precision_at_recall": {"min_recall": 0.6}}.get(name, options)
+        criterion = Criterion(name, **options)
+        by_value = [np.asarray(a) for a in vm.optimal_threshold(hist, criterion)]
+        by_words = [np.asarray(a) for a in vm.optimal_threshold(hist, name, **options)]
+        by_text = [np.asarray(a) for a in vm.optimal_threshold(hist, str(criterion))]
+        for a, b, c in zip(by_value, by_words, by_text, strict=True):
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(a, c)
+        metric = metrics.OptimalThreshold(criterion, num_bins=32, num_classes=2)
+        metric.update_state(y, s)
+        np.testing.assert_array_equal(
+            [float(v) for k, v in metric.result().items() if "/" in k][:2], by_value[0]
+        )
