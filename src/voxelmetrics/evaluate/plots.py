@@ -40,28 +40,52 @@ def _operating_points(summary: dict) -> list[tuple[str, list]]:
     return points
 
 
+def log_fpr_floor(fpr: np.ndarray) -> float:
+    """The left end of a log-scale FPR axis: half the smallest positive FPR (at most 0.1).
+
+    In segmentation nearly every voxel is a true negative, so every operating point sits
+    at FPR well below 0.1; on a linear axis they all crowd against x = 0. Points at FPR 0
+    are drawn at this floor.
+
+    Example:
+        >>> log_fpr_floor(np.array([0.0, 2e-4, 0.03, 1.0]))
+        0.0001
+    """
+    positive = fpr[np.isfinite(fpr) & (fpr > 0)]
+    return float(min(0.1, positive.min() / 2)) if positive.size else 1e-6
+
+
 def plot_curves(summary: dict, histogram: np.ndarray, kind: str, file) -> None:
     """Write one PNG with a curve per class and its operating points to `file`.
 
     Args:
         summary: the report from `summarize` (class names, thresholds, optimal points).
         histogram: pooled `[C, B, 2]` histogram.
-        kind: "pr" (precision over recall) or "roc" (TPR over FPR).
+        kind: "pr" (precision over recall) or "roc" (TPR over a log-scale FPR).
         file: a path or a binary file object.
     """
+    draw_curves(summary, histogram, kind).savefig(file, format="png")
+
+
+def draw_curves(summary: dict, histogram: np.ndarray, kind: str):
+    """The matplotlib `Figure` that `plot_curves` writes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
     prec, rec, fpr, tpr = _curves(histogram)
+    operating_points = _operating_points(summary)
+    floor = log_fpr_floor(
+        np.concatenate([fpr.ravel(), [m[4] for _, ms in operating_points for m in ms]])
+    )
     figure = Figure(figsize=(8.4, 5.2), dpi=110)
     FigureCanvasAgg(figure)
     axes = figure.add_axes((0.08, 0.1, 0.58, 0.82))
     labels: list[str] = []
     score = "average_precision" if kind == "pr" else "roc_auc"
     classes = summary["pooled"]["classes"]
-    for c, (name, marks) in enumerate(_operating_points(summary)):
-        x, y = (rec[c], prec[c]) if kind == "pr" else (fpr[c], tpr[c])
+    for c, (name, marks) in enumerate(operating_points):
+        x, y = (rec[c], prec[c]) if kind == "pr" else (np.maximum(fpr[c], floor), tpr[c])
         keep = ~(np.isnan(x) | np.isnan(y))
         area = classes[name][score]
         label = f"{name} ({'AP' if kind == 'pr' else 'AUC'} {area:.3f})" if area else name
@@ -69,15 +93,18 @@ def plot_curves(summary: dict, histogram: np.ndarray, kind: str, file) -> None:
         for label, _, r, p, f in marks:
             if label not in labels:
                 labels.append(label)
-            px, py = (r, p) if kind == "pr" else (f, r)
+            px, py = (r, p) if kind == "pr" else (max(f, floor), r)
             marker = MARKERS[labels.index(label) % len(MARKERS)]
             axes.plot(px, py, marker, color=line.get_color(), markeredgecolor="black", ms=7)
     if kind == "pr":
         axes.set(xlabel="recall", ylabel="precision", title="Precision-recall (pooled)")
+        axes.set(xlim=(-0.02, 1.02), ylim=(-0.02, 1.02))
     else:
-        axes.plot([0, 1], [0, 1], ":", color="grey", linewidth=1)
-        axes.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (pooled)")
-    axes.set(xlim=(-0.02, 1.02), ylim=(-0.02, 1.02))
+        chance = np.geomspace(floor, 1.0, 200)
+        axes.plot(chance, chance, ":", color="grey", linewidth=1)
+        axes.set_xscale("log")
+        axes.set(xlim=(floor, 1.0), ylim=(-0.02, 1.02), ylabel="true positive rate")
+        axes.set(xlabel="false positive rate (log scale)", title="ROC (pooled)")
     axes.grid(alpha=0.3)
     curves = axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, title="class")
     axes.add_artist(curves)
@@ -102,4 +129,4 @@ def plot_curves(summary: dict, histogram: np.ndarray, kind: str, file) -> None:
         fontsize=8,
         title="operating points",
     )
-    figure.savefig(file, format="png")
+    return figure
