@@ -311,3 +311,17 @@ def test_curve_scores_refuse_unknown_average_and_zero_division(curve_score):
     histogram = np.ones((2, 4, 2), np.int32)
     expect_error(["average must be one of", "'samples'"], curve_score, histogram, average="samples")
     expect_error(["zero_division must be", "'zero'"], curve_score, histogram, zero_division="zero")
+
+
+def test_label_dtype_is_read_without_copying_the_tensor_to_the_host():
+    """A GPU tensor cannot become a numpy array: reading its dtype must not try (found on a
+    CUDA device, where every eager op under torch failed in this check)."""
+    from voxelmetrics.ops._inputs import _integers_in_range
+
+    class DeviceLabels:
+        dtype = "bool"
+
+        def __array__(self, *args, **kwargs):
+            raise AssertionError("the labels were copied to the host")
+
+    assert _integers_in_range(DeviceLabels(), 0, 1)

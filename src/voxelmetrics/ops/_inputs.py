@@ -187,7 +187,9 @@ def _scores_plainly_valid(scores, spec: InputSpec) -> bool:
 
 def _integers_in_range(labels, low: int, high: int) -> bool:
     """True for bool labels, or integer labels whose values all lie in `[low, high]`."""
-    dtype = str(getattr(labels, "dtype", np.asarray(labels).dtype))
+    # Not getattr(labels, "dtype", np.asarray(labels).dtype): its default would copy every
+    # tensor to the host (and fail for a CUDA tensor) before `dtype` is even read.
+    dtype = str(labels.dtype if hasattr(labels, "dtype") else np.asarray(labels).dtype)
     if "bool" in dtype:
         return True
     if "int" not in dtype:
