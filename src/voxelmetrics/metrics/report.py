@@ -89,7 +89,7 @@ class SegmentationReport(CountState):
         unknown = [s for s in scores if s not in SCORES]
         if unknown:
             raise ValueError(f"Unknown score(s) {unknown}; choose from {list(SCORES)}.")
-        averages = [average] if isinstance(average, str) else list(average)
+        averages = [average] if average is None or isinstance(average, str) else list(average)
         for a in averages:
             if normalize_average(a) is None:
                 raise ValueError(
