@@ -160,6 +160,24 @@ def test_zero_division_policy_for_an_empty_class(rng, zero_division):
     assert np.isnan(value) if zero_division == "nan" else value == zero_division
 
 
+@pytest.mark.parametrize("zero_division", [0, 1])
+@pytest.mark.parametrize("class_weights", [None, "inverse_frequency"])
+def test_weighted_average_without_support_follows_zero_division(zero_division, class_weights):
+    """All-negative truth and predictions: weighted is zero_division, as scikit-learn (it
+    was NaN); SegmentationReport's weighted entries follow the same rule."""
+    truth, scores = np.zeros((3, 4, C), np.int32), np.zeros((3, 4, C), np.float32)
+    options = {"average": "weighted", "class_weights": class_weights}
+    m = metrics.Precision(zero_division=zero_division, **options)
+    m.update_state(truth, scores)
+    assert float(to_numpy(m.result())) == zero_division
+    report = metrics.SegmentationReport(
+        scores=["precision", "dice"], zero_division=zero_division, **options
+    )
+    report.update_state(truth, scores)
+    for name in ("precision/weighted", "dice/weighted"):
+        assert float(to_numpy(report.result()[name])) == zero_division, name
+
+
 def test_fbeta_and_f1(rng):
     data = batches(rng, "multilabel")
     counts = reference(data, "multilabel").astype(np.float64)
