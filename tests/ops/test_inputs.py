@@ -311,3 +311,72 @@ def test_curve_scores_refuse_unknown_average_and_zero_division(curve_score):
     histogram = np.ones((2, 4, 2), np.int32)
     expect_error(["average must be one of", "'samples'"], curve_score, histogram, average="samples")
     expect_error(["zero_division must be", "'zero'"], curve_score, histogram, zero_division="zero")
+
+
+def softmax_limit(logits):
+    """numpy float64 softmax with the limits of infinite logits: a lone +inf takes
+    probability 1, -inf takes 0."""
+    winner = np.isposinf(logits).any(-1, keepdims=True)
+    logits = np.where(winner, np.where(np.isposinf(logits), 0.0, -np.inf), logits)
+    e = np.exp(logits - logits.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+@pytest.fixture
+def infinite_logits(rng):
+    """Sparse ids `[12]` and logits `[12, 3]`: a lone +inf, -inf entries, a +inf beside -inf."""
+    logits = rng.normal(size=(12, 3)).astype(np.float32) * 3
+    logits[0, 1] = logits[3, 2] = np.inf
+    logits[1, 0] = logits[3, 0] = logits[5, :2] = -np.inf
+    return rng.integers(0, 3, 12), logits
+
+
+@pytest.mark.parametrize("run", [lambda f: f, compiled], ids=["eager", "compiled"])
+def test_infinite_logits_are_their_limits_on_every_backend(infinite_logits, run):
+    """Issue 12 item 4: a row with one +inf logit was dropped without a word (softmax NaN);
+    it is a one-hot winner, -inf a zero probability, and sigmoid(+-inf) is 1 / 0."""
+    ids, logits = infinite_logits
+    truth = np.eye(3, dtype=np.int32)[ids]
+
+    def counts(ids, truth, logits):
+        return (
+            vm.confusion_counts(ids, logits, from_logits=True, with_invalid=True),
+            vm.confusion_counts(truth, logits, from_logits=True, with_invalid=True),
+        )
+
+    (softmax, softmax_invalid), (sigmoid, sigmoid_invalid) = run(counts)(ids, truth, logits)
+    expected = valid_counts(truth, softmax_limit(logits.astype(np.float64)))
+    np.testing.assert_array_equal(to_numpy(softmax), expected)
+    with np.errstate(over="ignore"):
+        probabilities = 1 / (1 + np.exp(-logits.astype(np.float64)))
+    np.testing.assert_array_equal(to_numpy(sigmoid), valid_counts(truth, probabilities))
+    np.testing.assert_array_equal(to_numpy(softmax_invalid), [0, 0, 0])
+    np.testing.assert_array_equal(to_numpy(sigmoid_invalid), [0, 0, 0])
+
+
+def test_undefined_softmax_raises_eagerly_and_is_tallied_when_traced(infinite_logits):
+    """Several +inf, or every logit -inf, decide no class: an eager call says so; a traced
+    call tallies the voxel as invalid in every class and counts the others."""
+    ids, logits = infinite_logits
+    logits[7] = [np.inf, np.inf, 0]
+    logits[9] = -np.inf
+
+    def counts_fn(ids, logits):
+        return vm.confusion_counts(ids, logits, from_logits=True, with_invalid=True)
+
+    with pytest.raises(ValueError, match=r"2 voxel\(s\) whose softmax is undefined"):
+        counts_fn(ids, logits)
+    with pytest.raises(ValueError, match="softmax is undefined"):
+        vm.sparse_confusion_matrix(ids, logits, 3)
+    if not TRACES:
+        return
+    counts, invalid = (to_numpy(x) for x in compiled(counts_fn)(ids, logits))
+    keep = np.ones(12, bool)
+    keep[[7, 9]] = False
+    np.testing.assert_array_equal(invalid, [2, 2, 2])
+    truth = np.eye(3, dtype=np.int32)[ids[keep]]
+    np.testing.assert_array_equal(counts, valid_counts(truth, softmax_limit(logits[keep])))
+    matrix, matrix_invalid = compiled(
+        lambda i, s: vm.sparse_confusion_matrix(i, s, 3, with_invalid=True)
+    )(ids, logits)
+    assert int(to_numpy(matrix_invalid)) == 2 and int(to_numpy(matrix).sum()) == 10

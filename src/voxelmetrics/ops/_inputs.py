@@ -178,10 +178,12 @@ def _check_values(y_true, y_pred, spec: InputSpec, mask) -> None:
 
 
 def _scores_plainly_valid(scores, spec: InputSpec) -> bool:
-    """No NaN, and probabilities within [0, 1]: one `value_range` of the scores."""
+    """No NaN, probabilities within [0, 1], softmax logits finite: one `value_range`."""
     low, high = value_range(scores)
     if np.isnan(low) or np.isnan(high):
         return False
+    if spec.activation == "softmax":
+        return low > -np.inf and high < np.inf  # else look for undefined voxels
     return spec.activation != "none" or (low >= 0 and high <= 1)
 
 
@@ -210,6 +212,16 @@ def _diagnose_scores(scores: np.ndarray, spec: InputSpec, mask) -> None:
             f"{_first_index(nan)}; NaN is never counted. Fix the predictions or mask those "
             f"voxels out with mask=."
         )
+    if spec.activation == "softmax":
+        undefined = np.asarray(ops.convert_to_numpy(undefined_voxels(scores, spec.axis, True)))
+        undefined = np.broadcast_to(undefined, scores.shape) & counted
+        if undefined.any():
+            raise ValueError(
+                f"y_pred holds {int(undefined.sum()) // spec.num_classes} voxel(s) whose "
+                f"softmax is undefined (several +inf logits, or every logit -inf), the first "
+                f"at index {_first_index(undefined)}; one +inf logit is a certain winner, "
+                f"-inf a zero probability."
+            )
     if spec.activation == "none":
         outside = ((scores < 0) | (scores > 1)) & counted
         if outside.any():
@@ -258,13 +270,40 @@ def to_probabilities(y_pred, spec: InputSpec):
 
 
 def apply_activation(y_pred, activation: Activation, axis: int):
-    """float32 `y_pred` after `activation`: "sigmoid", "softmax" over `axis`, or "none"."""
+    """float32 `y_pred` after `activation`: "sigmoid", "softmax" over `axis`, or "none".
+
+    Infinite logits are valid where the limit is: sigmoid gives 1 at `+inf` and 0 at
+    `-inf`; softmax gives the class with the one `+inf` logit probability 1 (a one-hot
+    winner) and a `-inf` logit probability 0. A voxel whose softmax has no limit
+    (`undefined_voxels`: a NaN logit, several `+inf`, or every logit `-inf`) gets NaN in every
+    class, on every backend, so that it is never counted.
+    """
     scores = ops.cast(y_pred, "float32")
     if activation == "sigmoid":
         return ops.sigmoid(scores)
     if activation == "softmax":
-        return ops.softmax(scores, axis=axis)
+        return _softmax(scores, axis)
     return scores
+
+
+def _softmax(logits, axis: int):
+    positive = ops.equal(logits, np.inf)
+    winner = ops.any(positive, axis=axis, keepdims=True)
+    limit = ops.where(winner, ops.where(positive, 0.0, -np.inf), logits)
+    probabilities = ops.softmax(limit, axis=axis)
+    return ops.where(undefined_voxels(logits, axis, keepdims=True), np.nan, probabilities)
+
+
+def undefined_voxels(scores, axis: int, keepdims: bool = False):
+    """bool, True where a voxel's scores over the class axis decide no class: a NaN score,
+    several `+inf`, or every score `-inf`. The one rule of softmax and of argmax."""
+    scores = ops.cast(scores, "float32")
+    several = ops.greater(ops.sum(ops.cast(ops.equal(scores, np.inf), "int32"), axis=axis), 1)
+    undefined = ops.logical_or(
+        ops.logical_or(ops.any(ops.isnan(scores), axis=axis), several),
+        ops.all(ops.equal(scores, -np.inf), axis=axis),
+    )
+    return ops.expand_dims(undefined, axis) if keepdims else undefined
 
 
 def scores_and_invalid(y_pred, spec: InputSpec, bad_label=None):

@@ -16,6 +16,7 @@ from voxelmetrics.ops._inputs import (
     prepare,
     scores_and_invalid,
     static_shape,
+    undefined_voxels,
 )
 from voxelmetrics.ops._options import check_int, check_threshold
 
@@ -181,17 +182,16 @@ def confusion_counts(
 
 
 def argmax_ids(scores, axis: int):
-    """`(ids, nan)`: int32 argmax over `axis` (ties: lowest class; a NaN score never wins)
-    and bool, True where any score of the voxel is NaN. The one argmax rule of exclusive
-    classes."""
+    """`(ids, undefined)`: int32 argmax over `axis` (ties: lowest class; a NaN score never
+    wins) and bool, True where the voxel decides no class (`undefined_voxels`: a NaN score,
+    several `+inf` or all `-inf`, as softmax). The one argmax rule of exclusive classes."""
     scores = ops.cast(scores, "float32")
-    nan = ops.isnan(scores)
-    winner = ops.argmax(ops.where(nan, -np.inf, scores), axis=axis)
-    return ops.cast(winner, "int32"), ops.any(nan, axis=axis)
+    winner = ops.argmax(ops.where(ops.isnan(scores), -np.inf, scores), axis=axis)
+    return ops.cast(winner, "int32"), undefined_voxels(scores, axis)
 
 
 def argmax_one_hot(y_pred, axis: int):
-    """float32 one-hot of `argmax_ids` over `axis`; NaN where a score is NaN.
+    """float32 one-hot of `argmax_ids` over `axis`; NaN where the voxel is undefined.
 
     Exclusive classes are decided by argmax, the segmentation mask; NaN marks the voxel
     invalid so that `confusion_counts` tallies it instead of counting it.
