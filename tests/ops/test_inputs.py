@@ -380,3 +380,22 @@ def test_undefined_softmax_raises_eagerly_and_is_tallied_when_traced(infinite_lo
         lambda i, s: vm.sparse_confusion_matrix(i, s, 3, with_invalid=True)
     )(ids, logits)
     assert int(to_numpy(matrix_invalid)) == 2 and int(to_numpy(matrix).sum()) == 10
+
+
+@pytest.mark.parametrize(
+    "entry_point",
+    [
+        vm.confusion_counts,
+        lambda t, p: vm.score_histogram(t, p, 8),
+        vm.exact_average_precision,
+        lambda t, p: vm.metrics.Recall().update_state(t, p),
+        lambda t, p: vm.metrics.AveragePrecision().update_state(t, p),
+    ],
+)
+def test_one_dimensional_inputs_are_refused_with_the_way_to_pass_them(entry_point):
+    """A `(N,)` binary problem used to become N classes of one voxel (issue 12 item 5)."""
+    y_true, y_pred = np.int32([0, 1, 1, 0]), np.float32([0.2, 0.8, 0.4, 0.9])
+    with pytest.raises(ValueError, match=r"1-D array .* pass y_true\[\.\.\., None\]"):
+        entry_point(y_true, y_pred)
+    counts = vm.confusion_counts(y_true[:, None], y_pred[:, None])
+    np.testing.assert_array_equal(to_numpy(counts), valid_counts(y_true[:, None], y_pred[:, None]))

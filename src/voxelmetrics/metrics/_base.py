@@ -11,7 +11,7 @@ import keras
 from keras import metrics, ops
 
 from voxelmetrics.backends import is_concrete
-from voxelmetrics.ops._inputs import normalize_axis, static_shape
+from voxelmetrics.ops._inputs import check_pred_rank, normalize_axis, static_shape
 from voxelmetrics.ops._options import (
     NUM_BINS,
     check_axis,
@@ -111,6 +111,7 @@ class SegmentationMetric(metrics.Metric):
 
     def _check_inputs(self, y_true, y_pred) -> None:
         pred_shape, true_shape = static_shape(y_pred), static_shape(y_true)
+        check_pred_rank(pred_shape)
         axis = normalize_axis(self.axis, len(pred_shape))
         num_classes = pred_shape[axis]
         if num_classes is None:

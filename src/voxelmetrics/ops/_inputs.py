@@ -51,6 +51,24 @@ def static_shape(x) -> tuple:
     return tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
 
 
+def check_pred_rank(pred_shape: tuple) -> None:
+    """Refuse a scalar or 1-D `y_pred`: scores need a voxel axis and a class axis.
+
+    A `(N,)` array would otherwise read as N classes of one voxel, which is never what a
+    binary problem given as 1-D arrays (as scikit-learn takes them) means; the message says
+    how to pass it rather than guessing.
+    """
+    if len(pred_shape) == 0:
+        raise ValueError("y_pred must have a class axis; received a scalar.")
+    if len(pred_shape) == 1:
+        raise ValueError(
+            f"y_pred has shape {pred_shape}: a 1-D array has no voxel axis and would read as "
+            f"{pred_shape[0]} classes of one voxel. For one class (a binary problem) pass "
+            f"y_true[..., None] and y_pred[..., None], shape ({pred_shape[0]}, 1); for one "
+            f"voxel of {pred_shape[0]} classes pass shape (1, {pred_shape[0]})."
+        )
+
+
 def normalize_axis(axis: int, ndim: int) -> int:
     """`axis` as a non-negative index into `ndim` axes, or a ValueError saying why not."""
     if not -ndim <= axis < ndim:
@@ -125,8 +143,7 @@ def check_inputs(
     traced code cannot raise on values, so there they are tallied as `invalid` instead.
     """
     pred_shape, true_shape = static_shape(y_pred), static_shape(y_true)
-    if len(pred_shape) < 1:
-        raise ValueError("y_pred must have a class axis; received a scalar.")
+    check_pred_rank(pred_shape)
     axis = normalize_axis(axis, len(pred_shape))
     c = pred_shape[axis]
     if c is None:
