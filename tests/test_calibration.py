@@ -231,7 +231,7 @@ def test_saved_thresholds_outside_the_rule_fail_to_load(tmp_path, values):
     path = tmp_path / "deploy.keras"
     model.save(path)
     _tamper(path, np.float32(values))
-    with pytest.raises(ValueError, match="thresholds .* in the saved file must lie in"):
+    with pytest.raises(ValueError, match=r"thresholds .* in the saved file must lie in"):
         keras.saving.load_model(path)
 
 

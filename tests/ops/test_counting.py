@@ -30,7 +30,7 @@ def quantised_scores(rng, shape):
 
 
 @pytest.mark.parametrize(
-    "shape", [(NUM_CLASSES,), (11, 3), (2, 7, 3), (2, 4, 5, 3), (2, 3, 4, 2, 3)]
+    "shape", [(1, NUM_CLASSES), (11, 3), (2, 7, 3), (2, 4, 5, 3), (2, 3, 4, 2, 3)]
 )
 def test_multi_hot_counts_equal_numpy_at_any_rank(rng, shape):
     y_true, y_pred = multi_hot(rng, shape), quantised_scores(rng, shape)
