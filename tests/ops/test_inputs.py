@@ -6,6 +6,7 @@ from sklearn.metrics import average_precision_score
 
 import voxelmetrics as vm
 from tests.conftest import BACKEND, compiled, to_numpy
+from tests.reference import reference_counts
 
 # PyTorch has no graph mode that Keras traces through: `compiled` runs eagerly there, so
 # the in-graph NaN path is checked under JAX and TensorFlow, the eager error everywhere.
@@ -399,3 +400,51 @@ def test_one_dimensional_inputs_are_refused_with_the_way_to_pass_them(entry_poin
         entry_point(y_true, y_pred)
     counts = vm.confusion_counts(y_true[:, None], y_pred[:, None])
     np.testing.assert_array_equal(to_numpy(counts), valid_counts(y_true[:, None], y_pred[:, None]))
+
+
+def test_traced_multi_hot_label_two_is_invalid_not_positive(rng):
+    """Issue 12 item 6: a multi-hot 2 counted as positive with invalid = 0 under jit."""
+    y_true = (rng.random((10, 3)) < 0.5).astype(np.int32)
+    y_true[[1, 6], [0, 2]] = 2
+    y_pred = rng.random((10, 3)).astype(np.float32)
+
+    def counts_fn(y_true, y_pred):
+        counts, invalid = vm.confusion_counts(y_true, y_pred, with_invalid=True)
+        histogram, hist_invalid = vm.score_histogram(y_true, y_pred, 4, with_invalid=True)
+        return counts, invalid, histogram, hist_invalid
+
+    with pytest.raises(ValueError, match="found 2 at index"):
+        counts_fn(y_true, y_pred)
+    if not TRACES:
+        return
+    counts, invalid, histogram, hist_invalid = (
+        to_numpy(x) for x in compiled(counts_fn)(y_true, y_pred)
+    )
+    valid = y_true <= 1
+    np.testing.assert_array_equal(invalid, [1, 0, 1])
+    np.testing.assert_array_equal(hist_invalid, [1, 0, 1])
+    np.testing.assert_array_equal(counts, valid_counts(y_true, np.where(valid, y_pred, np.nan)))
+    np.testing.assert_array_equal(histogram[..., 1].sum(1), (y_true == 1).sum(0))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -1.0])
+def test_bad_sample_weight_raises_eagerly_and_is_excluded_when_traced(rng, bad):
+    """A NaN, infinite or negative weight: eager error; traced, the voxel counts nowhere and
+    is tallied as invalid with weight 1."""
+    y_true = (rng.random((8, 2)) < 0.5).astype(np.int32)
+    y_pred = rng.random((8, 2)).astype(np.float32)
+    weight = rng.random(8).astype(np.float32)
+    weight[3] = bad
+
+    def counts_fn(y_true, y_pred, weight):
+        return vm.confusion_counts(y_true, y_pred, sample_weight=weight, with_invalid=True)
+
+    with pytest.raises(ValueError, match="sample_weight must be finite and >= 0; found"):
+        counts_fn(y_true, y_pred, weight)
+    if not TRACES:
+        return
+    counts, invalid = (to_numpy(x) for x in compiled(counts_fn)(y_true, y_pred, weight))
+    keep = np.arange(8) != 3
+    expected = reference_counts(y_true[keep], y_pred[keep] >= 0.5, weight[keep])
+    np.testing.assert_allclose(counts, expected, rtol=1e-6)
+    np.testing.assert_array_equal(invalid, [1.0, 1.0])

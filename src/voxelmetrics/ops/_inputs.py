@@ -169,6 +169,8 @@ def check_inputs(
     )
     if is_concrete(y_true) and is_concrete(y_pred):
         _check_values(y_true, y_pred, spec, mask)
+    if sample_weight is not None and is_concrete(sample_weight):
+        check_sample_weight(sample_weight)
     return spec
 
 
@@ -247,6 +249,19 @@ def _diagnose_scores(scores: np.ndarray, spec: InputSpec, mask) -> None:
                 f"[{scores[counted].min()}, {scores[counted].max()}], the first at index "
                 f"{_first_index(outside)}); pass from_logits=True if these are logits."
             )
+
+
+def check_sample_weight(sample_weight) -> None:
+    """Raise unless the concrete `sample_weight` is finite and >= 0 everywhere."""
+    low, high = value_range(sample_weight)
+    if (np.isfinite(low) and np.isfinite(high) and low >= 0) or low > high:  # low > high: empty
+        return
+    values = np.asarray(ops.convert_to_numpy(sample_weight), np.float64)
+    bad = ~(np.isfinite(values) & (values >= 0))
+    raise ValueError(
+        f"sample_weight must be finite and >= 0; found {values[bad][0]} at index "
+        f"{_first_index(bad)} ({int(bad.sum())} such values). Use mask= to leave voxels out."
+    )
 
 
 def check_sparse_ids(ids, num_classes: int, ignore_index: int | None, name: str) -> None:
@@ -340,8 +355,10 @@ def prepare(y_true, sample_weight, mask, spec: InputSpec):
         `(labels, weight, bad_label)`: `labels` bool, broadcastable to `y_pred`'s shape (True
         where the voxel belongs to the class); `weight` None (every voxel counts), bool (mask)
         or float32 (sample weights times mask), broadcastable to `y_pred`'s shape;
-        `bad_label` None, or bool where a sparse id lies outside `[0, C)` (and is not
-        `ignore_index`): such voxels are tallied as invalid, never counted as negatives.
+        `bad_label` None, or bool where a label cannot be counted (a sparse id outside
+        `[0, C)` and not `ignore_index`, a multi-hot value other than 0 and 1) or a
+        `sample_weight` is NaN, infinite or negative: such voxels are tallied as invalid,
+        never counted as negatives.
     """
     y_true = ops.convert_to_tensor(y_true)  # lists and numpy arrays have no backend dtype
     weight = None if mask is None else ops.cast(grid_to_full(mask, spec), "bool")
@@ -358,7 +375,14 @@ def prepare(y_true, sample_weight, mask, spec: InputSpec):
             weight = keep if weight is None else ops.logical_and(weight, keep)
     else:
         labels = ops.not_equal(y_true, ops.zeros((), dtype=ops.dtype(y_true)))
+        if "bool" not in ops.dtype(y_true):
+            bad_label = ops.logical_and(labels, ops.not_equal(ops.cast(y_true, "float32"), 1.0))
     if sample_weight is not None:
         sw = ops.cast(grid_to_full(sample_weight, spec), "float32")
+        # A NaN, infinite or negative weight counts nowhere; the voxel is tallied as
+        # invalid with weight 1 (an eager call raises before getting here).
+        bad_weight = ops.logical_not(ops.logical_and(ops.isfinite(sw), ops.greater_equal(sw, 0)))
+        sw = ops.where(bad_weight, 1.0, sw)
+        bad_label = bad_weight if bad_label is None else ops.logical_or(bad_label, bad_weight)
         weight = sw if weight is None else sw * ops.cast(weight, "float32")
     return labels, weight, bad_label
