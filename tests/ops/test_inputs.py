@@ -448,3 +448,35 @@ def test_bad_sample_weight_raises_eagerly_and_is_excluded_when_traced(rng, bad):
     expected = reference_counts(y_true[keep], y_pred[keep] >= 0.5, weight[keep])
     np.testing.assert_allclose(counts, expected, rtol=1e-6)
     np.testing.assert_array_equal(invalid, [1.0, 1.0])
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("run", [lambda f: f, compiled], ids=["eager", "compiled"])
+def test_half_precision_scores_count_as_their_float32_values(rng, dtype, run):
+    """Issue 12 item 15: TensorFlow's eager bfloat16 y_pred crashed in `value_range`."""
+    import keras
+
+    y_true = (rng.random((4, 5, 3)) < 0.5).astype(np.int32)
+    scores = keras.ops.cast(rng.random((4, 5, 3)).astype(np.float32), dtype)
+    weight = keras.ops.cast(rng.random(4).astype(np.float32), dtype)
+    as_float32 = to_numpy(keras.ops.cast(scores, "float32"))
+
+    def entry_points(y_true, scores, weight):
+        return (
+            vm.confusion_counts(y_true, scores),
+            vm.score_histogram(y_true, scores, 8),
+            vm.confusion_counts(y_true, scores, sample_weight=weight),
+        )
+
+    counts, histogram, weighted = run(entry_points)(y_true, scores, weight)
+    expected = valid_counts(y_true.reshape(-1, 3), as_float32.reshape(-1, 3))
+    np.testing.assert_array_equal(to_numpy(counts), expected)
+    np.testing.assert_array_equal(
+        to_numpy(histogram), to_numpy(vm.score_histogram(y_true, as_float32, 8))
+    )
+    w = to_numpy(keras.ops.cast(weight, "float32"))[:, None]
+    expected = reference_counts(y_true, as_float32 >= 0.5, w)
+    np.testing.assert_allclose(to_numpy(weighted), expected, rtol=1e-6)
+    dirty = keras.ops.cast(np.where(np.arange(60).reshape(4, 5, 3) == 7, np.nan, 0.5), dtype)
+    with pytest.raises(ValueError, match=r"1 NaN score\(s\), the first at index \(0, 2, 1\)"):
+        vm.confusion_counts(y_true, dirty)

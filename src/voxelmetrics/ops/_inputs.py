@@ -11,7 +11,7 @@ from typing import Literal
 import numpy as np
 from keras import ops
 
-from voxelmetrics.backends import is_concrete, value_range
+from voxelmetrics.backends import is_concrete, to_host, value_range
 from voxelmetrics.ops._options import check_from_logits
 
 Activation = Literal["none", "sigmoid", "softmax"]
@@ -182,12 +182,12 @@ def _check_values(y_true, y_pred, spec: InputSpec, mask) -> None:
     """Clear the usual, valid input with a few reductions on the tensors' own device; copy
     them to the host and find the first bad value only when something is wrong."""
     if not _scores_plainly_valid(y_pred, spec):
-        _diagnose_scores(np.asarray(ops.convert_to_numpy(y_pred)), spec, mask)
+        _diagnose_scores(to_host(y_pred), spec, mask)
     if spec.sparse:
         if not _integers_in_range(y_true, 0, spec.num_classes - 1):
             check_sparse_ids(y_true, spec.num_classes, spec.ignore_index, "sparse y_true")
     elif not _integers_in_range(y_true, 0, 1):
-        labels = np.asarray(ops.convert_to_numpy(y_true))
+        labels = to_host(y_true)
         bad = (labels != 0) & (labels != 1)
         if bad.any():
             raise ValueError(
@@ -256,7 +256,7 @@ def check_sample_weight(sample_weight) -> None:
     low, high = value_range(sample_weight)
     if (np.isfinite(low) and np.isfinite(high) and low >= 0) or low > high:  # low > high: empty
         return
-    values = np.asarray(ops.convert_to_numpy(sample_weight), np.float64)
+    values = to_host(sample_weight).astype(np.float64)
     bad = ~(np.isfinite(values) & (values >= 0))
     raise ValueError(
         f"sample_weight must be finite and >= 0; found {values[bad][0]} at index "
@@ -266,7 +266,7 @@ def check_sample_weight(sample_weight) -> None:
 
 def check_sparse_ids(ids, num_classes: int, ignore_index: int | None, name: str) -> None:
     """Raise unless the concrete `ids` are integers in `[0, num_classes)` or `ignore_index`."""
-    values = np.asarray(ops.convert_to_numpy(ids))
+    values = to_host(ids)
     as_int = values.astype(np.int64)
     if not np.array_equal(as_int, values):
         raise ValueError(f"{name} must hold integer class ids; found fractional values.")
