@@ -196,8 +196,14 @@ class SegmentationMetric(metrics.Metric):
         return pair_exact(limbs, getattr(self, f"{name}_weighted"))
 
     def invalid_count(self):
-        """Per class, how many scores were left out as invalid (NaN, out of range, or a
-        sparse id out of range) inside traced updates: `[C]`. Eager updates raise instead."""
+        """Per class, how many scores were left out as invalid: `[C]`.
+
+        A score NaN or out of range (or a softmax without a limit), a label that is not a
+        class (a sparse id outside `[0, C)`, a multi-hot value other than 0 and 1) or a NaN,
+        infinite or negative `sample_weight`. Metrics never raise on such values, eager or
+        traced, on any backend: the same model and data give the same logs everywhere, and
+        this tally (`invalid` in `SegmentationReport`'s logs) says how many were left out.
+        """
         return self._exact("invalid_total")
 
     def get_config(self):
@@ -248,6 +254,7 @@ class CountState(SegmentationMetric):
             mask=mask,
             ignore_index=self.ignore_index,
             with_invalid=True,
+            on_invalid="tally",
         )
         self._accumulate("count_total", counts)
         self._accumulate("invalid_total", invalid)
@@ -287,6 +294,7 @@ class HistogramState(SegmentationMetric):
             mask=mask,
             ignore_index=self.ignore_index,
             with_invalid=True,
+            on_invalid="tally",
         )
         self._accumulate("histogram_total", histogram)
         self._accumulate("invalid_total", invalid)

@@ -31,8 +31,8 @@ class SegmentationReport(CountState):
 
     One `confusion_counts` pass per batch feeds every entry; `result()` is a dict of scalars:
     `{score}/{class_name}` for each class and `{score}/{average}` for each average, plus
-    `invalid`, the number of (voxel, class) scores left out as NaN / out of range by traced
-    updates (0 unless something is wrong upstream).
+    `invalid`, the number of (voxel, class) scores left out as invalid (`invalid_count`),
+    eager or traced, on every backend (0 unless something is wrong upstream).
 
     Args:
         scores: which scores to report, from "recall", "precision", "specificity", "dice",

@@ -12,7 +12,7 @@ import numpy as np
 from keras import ops
 
 from voxelmetrics.backends import is_concrete, to_host, value_range
-from voxelmetrics.ops._options import check_from_logits
+from voxelmetrics.ops._options import check_from_logits, check_on_invalid
 
 Activation = Literal["none", "sigmoid", "softmax"]
 
@@ -135,12 +135,14 @@ def check_inputs(
     mask=None,
     ignore_index: int | None = None,
     num_classes: int | None = None,
+    on_invalid: str = "raise",
 ) -> InputSpec:
     """Validate the inputs of every counting op and describe them as an `InputSpec`.
 
     Shapes are checked always. Values (NaN scores, probabilities outside [0, 1], non-binary
     multi-hot truth, sparse ids outside `[0, C)`) are checked when the tensors are concrete;
     traced code cannot raise on values, so there they are tallied as `invalid` instead.
+    `on_invalid="tally"` skips the value checks, so that eager calls tally as traced ones do.
     """
     pred_shape, true_shape = static_shape(y_pred), static_shape(y_true)
     check_pred_rank(pred_shape)
@@ -167,6 +169,8 @@ def check_inputs(
         has_weight=sample_weight is not None,
         has_mask=mask is not None,
     )
+    if check_on_invalid(on_invalid) == "tally":
+        return spec
     if is_concrete(y_true) and is_concrete(y_pred):
         _check_values(y_true, y_pred, spec, mask)
     if sample_weight is not None and is_concrete(sample_weight):

@@ -120,6 +120,7 @@ def confusion_counts(
     ignore_index: int | None = None,
     per_sample: bool = False,
     with_invalid: bool = False,
+    on_invalid: str = "raise",
 ):
     r"""Per-class `tp, fp, fn, tn` at a threshold, fused into one pass over the volume.
 
@@ -142,6 +143,8 @@ def confusion_counts(
         per_sample: keep the leading axis: one `[C, 4]` per volume.
         with_invalid: also return the per-class tally of NaN / out-of-range scores (traced
             calls exclude them from every count; eager calls raise instead).
+        on_invalid: "raise" (default) or "tally": eager calls too leave invalid values out
+            and tally them, as traced calls do (what every metric uses).
 
     Returns:
         int32 `[C, 4]` (float32 with `sample_weight`), columns `tp, fp, fn, tn`;
@@ -163,6 +166,7 @@ def confusion_counts(
         sample_weight=sample_weight,
         mask=mask,
         ignore_index=ignore_index,
+        on_invalid=on_invalid,
     )
     if per_sample and spec.axis == 0:
         raise ValueError("per_sample=True needs a leading sample axis; the class axis is 0.")
