@@ -480,3 +480,29 @@ def test_half_precision_scores_count_as_their_float32_values(rng, dtype, run):
     dirty = keras.ops.cast(np.where(np.arange(60).reshape(4, 5, 3) == 7, np.nan, 0.5), dtype)
     with pytest.raises(ValueError, match=r"1 NaN score\(s\), the first at index \(0, 2, 1\)"):
         vm.confusion_counts(y_true, dirty)
+
+
+def test_zero_classes_and_a_mask_of_the_wrong_class_count_are_clear_errors():
+    """Issue 12 item 16: these gave backend-internal errors (or silent empty results)."""
+    with pytest.raises(ValueError, match=r"0 classes on the class axis 1; expected at least"):
+        vm.confusion_counts(np.zeros((4, 0)), np.zeros((4, 0), np.float32))
+    with pytest.raises(ValueError, match=r"0 classes on the class axis 1"):
+        vm.metrics.AveragePrecision().update_state(np.zeros((4, 0)), np.zeros((4, 0), np.float32))
+    y_true, y_pred = np.zeros((4, 3)), np.zeros((4, 3), np.float32)
+    for call in (
+        lambda: vm.confusion_counts(y_true, y_pred, mask=np.ones((4, 2), bool)),
+        lambda: vm.score_histogram(y_true, y_pred, 8, sample_weight=np.ones((4, 2))),
+    ):
+        with pytest.raises(ValueError, match=r"size 1 or 3 on the class axis 1"):
+            call()
+    empty = vm.confusion_counts(np.zeros((0, 3)), np.zeros((0, 3), np.float32))
+    np.testing.assert_array_equal(to_numpy(empty), np.zeros((3, 4)))
+
+
+def test_an_axis_out_of_range_in_a_metric_config_is_a_clear_error():
+    config = {**vm.metrics.Recall().get_config(), "axis": 9}
+    metric = vm.metrics.Recall.from_config(config)
+    with pytest.raises(ValueError, match="axis=9 is out of range for y_pred of rank 3"):
+        metric.update_state(np.zeros((2, 4, 3)), np.zeros((2, 4, 3), np.float32))
+    with pytest.raises(ValueError, match="axis must be an integer"):
+        vm.metrics.Recall.from_config({**config, "axis": "9"})

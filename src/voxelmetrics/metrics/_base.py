@@ -11,7 +11,12 @@ import keras
 from keras import metrics, ops
 
 from voxelmetrics.backends import is_concrete
-from voxelmetrics.ops._inputs import check_pred_rank, normalize_axis, static_shape
+from voxelmetrics.ops._inputs import (
+    check_pred_rank,
+    class_count,
+    normalize_axis,
+    static_shape,
+)
 from voxelmetrics.ops._options import (
     NUM_BINS,
     check_axis,
@@ -113,9 +118,7 @@ class SegmentationMetric(metrics.Metric):
         pred_shape, true_shape = static_shape(y_pred), static_shape(y_true)
         check_pred_rank(pred_shape)
         axis = normalize_axis(self.axis, len(pred_shape))
-        num_classes = pred_shape[axis]
-        if num_classes is None:
-            raise ValueError(f"The class axis {self.axis} of y_pred must have a static size.")
+        num_classes = class_count(pred_shape, axis)
         sparse = len(true_shape) == len(pred_shape) - 1 or (
             len(true_shape) == len(pred_shape) and true_shape[axis] == 1 and num_classes > 1
         )

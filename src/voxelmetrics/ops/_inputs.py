@@ -69,6 +69,19 @@ def check_pred_rank(pred_shape: tuple) -> None:
         )
 
 
+def class_count(pred_shape: tuple, axis: int) -> int:
+    """`C`, the static size of y_pred's class axis (`axis` normalized); at least 1."""
+    c = pred_shape[axis]
+    if c is None:
+        raise ValueError(f"The class axis {axis} of y_pred must have a static size.")
+    if c == 0:
+        raise ValueError(
+            f"y_pred has shape {pred_shape}: 0 classes on the class axis {axis}; expected at "
+            f"least one class (check axis=)."
+        )
+    return c
+
+
 def normalize_axis(axis: int, ndim: int) -> int:
     """`axis` as a non-negative index into `ndim` axes, or a ValueError saying why not."""
     if not -ndim <= axis < ndim:
@@ -125,6 +138,17 @@ def _grid_weight_shape(shape: tuple, grid_shape: tuple, name: str) -> None:
         )
 
 
+def _full_weight_shape(shape: tuple, pred_shape: tuple, axis: int, name: str) -> None:
+    """Check that a weight/mask of y_pred's rank broadcasts to y_pred (class axis 1 or C)."""
+    ok = all(s in (1, None) or p is None or s == p for s, p in zip(shape, pred_shape, strict=True))
+    if not ok:
+        raise ValueError(
+            f"{name} has shape {shape}; with y_pred's rank it must broadcast to y_pred's shape "
+            f"{pred_shape}: size 1 or {pred_shape[axis]} on the class axis {axis}, the voxel "
+            f"grid's size (or 1) on the others."
+        )
+
+
 def check_inputs(
     y_true,
     y_pred,
@@ -147,9 +171,7 @@ def check_inputs(
     pred_shape, true_shape = static_shape(y_pred), static_shape(y_true)
     check_pred_rank(pred_shape)
     axis = normalize_axis(axis, len(pred_shape))
-    c = pred_shape[axis]
-    if c is None:
-        raise ValueError(f"The class axis {axis} of y_pred must have a static size.")
+    c = class_count(pred_shape, axis)
     if num_classes is not None and num_classes != c:
         raise ValueError(f"num_classes={num_classes} but y_pred has {c} classes on axis {axis}.")
     sparse = is_sparse(true_shape, pred_shape, axis)
@@ -157,7 +179,9 @@ def check_inputs(
         raise ValueError("ignore_index applies to sparse integer labels; y_true is multi-hot.")
     grid_shape = pred_shape[:axis] + pred_shape[axis + 1 :]
     for name, w in (("sample_weight", sample_weight), ("mask", mask)):
-        if w is not None and len(static_shape(w)) != len(pred_shape):
+        if w is not None and len(static_shape(w)) == len(pred_shape):
+            _full_weight_shape(static_shape(w), pred_shape, axis, name)
+        elif w is not None:
             _grid_weight_shape(static_shape(w), grid_shape, name)
     spec = InputSpec(
         ndim=len(pred_shape),
