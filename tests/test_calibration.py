@@ -201,3 +201,46 @@ def test_criterion_value_and_spellings_agree():
         backbone, x_val, y_val, criterion="recall_at_precision", min_precision=0.6
     )
     np.testing.assert_array_equal(results[0][0], to_numpy(t))
+
+
+def _tamper(path, values):
+    """Rewrite the ApplyThresholds weight of a saved `.keras` file (a zip holding h5)."""
+    import zipfile
+
+    import h5py
+
+    with zipfile.ZipFile(path) as z:
+        files = {n: z.read(n) for n in z.namelist()}
+    weights = path.parent / "weights.h5"
+    weights.write_bytes(files["model.weights.h5"])
+    with h5py.File(weights, "r+") as h5:
+        names = []
+        h5.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+        (name,) = [n for n in names if "apply_thresholds" in n]
+        h5[name][...] = values
+    files["model.weights.h5"] = weights.read_bytes()
+    with zipfile.ZipFile(path, "w") as z:
+        for n, data in files.items():
+            z.writestr(n, data)
+
+
+@pytest.mark.parametrize("values", [[np.nan, 0.5, 0.5], [0.5, 7.0, 0.5]])
+def test_saved_thresholds_outside_the_rule_fail_to_load(tmp_path, values):
+    """A `.keras` file whose thresholds hold NaN or 7.0 loaded silently (issue 12 item 16)."""
+    model = keras.Sequential([keras.Input((4, 3)), ApplyThresholds(0.5)])
+    path = tmp_path / "deploy.keras"
+    model.save(path)
+    _tamper(path, np.float32(values))
+    with pytest.raises(ValueError, match=r"thresholds .* in the saved file must lie in"):
+        keras.saving.load_model(path)
+
+
+def test_layer_axis_out_of_range_is_a_clear_error():
+    with pytest.raises(ValueError, match="axis=9 is out of range for y_pred of rank 2"):
+        ApplyThresholds(0.5, axis=9)(np.zeros((1, 3), "float32"))
+
+
+def test_layer_softmax_of_infinite_logits_follows_the_library_rule():
+    layer = ApplyThresholds(0.5, from_logits="softmax")
+    logits = np.float32([[np.inf, 0.0, -np.inf], [1.0, -np.inf, 3.0]])
+    np.testing.assert_array_equal(to_numpy(layer(logits)), [[1, 0, 0], [0, 0, 1]])

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from voxelmetrics.ops._inputs import activation, apply_activation, normalize_axis
 from voxelmetrics.ops._options import (
     NUM_BINS,
     check_axis,
@@ -68,7 +69,7 @@ class ApplyThresholds(keras.layers.Layer):
         self.from_logits = check_from_logits(from_logits)
 
     def build(self, input_shape):
-        num_classes = input_shape[self.axis]
+        num_classes = input_shape[normalize_axis(self.axis, len(input_shape))]
         if num_classes is None:
             raise ValueError(f"The class axis {self.axis} of the scores needs a static size.")
         if self._initial.ndim == 1 and self._initial.shape[0] != num_classes:
@@ -81,14 +82,18 @@ class ApplyThresholds(keras.layers.Layer):
         )
         self.thresholds.assign(np.broadcast_to(self._initial, (num_classes,)))
 
+    def load_own_variables(self, store):
+        """Load the thresholds from a saved file, and refuse values the rule cannot use (NaN,
+        outside [0, 1]): a tampered or corrupt file fails to load instead of segmenting."""
+        super().load_own_variables(store)
+        values = np.asarray(ops.convert_to_numpy(self.thresholds), np.float64)
+        check_threshold_values(values, name=f"the thresholds of {self.name} in the saved file")
+
     def call(self, inputs):
-        scores = ops.cast(inputs, "float32")
-        if self.from_logits in (True, "sigmoid"):
-            scores = ops.sigmoid(scores)
-        elif self.from_logits == "softmax":
-            scores = ops.softmax(scores, axis=self.axis)
+        axis = normalize_axis(self.axis, len(ops.shape(inputs)))
+        scores = apply_activation(inputs, activation(self.from_logits, sparse=False), axis)
         shape = [1] * len(ops.shape(scores))
-        shape[self.axis] = -1
+        shape[axis] = -1
         return ops.greater_equal(scores, ops.reshape(self.thresholds, shape))
 
     def compute_output_spec(self, inputs):

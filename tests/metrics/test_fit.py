@@ -184,3 +184,69 @@ def test_exclusive_classes_on_model_predict_outputs(mode):
     weights = np.where(np.isnan(per_volume), 0, w[:, None])
     expected = (weights * np.nan_to_num(per_volume)).sum(0) / weights.sum(0)
     assert_close(logs["sw_dice"], expected, rtol=1e-5)  # average=None: a [C] entry
+
+
+PARTIAL_BATCH_METRICS = {
+    "recall": lambda: metrics.Recall(average=None),
+    "dice": lambda: metrics.Dice(average=None),
+    "confusion_counts": lambda: metrics.ConfusionCounts(),
+    "report": lambda: metrics.SegmentationReport(scores=["dice"]),
+    "samplewise_dice": lambda: metrics.SamplewiseDice(average=None),
+    "hd": lambda: metrics.HausdorffDistance(percentile=None, spatial_dims=3),
+    "assd": lambda: metrics.AverageSurfaceDistance(),
+    "surface_dice": lambda: metrics.SurfaceDice(1.0),
+    "average_precision": lambda: metrics.AveragePrecision(num_bins=BINS, average=None),
+}
+
+
+def test_partial_last_batch_fit_and_evaluate_equal_one_eager_update():
+    """5 volumes, batch_size=4: the last batch has one volume, so under `tf.function` the
+    batch dimension is unknown until run time (it crashed every counting kernel). The logs of
+    `evaluate` equal one eager update over `model.predict`, and ConfusionCounts equals numpy."""
+    x, y = (v[:5, ::2, ::2, ::2, :2] for v in synthetic_volumes(n=5))
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((8, 8, 8, 1))
+    outputs = keras.layers.Conv3D(2, 3, padding="same", activation="sigmoid")(inputs)
+    model = keras.Model(inputs, outputs)
+    model.compile(
+        "sgd",
+        "binary_crossentropy",
+        metrics=[make() for make in PARTIAL_BATCH_METRICS.values()],
+    )
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    logs = model.evaluate(x, y, batch_size=4, verbose=0, return_dict=True)
+    scores = model.predict(x, batch_size=4, verbose=0)
+    for key, make in PARTIAL_BATCH_METRICS.items():
+        metric = make()
+        metric.update_state(y, scores)
+        for name, value in (
+            metric.result().items() if key == "report" else [(metric.name, metric.result())]
+        ):
+            assert_close(logs[name], keras.ops.convert_to_numpy(value), rtol=1e-5, err_msg=name)
+    expected = reference_counts(y.astype(bool), scores >= np.float32(0.5))
+    np.testing.assert_array_equal(logs["confusion_counts"], expected)
+
+
+def test_evaluate_with_an_invalid_label_logs_the_same_on_every_backend():
+    """Issue 12 item 7: `evaluate` raised under torch (eager) where JAX and TensorFlow left
+    the voxels out silently. Now every backend tallies them: `invalid` in the report's logs
+    and in `invalid_count()`, the scores over the valid voxels equal numpy."""
+    x, y = (v[:4, ::2, ::2, ::2] for v in synthetic_volumes(n=4))
+    ids = (y[..., 0] + y[..., 1]).astype(np.int32)
+    ids[1, 2, 3, :5] = 9  # five voxels with a label that is no class
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input((8, 8, 8, 1))
+    outputs = keras.layers.Conv3D(3, 1, activation="softmax")(inputs)
+    model = keras.Model(inputs, outputs)
+    report = metrics.SegmentationReport(scores=["dice"], mode="sparse")
+    model.compile(loss=lambda t, p: keras.ops.mean(p), metrics=[report])
+    logs = model.evaluate(x, ids, batch_size=2, verbose=0, return_dict=True)
+    assert logs["invalid"] == 5 * 3
+    np.testing.assert_array_equal(report.invalid_count(), [5, 5, 5])
+    scores = model.predict(x, batch_size=2, verbose=0)
+    keep = ids != 9
+    labels = np.eye(3, dtype=bool)[np.where(keep, ids, 0)] & keep[..., None]
+    predicted = np.eye(3, dtype=bool)[scores.argmax(-1)] & keep[..., None]
+    counts = reference_counts(labels, predicted)
+    for c in range(3):
+        assert_close(logs[f"dice/class_{c}"], reference_score(counts, "dice")[c], rtol=1e-5)

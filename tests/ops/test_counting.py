@@ -8,7 +8,7 @@ from hypothesis.extra import numpy as hnp
 from sklearn.metrics import confusion_matrix, multilabel_confusion_matrix
 
 import voxelmetrics as vm
-from tests.conftest import compiled, to_numpy, unit_floats
+from tests.conftest import BACKEND, compiled, to_numpy, unit_floats
 from tests.reference import reference_counts as shared_counts
 
 NUM_CLASSES = 3
@@ -30,7 +30,7 @@ def quantised_scores(rng, shape):
 
 
 @pytest.mark.parametrize(
-    "shape", [(NUM_CLASSES,), (11, 3), (2, 7, 3), (2, 4, 5, 3), (2, 3, 4, 2, 3)]
+    "shape", [(1, NUM_CLASSES), (11, 3), (2, 7, 3), (2, 4, 5, 3), (2, 3, 4, 2, 3)]
 )
 def test_multi_hot_counts_equal_numpy_at_any_rank(rng, shape):
     y_true, y_pred = multi_hot(rng, shape), quantised_scores(rng, shape)
@@ -250,3 +250,39 @@ def test_property_counts_equal_numpy_and_add_up_to_the_counted_voxels(case):
     counts = to_numpy(vm.confusion_counts(truth, scores, threshold, mask=mask))
     np.testing.assert_array_equal(counts, reference_counts(truth[mask], scores[mask], threshold))
     np.testing.assert_array_equal(counts.sum(-1), [mask.sum()] * 2)
+
+
+def unknown_batch(fn, *arrays):
+    """`fn` compiled with the leading dimension unknown until run time where the backend can
+    say so (TensorFlow: a `None` batch in the input signature, as Keras' partial last batch);
+    `jax.jit` and torch see concrete shapes."""
+    if BACKEND != "tensorflow":
+        return compiled(fn)(*arrays)
+    import tensorflow as tf
+
+    signature = [tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype)) for a in arrays]
+    return tf.function(fn, input_signature=signature)(*arrays)
+
+
+def test_every_kernel_accepts_a_batch_size_unknown_until_run_time(rng):
+    """Issue 12 item 1: Python arithmetic on a symbolic batch size crashed under tf.function."""
+    shape = (5, 4, 6, 3)
+    y_true, y_pred = multi_hot(rng, shape), quantised_scores(rng, shape)
+    ids = rng.integers(0, 3, shape[:-1]).astype(np.int32)
+    weight = rng.random(5).astype(np.float32)
+
+    def kernels(y_true, y_pred, ids, weight):
+        return (
+            vm.confusion_counts(y_true, y_pred),
+            vm.confusion_counts(y_true, y_pred, per_sample=True),
+            vm.confusion_counts(y_true, y_pred, sample_weight=weight),
+            vm.confusion_counts(ids, y_pred),
+            vm.score_histogram(y_true, y_pred, 8),
+            vm.sparse_confusion_matrix(ids, y_pred, 3),
+        )
+
+    got = unknown_batch(kernels, y_true, y_pred, ids, weight)
+    expected = kernels(y_true, y_pred, ids, weight)
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_allclose(to_numpy(g), to_numpy(e), rtol=1e-6)
+    np.testing.assert_array_equal(to_numpy(got[0]), reference_counts(y_true, y_pred))

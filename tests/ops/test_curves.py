@@ -218,3 +218,17 @@ def test_partial_roc_auc_equals_sklearn_mcclish(binned, max_fpr):
 def test_partial_roc_auc_refuses_bad_max_fpr(binned, max_fpr):
     with pytest.raises(ValueError, match="max_fpr"):
         vm.roc_auc(binned[2], max_fpr=max_fpr)
+
+
+@pytest.mark.parametrize("binned_fn", [vm.average_precision, vm.roc_auc, vm.pr_auc])
+@pytest.mark.parametrize("class_weights", [None, "inverse_frequency"])
+def test_weighted_average_without_positives_follows_zero_division(rng, binned_fn, class_weights):
+    """No class has positives: the weighted average is zero_division (it was NaN)."""
+    _, scores = labelled_scores(rng)
+    histogram = vm.score_histogram(np.zeros(scores.shape, bool), scores, NUM_BINS)
+    for zero_division in (0, 1):
+        result = binned_fn(
+            histogram, average="weighted", class_weights=class_weights, zero_division=zero_division
+        )
+        assert to_numpy(result) == zero_division
+    assert np.isnan(to_numpy(binned_fn(histogram, average="weighted")))

@@ -40,8 +40,15 @@ def test_integer_options_refuse_the_rest(value):
 def test_class_names_refuse_duplicates_and_reserved_names(names, message):
     with pytest.raises(ValueError, match=message):
         check_class_names(names)
-    with pytest.raises(ValueError, match=message):
-        metrics.Dice(class_names=names)
+    for metric in (
+        metrics.Dice,
+        metrics.SegmentationReport,
+        metrics.AveragePrecision,
+        metrics.SamplewiseDice,
+        metrics.HausdorffDistance,
+    ):
+        with pytest.raises(ValueError, match=message):
+            metric(class_names=names)
 
 
 @pytest.mark.parametrize(

@@ -224,3 +224,25 @@ def test_bad_options_raise_saying_what_was_expected(kwargs, words):
 def test_fbeta_refuses_non_positive_beta():
     with pytest.raises(ValueError, match="beta must be > 0; received 0"):
         vm.fbeta_score(np.array([[1, 2, 3, 4]]), beta=0)
+
+
+@pytest.mark.parametrize(("score_fn", "sklearn_fn", "kwargs"), SKLEARN_EQUIVALENTS)
+@pytest.mark.parametrize("zero_division", [0, 1])
+def test_weighted_average_of_classes_without_support_follows_zero_division(
+    score_fn, sklearn_fn, kwargs, zero_division
+):
+    """No class has support: the weights sum to 0 and weighted falls back to the mean of the
+    per-class values, as scikit-learn, so zero_division decides (it gave NaN)."""
+    truth = np.zeros((20, 3), bool)
+    counts = counts_of(truth, truth)
+    expected = sklearn_fn(truth, truth, average="weighted", zero_division=zero_division, **kwargs)
+    for class_weights in (None, "inverse_frequency"):
+        result = score_fn(
+            counts,
+            average="weighted",
+            class_weights=class_weights,
+            zero_division=zero_division,
+            **kwargs,
+        )
+        assert to_numpy(result) == expected == zero_division
+    assert np.isnan(to_numpy(score_fn(counts, average="weighted", **kwargs)))

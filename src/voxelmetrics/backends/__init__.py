@@ -9,6 +9,7 @@ from voxelmetrics.backends._dispatch import (
     bincount,
     compile_kernel,
     is_concrete,
+    to_host,
     value_range,
 )
 from voxelmetrics.backends._sorting import (
@@ -32,5 +33,6 @@ __all__ = [
     "sharded_totals",
     "sort_with_labels",
     "sorted_histogram",
+    "to_host",
     "value_range",
 ]

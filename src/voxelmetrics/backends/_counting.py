@@ -30,17 +30,18 @@ def count_true(flags: list, axes: tuple[int, ...]) -> list:
 
 def generic_count_true(flags: list, axes: tuple[int, ...]) -> list:
     """`count_true` as one `sum(cast(flag, int32))` per flag."""
-    shape = _broadcast_shape(flags)
-    return [ops.sum(ops.broadcast_to(ops.cast(f, "int32"), shape), axis=axes) for f in flags]
+    zero = _broadcast_zero(flags)
+    return [ops.sum(ops.cast(f, "int32") + zero, axis=axes) for f in flags]
 
 
-def _broadcast_shape(flags: list) -> tuple[int, ...]:
-    rank = max(len(ops.shape(f)) for f in flags)
-    shape = [1] * rank
+def _broadcast_zero(flags: list):
+    """int32 zeros of the flags' broadcast shape, built by broadcasting itself: a dimension
+    unknown until run time (a `None` batch under `tf.function`) needs no Python arithmetic."""
+    zero = None
     for f in flags:
-        fs = (1,) * (rank - len(ops.shape(f))) + tuple(ops.shape(f))
-        shape = [max(a, b) for a, b in zip(shape, fs, strict=True)]
-    return tuple(shape)
+        term = ops.zeros_like(ops.cast(f, "int32"))
+        zero = term if zero is None else zero + term
+    return zero
 
 
 def _block(shape: tuple, axes: tuple[int, ...], largest: int) -> tuple[int, int] | None:
@@ -67,18 +68,17 @@ def packed_count_true(flags: list, axes: tuple[int, ...]) -> list:
     """
     if not flags or len(flags) > 32:
         return generic_count_true(flags, axes)
-    shape = _broadcast_shape(flags)
     bits = min(31, 32 // len(flags))  # a 32-bit mask does not fit int32
     field = (1 << bits) - 1
-    block = _block(shape, axes, field)
-    if block is None:
-        return generic_count_true(flags, axes)
-    axis, k = block
     code = None
     for i, f in enumerate(flags):
         term = ops.left_shift(ops.cast(f, "int32"), bits * i) if i else ops.cast(f, "int32")
         code = term if code is None else code + term
-    code = ops.broadcast_to(code, shape)
+    block = _block(tuple(code.shape), axes, field)  # None where unknown until run time
+    if block is None:
+        return generic_count_true(flags, axes)
+    axis, k = block
+    shape = ops.shape(code)  # static ints, and run-time sizes where unknown (tf.function)
     code = ops.reshape(code, (*shape[:axis], shape[axis] // k, k, *shape[axis + 1 :]))
     partial = ops.sum(code, axis=axis + 1)
     return [

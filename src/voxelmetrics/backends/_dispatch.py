@@ -63,7 +63,15 @@ def value_range(x) -> tuple[float, float]:
     tensorflow = _backend() == "tensorflow"
     if tensorflow and floating and bool(ops.convert_to_numpy(ops.any(ops.isnan(x)))):
         return float("nan"), float("nan")
-    return float(ops.convert_to_numpy(low)), float(ops.convert_to_numpy(high))
+    return float(to_host(low)), float(to_host(high))
+
+
+def to_host(x) -> np.ndarray:
+    """A concrete tensor as a numpy array; float16 and bfloat16 as float32 (TensorFlow's
+    bfloat16 tensors have no numpy form, and every count is made in float32 anyway)."""
+    if not isinstance(x, np.ndarray) and ops.dtype(x) in ("float16", "bfloat16"):
+        x = ops.cast(x, "float32")
+    return np.asarray(ops.convert_to_numpy(x))
 
 
 def bincount(ids, length: int, weights=None):

@@ -11,7 +11,12 @@ import keras
 from keras import metrics, ops
 
 from voxelmetrics.backends import is_concrete
-from voxelmetrics.ops._inputs import normalize_axis, static_shape
+from voxelmetrics.ops._inputs import (
+    check_pred_rank,
+    class_count,
+    normalize_axis,
+    static_shape,
+)
 from voxelmetrics.ops._options import (
     NUM_BINS,
     check_axis,
@@ -111,10 +116,9 @@ class SegmentationMetric(metrics.Metric):
 
     def _check_inputs(self, y_true, y_pred) -> None:
         pred_shape, true_shape = static_shape(y_pred), static_shape(y_true)
+        check_pred_rank(pred_shape)
         axis = normalize_axis(self.axis, len(pred_shape))
-        num_classes = pred_shape[axis]
-        if num_classes is None:
-            raise ValueError(f"The class axis {self.axis} of y_pred must have a static size.")
+        num_classes = class_count(pred_shape, axis)
         sparse = len(true_shape) == len(pred_shape) - 1 or (
             len(true_shape) == len(pred_shape) and true_shape[axis] == 1 and num_classes > 1
         )
@@ -195,8 +199,14 @@ class SegmentationMetric(metrics.Metric):
         return pair_exact(limbs, getattr(self, f"{name}_weighted"))
 
     def invalid_count(self):
-        """Per class, how many scores were left out as invalid (NaN, out of range, or a
-        sparse id out of range) inside traced updates: `[C]`. Eager updates raise instead."""
+        """Per class, how many scores were left out as invalid: `[C]`.
+
+        A score NaN or out of range (or a softmax without a limit), a label that is not a
+        class (a sparse id outside `[0, C)`, a multi-hot value other than 0 and 1) or a NaN,
+        infinite or negative `sample_weight`. Metrics never raise on such values, eager or
+        traced, on any backend: the same model and data give the same logs everywhere, and
+        this tally (`invalid` in `SegmentationReport`'s logs) says how many were left out.
+        """
         return self._exact("invalid_total")
 
     def get_config(self):
@@ -247,6 +257,7 @@ class CountState(SegmentationMetric):
             mask=mask,
             ignore_index=self.ignore_index,
             with_invalid=True,
+            on_invalid="tally",
         )
         self._accumulate("count_total", counts)
         self._accumulate("invalid_total", invalid)
@@ -286,6 +297,7 @@ class HistogramState(SegmentationMetric):
             mask=mask,
             ignore_index=self.ignore_index,
             with_invalid=True,
+            on_invalid="tally",
         )
         self._accumulate("histogram_total", histogram)
         self._accumulate("invalid_total", invalid)

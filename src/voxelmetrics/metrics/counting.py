@@ -326,7 +326,7 @@ class ConfusionCounts(CountState):
     it is a numpy int64 array holding the exact totals (exact to 2**55 on every backend,
     JAX without x64 included; float64 once a weighted batch was added); inside `jit` /
     `tf.function` it is float32 (exact to 2**24). `invalid_count()` gives the per-class
-    tally of scores left out as invalid by traced updates.
+    tally of scores left out as invalid (metrics tally them and never raise on values).
 
     Args:
         threshold, mode, from_logits, axis, num_classes, class_names, ignore_index: as in

@@ -31,8 +31,8 @@ class SegmentationReport(CountState):
 
     One `confusion_counts` pass per batch feeds every entry; `result()` is a dict of scalars:
     `{score}/{class_name}` for each class and `{score}/{average}` for each average, plus
-    `invalid`, the number of (voxel, class) scores left out as NaN / out of range by traced
-    updates (0 unless something is wrong upstream).
+    `invalid`, the number of (voxel, class) scores left out as invalid (`invalid_count`),
+    eager or traced, on every backend (0 unless something is wrong upstream).
 
     Args:
         scores: which scores to report, from "recall", "precision", "specificity", "dice",
@@ -89,7 +89,7 @@ class SegmentationReport(CountState):
         unknown = [s for s in scores if s not in SCORES]
         if unknown:
             raise ValueError(f"Unknown score(s) {unknown}; choose from {list(SCORES)}.")
-        averages = [average] if isinstance(average, str) else list(average)
+        averages = [average] if average is None or isinstance(average, str) else list(average)
         for a in averages:
             if normalize_average(a) is None:
                 raise ValueError(

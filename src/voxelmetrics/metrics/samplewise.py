@@ -89,13 +89,14 @@ class SamplewiseScore(SegmentationMetric):
         self.volumes = self.add_variable(
             shape=(num_classes,), initializer="zeros", dtype="float32", name="volumes"
         )
+        self._add_total("invalid_total", (num_classes,))
 
     def _update(self, y_true, y_pred, sample_weight, mask) -> None:
         y_pred, axis, threshold, activation = self._working_scores(y_pred)
         volume_weight = None
         if sample_weight is not None and len(static_shape(sample_weight)) == 1:
             volume_weight, sample_weight = ops.cast(sample_weight, "float32")[:, None], None
-        counts = confusion_counts(
+        counts, invalid = confusion_counts(
             y_true,
             y_pred,
             threshold,
@@ -105,7 +106,10 @@ class SamplewiseScore(SegmentationMetric):
             mask=mask,
             ignore_index=self.ignore_index,
             per_sample=True,
+            with_invalid=True,
+            on_invalid="tally",
         )
+        self._accumulate("invalid_total", ops.sum(invalid, axis=0))
         values = type(self).score(counts, zero_division=self.zero_division)
         defined = ops.logical_not(ops.isnan(values))
         if self.ignore_empty:  # MONAI's rule: a volume without truth of class c is skipped

@@ -11,8 +11,8 @@ from typing import Literal
 import numpy as np
 from keras import ops
 
-from voxelmetrics.backends import is_concrete, value_range
-from voxelmetrics.ops._options import check_from_logits
+from voxelmetrics.backends import is_concrete, to_host, value_range
+from voxelmetrics.ops._options import check_from_logits, check_on_invalid
 
 Activation = Literal["none", "sigmoid", "softmax"]
 
@@ -49,6 +49,37 @@ def static_shape(x) -> tuple:
     an unknown (batch) dimension, which no Python comparison can use.
     """
     return tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
+
+
+def check_pred_rank(pred_shape: tuple) -> None:
+    """Refuse a scalar or 1-D `y_pred`: scores need a voxel axis and a class axis.
+
+    A `(N,)` array would otherwise read as N classes of one voxel, which is never what a
+    binary problem given as 1-D arrays (as scikit-learn takes them) means; the message says
+    how to pass it rather than guessing.
+    """
+    if len(pred_shape) == 0:
+        raise ValueError("y_pred must have a class axis; received a scalar.")
+    if len(pred_shape) == 1:
+        raise ValueError(
+            f"y_pred has shape {pred_shape}: a 1-D array has no voxel axis and would read as "
+            f"{pred_shape[0]} classes of one voxel. For one class (a binary problem) pass "
+            f"y_true[..., None] and y_pred[..., None], shape ({pred_shape[0]}, 1); for one "
+            f"voxel of {pred_shape[0]} classes pass shape (1, {pred_shape[0]})."
+        )
+
+
+def class_count(pred_shape: tuple, axis: int) -> int:
+    """`C`, the static size of y_pred's class axis (`axis` normalized); at least 1."""
+    c = pred_shape[axis]
+    if c is None:
+        raise ValueError(f"The class axis {axis} of y_pred must have a static size.")
+    if c == 0:
+        raise ValueError(
+            f"y_pred has shape {pred_shape}: 0 classes on the class axis {axis}; expected at "
+            f"least one class (check axis=)."
+        )
+    return c
 
 
 def normalize_axis(axis: int, ndim: int) -> int:
@@ -107,6 +138,17 @@ def _grid_weight_shape(shape: tuple, grid_shape: tuple, name: str) -> None:
         )
 
 
+def _full_weight_shape(shape: tuple, pred_shape: tuple, axis: int, name: str) -> None:
+    """Check that a weight/mask of y_pred's rank broadcasts to y_pred (class axis 1 or C)."""
+    ok = all(s in (1, None) or p is None or s == p for s, p in zip(shape, pred_shape, strict=True))
+    if not ok:
+        raise ValueError(
+            f"{name} has shape {shape}; with y_pred's rank it must broadcast to y_pred's shape "
+            f"{pred_shape}: size 1 or {pred_shape[axis]} on the class axis {axis}, the voxel "
+            f"grid's size (or 1) on the others."
+        )
+
+
 def check_inputs(
     y_true,
     y_pred,
@@ -117,20 +159,19 @@ def check_inputs(
     mask=None,
     ignore_index: int | None = None,
     num_classes: int | None = None,
+    on_invalid: str = "raise",
 ) -> InputSpec:
     """Validate the inputs of every counting op and describe them as an `InputSpec`.
 
     Shapes are checked always. Values (NaN scores, probabilities outside [0, 1], non-binary
     multi-hot truth, sparse ids outside `[0, C)`) are checked when the tensors are concrete;
     traced code cannot raise on values, so there they are tallied as `invalid` instead.
+    `on_invalid="tally"` skips the value checks, so that eager calls tally as traced ones do.
     """
     pred_shape, true_shape = static_shape(y_pred), static_shape(y_true)
-    if len(pred_shape) < 1:
-        raise ValueError("y_pred must have a class axis; received a scalar.")
+    check_pred_rank(pred_shape)
     axis = normalize_axis(axis, len(pred_shape))
-    c = pred_shape[axis]
-    if c is None:
-        raise ValueError(f"The class axis {axis} of y_pred must have a static size.")
+    c = class_count(pred_shape, axis)
     if num_classes is not None and num_classes != c:
         raise ValueError(f"num_classes={num_classes} but y_pred has {c} classes on axis {axis}.")
     sparse = is_sparse(true_shape, pred_shape, axis)
@@ -138,7 +179,9 @@ def check_inputs(
         raise ValueError("ignore_index applies to sparse integer labels; y_true is multi-hot.")
     grid_shape = pred_shape[:axis] + pred_shape[axis + 1 :]
     for name, w in (("sample_weight", sample_weight), ("mask", mask)):
-        if w is not None and len(static_shape(w)) != len(pred_shape):
+        if w is not None and len(static_shape(w)) == len(pred_shape):
+            _full_weight_shape(static_shape(w), pred_shape, axis, name)
+        elif w is not None:
             _grid_weight_shape(static_shape(w), grid_shape, name)
     spec = InputSpec(
         ndim=len(pred_shape),
@@ -150,8 +193,12 @@ def check_inputs(
         has_weight=sample_weight is not None,
         has_mask=mask is not None,
     )
+    if check_on_invalid(on_invalid) == "tally":
+        return spec
     if is_concrete(y_true) and is_concrete(y_pred):
         _check_values(y_true, y_pred, spec, mask)
+    if sample_weight is not None and is_concrete(sample_weight):
+        check_sample_weight(sample_weight)
     return spec
 
 
@@ -163,12 +210,12 @@ def _check_values(y_true, y_pred, spec: InputSpec, mask) -> None:
     """Clear the usual, valid input with a few reductions on the tensors' own device; copy
     them to the host and find the first bad value only when something is wrong."""
     if not _scores_plainly_valid(y_pred, spec):
-        _diagnose_scores(np.asarray(ops.convert_to_numpy(y_pred)), spec, mask)
+        _diagnose_scores(to_host(y_pred), spec, mask)
     if spec.sparse:
         if not _integers_in_range(y_true, 0, spec.num_classes - 1):
             check_sparse_ids(y_true, spec.num_classes, spec.ignore_index, "sparse y_true")
     elif not _integers_in_range(y_true, 0, 1):
-        labels = np.asarray(ops.convert_to_numpy(y_true))
+        labels = to_host(y_true)
         bad = (labels != 0) & (labels != 1)
         if bad.any():
             raise ValueError(
@@ -178,10 +225,12 @@ def _check_values(y_true, y_pred, spec: InputSpec, mask) -> None:
 
 
 def _scores_plainly_valid(scores, spec: InputSpec) -> bool:
-    """No NaN, and probabilities within [0, 1]: one `value_range` of the scores."""
+    """No NaN, probabilities within [0, 1], softmax logits finite: one `value_range`."""
     low, high = value_range(scores)
     if np.isnan(low) or np.isnan(high):
         return False
+    if spec.activation == "softmax":
+        return low > -np.inf and high < np.inf  # else look for undefined voxels
     return spec.activation != "none" or (low >= 0 and high <= 1)
 
 
@@ -212,6 +261,16 @@ def _diagnose_scores(scores: np.ndarray, spec: InputSpec, mask) -> None:
             f"{_first_index(nan)}; NaN is never counted. Fix the predictions or mask those "
             f"voxels out with mask=."
         )
+    if spec.activation == "softmax":
+        undefined = np.asarray(ops.convert_to_numpy(undefined_voxels(scores, spec.axis, True)))
+        undefined = np.broadcast_to(undefined, scores.shape) & counted
+        if undefined.any():
+            raise ValueError(
+                f"y_pred holds {int(undefined.sum()) // spec.num_classes} voxel(s) whose "
+                f"softmax is undefined (several +inf logits, or every logit -inf), the first "
+                f"at index {_first_index(undefined)}; one +inf logit is a certain winner, "
+                f"-inf a zero probability."
+            )
     if spec.activation == "none":
         outside = ((scores < 0) | (scores > 1)) & counted
         if outside.any():
@@ -222,9 +281,22 @@ def _diagnose_scores(scores: np.ndarray, spec: InputSpec, mask) -> None:
             )
 
 
+def check_sample_weight(sample_weight) -> None:
+    """Raise unless the concrete `sample_weight` is finite and >= 0 everywhere."""
+    low, high = value_range(sample_weight)
+    if (np.isfinite(low) and np.isfinite(high) and low >= 0) or low > high:  # low > high: empty
+        return
+    values = to_host(sample_weight).astype(np.float64)
+    bad = ~(np.isfinite(values) & (values >= 0))
+    raise ValueError(
+        f"sample_weight must be finite and >= 0; found {values[bad][0]} at index "
+        f"{_first_index(bad)} ({int(bad.sum())} such values). Use mask= to leave voxels out."
+    )
+
+
 def check_sparse_ids(ids, num_classes: int, ignore_index: int | None, name: str) -> None:
     """Raise unless the concrete `ids` are integers in `[0, num_classes)` or `ignore_index`."""
-    values = np.asarray(ops.convert_to_numpy(ids))
+    values = to_host(ids)
     as_int = values.astype(np.int64)
     if not np.array_equal(as_int, values):
         raise ValueError(f"{name} must hold integer class ids; found fractional values.")
@@ -260,13 +332,40 @@ def to_probabilities(y_pred, spec: InputSpec):
 
 
 def apply_activation(y_pred, activation: Activation, axis: int):
-    """float32 `y_pred` after `activation`: "sigmoid", "softmax" over `axis`, or "none"."""
+    """float32 `y_pred` after `activation`: "sigmoid", "softmax" over `axis`, or "none".
+
+    Infinite logits are valid where the limit is: sigmoid gives 1 at `+inf` and 0 at
+    `-inf`; softmax gives the class with the one `+inf` logit probability 1 (a one-hot
+    winner) and a `-inf` logit probability 0. A voxel whose softmax has no limit
+    (`undefined_voxels`: a NaN logit, several `+inf`, or every logit `-inf`) gets NaN in every
+    class, on every backend, so that it is never counted.
+    """
     scores = ops.cast(y_pred, "float32")
     if activation == "sigmoid":
         return ops.sigmoid(scores)
     if activation == "softmax":
-        return ops.softmax(scores, axis=axis)
+        return _softmax(scores, axis)
     return scores
+
+
+def _softmax(logits, axis: int):
+    positive = ops.equal(logits, np.inf)
+    winner = ops.any(positive, axis=axis, keepdims=True)
+    limit = ops.where(winner, ops.where(positive, 0.0, -np.inf), logits)
+    probabilities = ops.softmax(limit, axis=axis)
+    return ops.where(undefined_voxels(logits, axis, keepdims=True), np.nan, probabilities)
+
+
+def undefined_voxels(scores, axis: int, keepdims: bool = False):
+    """bool, True where a voxel's scores over the class axis decide no class: a NaN score,
+    several `+inf`, or every score `-inf`. The one rule of softmax and of argmax."""
+    scores = ops.cast(scores, "float32")
+    several = ops.greater(ops.sum(ops.cast(ops.equal(scores, np.inf), "int32"), axis=axis), 1)
+    undefined = ops.logical_or(
+        ops.logical_or(ops.any(ops.isnan(scores), axis=axis), several),
+        ops.all(ops.equal(scores, -np.inf), axis=axis),
+    )
+    return ops.expand_dims(undefined, axis) if keepdims else undefined
 
 
 def scores_and_invalid(y_pred, spec: InputSpec, bad_label=None):
@@ -286,8 +385,10 @@ def prepare(y_true, sample_weight, mask, spec: InputSpec):
         `(labels, weight, bad_label)`: `labels` bool, broadcastable to `y_pred`'s shape (True
         where the voxel belongs to the class); `weight` None (every voxel counts), bool (mask)
         or float32 (sample weights times mask), broadcastable to `y_pred`'s shape;
-        `bad_label` None, or bool where a sparse id lies outside `[0, C)` (and is not
-        `ignore_index`): such voxels are tallied as invalid, never counted as negatives.
+        `bad_label` None, or bool where a label cannot be counted (a sparse id outside
+        `[0, C)` and not `ignore_index`, a multi-hot value other than 0 and 1) or a
+        `sample_weight` is NaN, infinite or negative: such voxels are tallied as invalid,
+        never counted as negatives.
     """
     y_true = ops.convert_to_tensor(y_true)  # lists and numpy arrays have no backend dtype
     weight = None if mask is None else ops.cast(grid_to_full(mask, spec), "bool")
@@ -304,7 +405,14 @@ def prepare(y_true, sample_weight, mask, spec: InputSpec):
             weight = keep if weight is None else ops.logical_and(weight, keep)
     else:
         labels = ops.not_equal(y_true, ops.zeros((), dtype=ops.dtype(y_true)))
+        if "bool" not in ops.dtype(y_true):
+            bad_label = ops.logical_and(labels, ops.not_equal(ops.cast(y_true, "float32"), 1.0))
     if sample_weight is not None:
         sw = ops.cast(grid_to_full(sample_weight, spec), "float32")
+        # A NaN, infinite or negative weight counts nowhere; the voxel is tallied as
+        # invalid with weight 1 (an eager call raises before getting here).
+        bad_weight = ops.logical_not(ops.logical_and(ops.isfinite(sw), ops.greater_equal(sw, 0)))
+        sw = ops.where(bad_weight, 1.0, sw)
+        bad_label = bad_weight if bad_label is None else ops.logical_or(bad_label, bad_weight)
         weight = sw if weight is None else sw * ops.cast(weight, "float32")
     return labels, weight, bad_label

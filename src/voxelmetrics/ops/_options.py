@@ -13,6 +13,7 @@ Defaults and names decided here, in one table:
 | `class_weights` (BCE loss)  | "balanced" is $N^-_c / N^+_c$ (pos_weight)            |
 | `F1Score(average=)`         | "macro", as every score metric (Keras: None)          |
 | `class_names`               | unique strings, none of `RESERVED_NAMES`              |
+| `on_invalid`                | "raise" in eager ops; "tally" in every metric         |
 
 1024 is a power of two, so `bin_index` needs no edge correction; the metrics used 200
 before (`num_bins=200` still gives those numbers). The loss's "balanced" was spelled
@@ -32,6 +33,7 @@ MODES = ("multilabel", "multiclass", "sparse")
 AVERAGES = (None, "none", "micro", "macro", "weighted")
 RESERVED_NAMES = ("micro", "macro", "weighted", "none", "samplewise")
 ACTIVATIONS = ("sigmoid", "softmax")
+ON_INVALID = ("raise", "tally")
 
 
 def check_int(name: str, value, minimum: int = 1) -> int:
@@ -56,6 +58,13 @@ def check_choice(name: str, value, choices: Sequence):
     if value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}; received {value!r}.")
     return value
+
+
+def check_on_invalid(on_invalid: str) -> str:
+    """What an eager call does with a value it cannot count (NaN or out-of-range score, bad
+    label or weight): "raise" (ops, the default) or "tally" (metrics: on every backend, eager
+    or traced, the value is left out and counted in `invalid`)."""
+    return check_choice("on_invalid", on_invalid, ON_INVALID)
 
 
 def check_mode(mode: str) -> str:

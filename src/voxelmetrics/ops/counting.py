@@ -16,6 +16,7 @@ from voxelmetrics.ops._inputs import (
     prepare,
     scores_and_invalid,
     static_shape,
+    undefined_voxels,
 )
 from voxelmetrics.ops._options import check_int, check_threshold
 
@@ -119,6 +120,7 @@ def confusion_counts(
     ignore_index: int | None = None,
     per_sample: bool = False,
     with_invalid: bool = False,
+    on_invalid: str = "raise",
 ):
     r"""Per-class `tp, fp, fn, tn` at a threshold, fused into one pass over the volume.
 
@@ -141,6 +143,8 @@ def confusion_counts(
         per_sample: keep the leading axis: one `[C, 4]` per volume.
         with_invalid: also return the per-class tally of NaN / out-of-range scores (traced
             calls exclude them from every count; eager calls raise instead).
+        on_invalid: "raise" (default) or "tally": eager calls too leave invalid values out
+            and tally them, as traced calls do (what every metric uses).
 
     Returns:
         int32 `[C, 4]` (float32 with `sample_weight`), columns `tp, fp, fn, tn`;
@@ -162,6 +166,7 @@ def confusion_counts(
         sample_weight=sample_weight,
         mask=mask,
         ignore_index=ignore_index,
+        on_invalid=on_invalid,
     )
     if per_sample and spec.axis == 0:
         raise ValueError("per_sample=True needs a leading sample axis; the class axis is 0.")
@@ -181,17 +186,16 @@ def confusion_counts(
 
 
 def argmax_ids(scores, axis: int):
-    """`(ids, nan)`: int32 argmax over `axis` (ties: lowest class; a NaN score never wins)
-    and bool, True where any score of the voxel is NaN. The one argmax rule of exclusive
-    classes."""
+    """`(ids, undefined)`: int32 argmax over `axis` (ties: lowest class; a NaN score never
+    wins) and bool, True where the voxel decides no class (`undefined_voxels`: a NaN score,
+    several `+inf` or all `-inf`, as softmax). The one argmax rule of exclusive classes."""
     scores = ops.cast(scores, "float32")
-    nan = ops.isnan(scores)
-    winner = ops.argmax(ops.where(nan, -np.inf, scores), axis=axis)
-    return ops.cast(winner, "int32"), ops.any(nan, axis=axis)
+    winner = ops.argmax(ops.where(ops.isnan(scores), -np.inf, scores), axis=axis)
+    return ops.cast(winner, "int32"), undefined_voxels(scores, axis)
 
 
 def argmax_one_hot(y_pred, axis: int):
-    """float32 one-hot of `argmax_ids` over `axis`; NaN where a score is NaN.
+    """float32 one-hot of `argmax_ids` over `axis`; NaN where the voxel is undefined.
 
     Exclusive classes are decided by argmax, the segmentation mask; NaN marks the voxel
     invalid so that `confusion_counts` tallies it instead of counting it.

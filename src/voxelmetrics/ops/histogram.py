@@ -180,6 +180,7 @@ def score_histogram(
     mask=None,
     ignore_index: int | None = None,
     with_invalid: bool = False,
+    on_invalid: str = "raise",
     histogram_method: str = "scatter",
 ):
     r"""Per-class histograms of negative and positive scores, in one counting-sort pass.
@@ -203,6 +204,7 @@ def score_histogram(
         mask: optional bool, broadcastable to the voxel grid; False voxels are ignored.
         ignore_index: sparse label id to ignore.
         with_invalid: also return the per-class tally of invalid scores.
+        on_invalid: "raise" (default) or "tally", as in `confusion_counts`.
         histogram_method: "scatter" (default) counts bin ids with a scatter-add
             (`backends.bincount`); "sort" sorts each class's scores once and `searchsorted`s
             the edges (`backends.sorted_histogram`): identical counts, O(N log N), for
@@ -231,6 +233,7 @@ def score_histogram(
         sample_weight=sample_weight,
         mask=mask,
         ignore_index=ignore_index,
+        on_invalid=on_invalid,
     )
     num_bins = check_num_bins(num_bins) if edges is None else _check_edges(edges)
     _check_method(histogram_method, sample_weight)

@@ -50,17 +50,26 @@ def average_scores(values, support, *, average: Average = None, class_weights=No
     macro: $\frac{1}{|V|}\sum_{c \in V} s_c$ over the valid (non-NaN) classes V;
     weighted: $\sum_{c \in V} w_c s_c / \sum_{c \in V} w_c$ with `class_weight_vector`.
     None/"none" returns `values` unchanged. ("micro" pools counts and is done by the caller.)
+
+    Where the valid classes' weights sum to 0 (no class has support, or inverse frequencies
+    of empty classes), weighted falls back to the macro mean, as scikit-learn does: the
+    `zero_division` value the per-class scores already carry decides the result (1.0 for
+    `precision` of all-empty classes with `zero_division=1`, not NaN). NaN only where no
+    class is valid.
     """
     check_average(average, class_weights)
     if average in (None, "none"):
         return values
     valid = ops.logical_not(ops.isnan(values))
     clean = ops.where(valid, values, 0.0)
+    count = ops.cast(valid, "float32")
+    macro = safe_ratio(ops.sum(count * clean, axis=-1), ops.sum(count, axis=-1))
     if average == "macro":
-        weights = ops.cast(valid, "float32")
-    else:
-        weights = ops.where(valid, class_weight_vector(support, class_weights), 0.0)
-    return safe_ratio(ops.sum(weights * clean, axis=-1), ops.sum(weights, axis=-1))
+        return macro
+    weights = ops.where(valid, class_weight_vector(support, class_weights), 0.0)
+    total = ops.sum(weights, axis=-1)
+    weighted = safe_ratio(ops.sum(weights * clean, axis=-1), total)
+    return ops.where(ops.equal(total, 0.0), macro, weighted)
 
 
 def num_valid_classes(values):

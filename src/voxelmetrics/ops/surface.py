@@ -291,8 +291,8 @@ def _empty_rule(value, n_pred, n_true, one_empty: float):
 
 def _flat(x, spatial_dims: int):
     """`[..., M]`: the trailing `spatial_dims` axes flattened."""
-    shape = static_shape(x)
-    return ops.reshape(x, (*[-1 if d is None else d for d in shape[:-spatial_dims]], -1))
+    shape = ops.shape(x)  # static ints, and run-time sizes where unknown (tf.function)
+    return ops.reshape(x, (*shape[:-spatial_dims], -1))
 
 
 def _order_statistic(keys, rank):
