@@ -71,3 +71,13 @@ def test_bad_input_says_what_was_expected(y_true, y_pred, match):
 def test_num_classes_must_be_a_positive_integer():
     with pytest.raises(ValueError, match="num_classes must be an integer >= 1"):
         label_confusion_matrix(np.array([0]), np.array([0]), 0)
+
+
+def test_with_invalid_tallies_out_of_range_ids_instead_of_raising(rng):
+    y_true = rng.integers(0, 3, (4, 6)).astype(np.int32)
+    y_pred = rng.integers(0, 3, (4, 6)).astype(np.int32)
+    y_true[0, 0], y_pred[1, 1], y_pred[2, 2] = 7, -1, 3
+    matrix, invalid = label_confusion_matrix(y_true, y_pred, 3, with_invalid=True)
+    bad = (y_true > 2) | (y_pred < 0) | (y_pred > 2)
+    np.testing.assert_array_equal(to_numpy(matrix), reference_matrix(y_true, y_pred, 3, ~bad))
+    assert int(to_numpy(invalid)) == 3

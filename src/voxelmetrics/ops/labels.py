@@ -6,9 +6,9 @@ it) is a hard prediction of exclusive classes; one bincount of `true * C + pred`
 
 import numpy as np
 
-from voxelmetrics.ops._inputs import static_shape
+from voxelmetrics.ops._inputs import InputSpec, static_shape
 from voxelmetrics.ops._options import check_int
-from voxelmetrics.ops.counting import INT32_MAX, sparse_confusion_matrix
+from voxelmetrics.ops.counting import INT32_MAX, _compiled_matrix, sparse_confusion_matrix
 
 
 def _check_same_grid(y_true, y_pred) -> None:
@@ -26,7 +26,9 @@ def _check_same_grid(y_true, y_pred) -> None:
         )
 
 
-def label_confusion_matrix(y_true, y_pred, num_classes: int, *, ignore_index=None, mask=None):
+def label_confusion_matrix(
+    y_true, y_pred, num_classes: int, *, ignore_index=None, mask=None, with_invalid: bool = False
+):
     r"""`C x C` confusion matrix of an integer label map against integer labels, exact.
 
     $M_{ij} = \#\{v : y^{true}_v = i,\ y^{pred}_v = j,\ mask_v,\ y^{true}_v \ne ignore\}$,
@@ -40,13 +42,18 @@ def label_confusion_matrix(y_true, y_pred, num_classes: int, *, ignore_index=Non
         num_classes: `C`; every id must lie in `[0, C)` (truth ids may equal `ignore_index`).
         ignore_index: truth id whose voxels are not counted (a void label).
         mask: optional bool, broadcastable to the voxel grid: True where a voxel counts.
+        with_invalid: instead of checking the ids first (a pass over the data on the host),
+            count the voxels whose truth or prediction id lies outside `[0, C)` and return
+            that tally too: a streaming caller checks a whole slab with the count itself.
 
     Returns:
         int32 `[C, C]`, rows true class, columns predicted class; exact (one call counts at
-        most 2**31 - 1 voxels: add chunks' matrices in int64 beyond that).
+        most 2**31 - 1 voxels: add chunks' matrices in int64 beyond that). With
+        `with_invalid`, `(matrix, invalid)`, the out-of-range voxels left out of the matrix.
 
     Raises:
-        ValueError: shapes differ, or (eager calls) an id lies outside `[0, C)`.
+        ValueError: shapes differ, or (eager calls without `with_invalid`) an id lies
+            outside `[0, C)`.
 
     Example:
         >>> import numpy as np
@@ -57,6 +64,12 @@ def label_confusion_matrix(y_true, y_pred, num_classes: int, *, ignore_index=Non
     """
     num_classes = check_int("num_classes", num_classes)
     _check_same_grid(y_true, y_pred)
-    return sparse_confusion_matrix(
-        y_true, y_pred, num_classes, ignore_index=ignore_index, mask=mask
+    if not with_invalid:
+        return sparse_confusion_matrix(
+            y_true, y_pred, num_classes, ignore_index=ignore_index, mask=mask
+        )
+    rank = len(static_shape(y_true))
+    spec = InputSpec(
+        rank + 1, rank, num_classes, True, "none", ignore_index, False, mask is not None
     )
+    return _compiled_matrix(y_true, y_pred, None, mask, spec=spec, scores_given=False)
