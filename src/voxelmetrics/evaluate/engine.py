@@ -719,6 +719,13 @@ def evaluate(
     except ValueError as e:
         raise InputError(first_pred.path, f"does not fit the options: {e}") from None
 
+    run = _case_runner(opened, options, threshold, expected_from, progress, on_case)
+    return Evaluation(options, threshold, _run_all(run, len(opened), options.devices), kind)
+
+
+def _case_runner(opened, options, threshold, expected_from, progress, on_case):
+    """`run(index, device=None)`: announce case `index` to `on_case`, then stream it."""
+
     def run(index: int, device=None) -> CaseTotals:
         name, pred_volume, true_volume = opened[index]
         if on_case is not None:
@@ -734,7 +741,7 @@ def evaluate(
             device=device,
         )
 
-    return Evaluation(options, threshold, _run_all(run, len(opened), options.devices), kind)
+    return run
 
 
 def _run_all(run: Callable[..., CaseTotals], num_cases: int, requested_devices: int) -> list:
@@ -753,20 +760,7 @@ def _evaluate_label_maps(opened, options: Options, progress, on_case) -> Evaluat
     """Every case's `[C, C]` matrix; without `num_classes`, C is the largest id seen in
     either map of any case, plus one. Per-class counts come from the matrices."""
 
-    def run(index: int, device=None) -> CaseTotals:
-        name, pred_volume, true_volume = opened[index]
-        if on_case is not None:
-            on_case(name, index, len(opened))
-        return evaluate_case(
-            name,
-            pred_volume,
-            true_volume,
-            options,
-            np.zeros(0, np.float32),
-            progress=progress,
-            device=device,
-        )
-
+    run = _case_runner(opened, options, np.zeros(0, np.float32), "", progress, on_case)
     cases = _run_all(run, len(opened), options.devices)
     c = options.num_classes
     if not c:
