@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 from keras import ops
 
-from voxelmetrics.evaluate.engine import Evaluation
+from voxelmetrics.evaluate.engine import NO_CURVES, Evaluation
+from voxelmetrics.evaluate.statistics import DEFAULT_BOOTSTRAP, case_statistics
 from voxelmetrics.ops.curves import average_precision, roc_auc
 from voxelmetrics.ops.histogram import bin_index
 from voxelmetrics.ops.scores import (
@@ -136,27 +137,45 @@ def _optimal(histogram: np.ndarray, criteria: Sequence[str]) -> dict[str, dict[s
     return result
 
 
-def class_metrics(counts: np.ndarray, histogram: np.ndarray, zero_division="nan") -> dict:
-    """Per-class metrics `{name: float64 [C]}` from exact counts and a histogram."""
-    c32, h32 = counts.astype(np.float32), histogram.astype(np.float32)
-    out = {k: _floats(f(c32, zero_division=zero_division)) for k, f in COUNT_METRICS.items()}
-    out |= {k: _floats(f(h32, zero_division=zero_division)) for k, f in CURVE_METRICS.items()}
-    return out
+def metric_names(hard: bool) -> tuple[str, ...]:
+    """The reported metrics: every one for scores, the count metrics for hard predictions."""
+    return tuple(COUNT_METRICS) if hard else METRICS
 
 
-def averaged_metrics(counts, histogram, zero_division="nan") -> dict:
-    """`{average: {metric: float, "valid_classes": int}}` for micro, macro and weighted."""
-    c32, h32 = counts.astype(np.float32), histogram.astype(np.float32)
+def _metric_functions(counts, histogram) -> list:
+    """`(name, function, its float32 input)`: count metrics, and curve metrics when there
+    is a histogram (None for hard predictions)."""
+    c32 = counts.astype(np.float32)
+    pairs = [(k, f, c32) for k, f in COUNT_METRICS.items()]
+    if histogram is not None:
+        h32 = histogram.astype(np.float32)
+        pairs += [(k, f, h32) for k, f in CURVE_METRICS.items()]
+    return pairs
+
+
+def class_metrics(counts: np.ndarray, histogram: np.ndarray | None, zero_division="nan") -> dict:
+    """Per-class metrics `{name: float64 [C]}` from exact counts and a histogram (curve
+    metrics only with a histogram)."""
+    return {
+        k: _floats(f(x, zero_division=zero_division))
+        for k, f, x in _metric_functions(counts, histogram)
+    }
+
+
+def averaged_metrics(counts, histogram, zero_division="nan", exclude: Sequence[int] = ()) -> dict:
+    """`{average: {metric: float, "valid_classes": int}}` for micro, macro and weighted.
+
+    Classes in `exclude` (indices) are left out of every average (reported per class only).
+    """
+    kept = [c for c in range(counts.shape[0]) if c not in set(exclude)]
+    counts = counts[kept]
+    histogram = None if histogram is None else histogram[kept]
     per_class = class_metrics(counts, histogram, zero_division)
     out = {}
     for average in AVERAGES:
         row = {
-            k: float(_floats(f(c32, average=average, zero_division=zero_division)))
-            for k, f in COUNT_METRICS.items()
-        }
-        row |= {
-            k: float(_floats(f(h32, average=average, zero_division=zero_division)))
-            for k, f in CURVE_METRICS.items()
+            k: float(_floats(f(x, average=average, zero_division=zero_division)))
+            for k, f, x in _metric_functions(counts, histogram)
         }
         if average == "macro":
             row["valid_classes"] = {
@@ -180,16 +199,16 @@ def _class_rows(names, counts, histogram, threshold, optimal, zero_division) -> 
     for c, name in enumerate(names):
         tp, fp, fn, tn = (int(x) for x in counts[c])
         row = {"support": tp + fn, "tp": tp, "fp": fp, "fn": fn, "tn": tn}
-        row["threshold"] = float(threshold[c])
+        row["threshold"] = None if histogram is None else float(threshold[c])
         row |= {k: _number(v[c]) for k, v in metrics.items()}
         row["optimal"] = {crit: _optimal_row(o, c) for crit, o in optimal.items()}
         rows[name] = row
     return rows
 
 
-def _scope(counts, histogram, names, threshold, criteria, zero_division) -> dict:
-    optimal = _optimal(histogram, criteria)
-    averages = averaged_metrics(counts, histogram, zero_division)
+def _scope(counts, histogram, *, names, threshold, criteria, zero_division, exclude) -> dict:
+    optimal = {} if histogram is None else _optimal(histogram, criteria)
+    averages = averaged_metrics(counts, histogram, zero_division, exclude)
     return {
         "classes": _class_rows(names, counts, histogram, threshold, optimal, zero_division),
         "averages": {
@@ -199,22 +218,72 @@ def _scope(counts, histogram, names, threshold, criteria, zero_division) -> dict
     }
 
 
-def samplewise(evaluation: Evaluation, names, zero_division="nan") -> dict:
-    """Per class, the mean over cases of each per-case metric; undefined cases are skipped.
-
-    The skipping rule is the macro rule of `average_scores` applied across cases.
+def samplewise(
+    evaluation: Evaluation,
+    names,
+    zero_division="nan",
+    *,
+    exclude: Sequence[int] = (),
+    bootstrap: int = DEFAULT_BOOTSTRAP,
+) -> dict:
+    """Per class, and for the per-case macro average over the classes not in `exclude`
+    (key `"macro"`): the mean over cases of each per-case metric (undefined cases skipped,
+    the macro rule of `average_scores` applied across cases), the number of cases where it
+    was defined (`<metric>_cases`), and `statistics[metric]`: `case_statistics` (sd,
+    median, quartiles, extremes with their case, bootstrap CI of the mean).
     """
+    hard = evaluation.hard
+    metrics = metric_names(hard)
     per_case = [class_metrics(c.counts, c.histogram, zero_division) for c in evaluation.cases]
+    macro = [
+        averaged_metrics(c.counts, c.histogram, zero_division, exclude)["macro"]
+        for c in evaluation.cases
+    ]
+    case_names = [c.name for c in evaluation.cases]
+    columns = {
+        name: {m: [pc[m][c] for pc in per_case] for m in metrics} for c, name in enumerate(names)
+    }
+    columns["macro"] = {m: [row[m] for row in macro] for m in metrics}
     out = {}
-    for c, name in enumerate(names):
+    for name, values_by_metric in columns.items():
         row = {}
-        for metric in METRICS:
-            values = np.float32([m[metric][c] for m in per_case])
+        for metric, values in values_by_metric.items():
+            values = np.float32(values)
             mean = average_scores(values, np.ones_like(values), average="macro")
             row[metric] = _number(_floats(mean))
             row[f"{metric}_cases"] = int(ops.convert_to_numpy(num_valid_classes(values)))
+        row["statistics"] = {
+            metric: {
+                k: v if isinstance(v, str | None) else _number(v)
+                for k, v in case_statistics(
+                    np.float64(values), case_names, bootstrap=bootstrap
+                ).items()
+            }
+            for metric, values in values_by_metric.items()
+        }
         out[name] = row
     return out
+
+
+def exclude_indices(exclude: Sequence, names: Sequence[str]) -> list[int]:
+    """Class indices from names or ids (ints or digit strings), e.g. `["background"]`, `[0]`.
+
+    Raises:
+        ValueError: a name that is no class, or an id outside `[0, C)`.
+    """
+    out = []
+    for item in exclude:
+        text = str(item).strip()
+        if text in names:
+            out.append(list(names).index(text))
+        elif text.lstrip("-").isdigit() and 0 <= int(text) < len(names):
+            out.append(int(text))
+        else:
+            raise ValueError(
+                f"--exclude {text!r} is neither a class name ({', '.join(names)}) nor a class "
+                f"id in [0, {len(names)})."
+            )
+    return sorted(set(out))
 
 
 def default_class_names(num_classes: int) -> list[str]:
@@ -227,8 +296,16 @@ def summarize(
     class_names: Sequence[str] | None = None,
     criteria: Sequence[str] = ("f1",),
     zero_division="nan",
+    exclude: Sequence = (),
+    bootstrap: int = DEFAULT_BOOTSTRAP,
 ) -> dict:
     """The full report as a JSON-ready dict: config, per case, pooled, samplewise.
+
+    Hard predictions (label maps, masks) give counts and count metrics only (no threshold,
+    curve metrics or optimal thresholds; `config["curves"]` says why). Classes in `exclude`
+    (names or ids) are reported per class and left out of every average. `samplewise`
+    holds, per class and for the per-case macro average, the per-case statistics
+    (`bootstrap` resamples for the 95% CI of the mean; 0 leaves the CI out).
 
     Per class (per case and pooled): `support, tp, fp, fn, tn, threshold, recall, precision,
     specificity, dice, iou, average_precision, roc_auc` and `optimal[criterion]` with the
@@ -255,6 +332,11 @@ def summarize(
         )
     t = evaluation.threshold
     options = evaluation.options
+    hard = evaluation.hard
+    criteria = [] if hard else list(criteria)
+    excluded = exclude_indices(exclude, names)
+    scope = {"names": names, "threshold": t, "criteria": criteria}
+    scope |= {"zero_division": zero_division, "exclude": excluded}
     return {
         "config": {
             "num_classes": evaluation.num_classes,
@@ -267,6 +349,10 @@ def summarize(
             "criteria": list(criteria),
             "zero_division": zero_division,
             "num_cases": len(evaluation.cases),
+            "pred_kind": evaluation.pred_kind,
+            "exclude": [names[c] for c in excluded],
+            "bootstrap": bootstrap,
+            **({"curves": NO_CURVES} if hard else {}),
         },
         "cases": [
             {
@@ -274,14 +360,14 @@ def summarize(
                 "pred": case.pred,
                 "true": case.true,
                 "grid_shape": list(case.grid_shape),
-                **_scope(case.counts, case.histogram, names, t, criteria, zero_division),
+                **_scope(case.counts, case.histogram, **scope),
             }
             for case in evaluation.cases
         ],
-        "pooled": _scope(
-            evaluation.counts, evaluation.histogram, names, t, criteria, zero_division
+        "pooled": _scope(evaluation.counts, evaluation.histogram, **scope),
+        "samplewise": samplewise(
+            evaluation, names, zero_division, exclude=excluded, bootstrap=bootstrap
         ),
-        "samplewise": samplewise(evaluation, names, zero_division),
     }
 
 
@@ -293,26 +379,46 @@ def to_json(summary: dict) -> str:
 CSV_COUNTS = ("support", "tp", "fp", "fn", "tn", "threshold")
 
 
+STATISTICS = ("mean", "std", "median", "q25", "q75", "min", "min_case", "max", "max_case")
+STATISTICS += ("n_defined", "n_cases", "ci_low", "ci_high")
+
+
+def _write_csv(columns: Sequence[str], rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, restval="", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def _metrics_of(summary: dict) -> tuple[str, ...]:
+    return metric_names(summary["config"]["pred_kind"] in ("labels", "masks"))
+
+
 def to_csv(summary: dict) -> str:
     """One row per (scope, case, class): per-case and pooled classes and averages, samplewise.
 
     Columns: `scope, case, class`, the counts, the metrics, then per criterion
     `<criterion>_threshold` and `<criterion>_value`. Cells that do not apply are empty.
+    Samplewise rows (per class and `macro`): `case` empty holds the mean over cases; then
+    one row per statistic of `case_statistics` (`case` = `std`, `median`, `ci_low`, ...).
     """
     criteria = summary["config"]["criteria"]
-    columns = ["scope", "case", "class", *CSV_COUNTS, *METRICS]
+    metrics = _metrics_of(summary)
+    columns = ["scope", "case", "class", *CSV_COUNTS, *metrics]
     columns += [f"{c}_{k}" for c in criteria for k in ("threshold", "value")]
     rows = []
 
     def scope_rows(scope, case, block):
         for name, row in block["classes"].items():
-            flat = {k: row[k] for k in (*CSV_COUNTS, *METRICS)}
+            flat = {k: row[k] for k in (*CSV_COUNTS, *metrics)}
             for crit, o in row["optimal"].items():
                 flat[f"{crit}_threshold"], flat[f"{crit}_value"] = o["threshold"], o["value"]
             rows.append({"scope": scope, "case": case, "class": name, **flat})
         for average, row in block["averages"].items():
             rows.append(
-                {"scope": scope, "case": case, "class": average, **{k: row[k] for k in METRICS}}
+                {"scope": scope, "case": case, "class": average, **{k: row[k] for k in metrics}}
             )
 
     for case in summary["cases"]:
@@ -320,14 +426,27 @@ def to_csv(summary: dict) -> str:
     scope_rows("pooled", "", summary["pooled"])
     for name, row in summary["samplewise"].items():
         rows.append(
-            {"scope": "samplewise", "case": "", "class": name, **{k: row[k] for k in METRICS}}
+            {"scope": "samplewise", "case": "", "class": name, **{k: row[k] for k in metrics}}
         )
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, restval="", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
-    return buffer.getvalue()
+    for name, row in summary["samplewise"].items():
+        for stat in STATISTICS:
+            if stat in row["statistics"][metrics[0]]:
+                values = {k: row["statistics"][k][stat] for k in metrics}
+                rows.append({"scope": "samplewise", "case": stat, "class": name, **values})
+    return _write_csv(columns, rows)
+
+
+def to_per_case_csv(summary: dict) -> str:
+    """One row per case and class, for users who do their own statistics: `case, class`,
+    the counts and the metrics (the per-case rows of `to_csv`, without averages)."""
+    metrics = _metrics_of(summary)
+    columns = ["case", "class", "support", "tp", "fp", "fn", "tn", *metrics]
+    rows = [
+        {"case": case["name"], "class": name, **{k: row[k] for k in columns[2:]}}
+        for case in summary["cases"]
+        for name, row in case["classes"].items()
+    ]
+    return _write_csv(columns, rows)
 
 
 def check_writable(out_dir) -> Path:
@@ -466,36 +585,59 @@ TABLE_METRICS = {
     "average_precision": "AP",
     "roc_auc": "AUC",
 }
+HARD_TABLE_METRICS = {"recall": "recall", "precision": "prec", "dice": "dice", "iou": "IoU"}
+
+
+def _with_interval(stats: dict) -> str:
+    """`0.943 [0.931, 0.952]`: the mean over cases and its bootstrap CI (when computed)."""
+    text = _fmt(stats["mean"], 3)
+    if stats.get("ci_low") is not None:
+        text += f" [{_fmt(stats['ci_low'], 3)}, {_fmt(stats['ci_high'], 3)}]"
+    return text
 
 
 def render_table(summary: dict, console) -> None:
-    """Print the pooled per-class metrics and averages, then the optimal thresholds.
+    """Print the pooled per-class metrics and averages, the per-case Dice (mean and 95%
+    bootstrap CI over cases), then the optimal thresholds (scores only).
 
-    Fits 80 columns; every count and metric (tp, fp, fn, tn, iou, specificity, per case) is
-    in report.json and report.csv.
+    Fits 100 columns; every count and metric (tp, fp, fn, tn, iou, specificity, per case,
+    every statistic) is in report.json and report.csv.
     """
     from rich import box
     from rich.table import Table
 
     config = summary["config"]
     pooled, samples = summary["pooled"], summary["samplewise"]
-    thresholds = ", ".join(f"{t:g}" for t in dict.fromkeys(config["threshold"]))
+    hard = "curves" in config
+    shown = HARD_TABLE_METRICS if hard else TABLE_METRICS
+    if hard:
+        how = f"{config['pred_kind']} (hard predictions)"
+    else:
+        how = f"threshold {', '.join(f'{t:g}' for t in dict.fromkeys(config['threshold']))}"
+    excluded = f"; averages without {', '.join(config['exclude'])}" if config["exclude"] else ""
     table = Table(
-        title=f"pooled over {config['num_cases']} case(s) at threshold {thresholds}; "
-        f"class axis {config['axis']}: {config['num_classes']} classes",
+        title=f"pooled over {config['num_cases']} case(s) at {how}; "
+        f"{config['num_classes']} classes{excluded}",
         title_justify="left",
         box=box.SIMPLE_HEAD,
     )
     table.add_column("class", no_wrap=True)
-    for column in ("support", *TABLE_METRICS.values(), "dice/vol"):
+    for column in ("support", *shown.values(), "dice/vol [95% CI]"):
         table.add_column(column, justify="right")
     for name, row in pooled["classes"].items():
-        metrics = [_fmt(row[k], 3) for k in TABLE_METRICS]
-        table.add_row(name, f"{row['support']:,}", *metrics, _fmt(samples[name]["dice"], 3))
+        metrics = [_fmt(row[k], 3) for k in shown]
+        dice_cases = _with_interval(samples[name]["statistics"]["dice"])
+        table.add_row(name, f"{row['support']:,}", *metrics, dice_cases)
     table.add_section()
     for average, row in pooled["averages"].items():
-        table.add_row(average, "", *(_fmt(row[k], 3) for k in TABLE_METRICS), "")
+        per_case = (
+            _with_interval(samples["macro"]["statistics"]["dice"]) if average == "macro" else ""
+        )
+        table.add_row(average, "", *(_fmt(row[k], 3) for k in shown), per_case)
     console.print(table)
+    if hard:
+        console.print(config["curves"])
+        return
     criteria = config["criteria"]
     best = Table(
         title="optimal thresholds (pooled): value @ threshold",
