@@ -13,6 +13,7 @@ from voxelmetrics.evaluate.engine import Options, evaluate
 from voxelmetrics.evaluate.report import (
     parse_criterion,
     summarize,
+    STATISTICS,
     to_csv,
     to_json,
     write_atomically,
@@ -108,8 +109,12 @@ def test_json_is_strict_and_csv_has_every_row(report):
     loaded = json.loads(to_json(summary), parse_constant=refuse)
     assert loaded["config"]["class_names"] == ["a", "b", "c"]
     rows = list(csv.DictReader(io.StringIO(to_csv(summary))))
-    # per case: 3 classes + 3 averages; pooled the same; samplewise 3 classes
-    assert len(rows) == 3 * 6 + 6 + 3
+    # per case: 3 classes + 3 averages; pooled the same; samplewise 3 classes and the
+    # macro average, each with its mean row and one row per statistic
+    statistics = len(STATISTICS)
+    assert len(rows) == 3 * 6 + 6 + 4 + 4 * statistics
+    ci = [r for r in rows if r["scope"] == "samplewise" and r["case"] == "ci_low"]
+    assert [r["class"] for r in ci] == ["a", "b", "c", "macro"]
     pooled_a = next(r for r in rows if r["scope"] == "pooled" and r["class"] == "a")
     assert int(pooled_a["tp"]) == summary["pooled"]["classes"]["a"]["tp"]
     assert "recall_at_precision:0.5_threshold" in pooled_a
