@@ -197,7 +197,7 @@ def _spawn(backend: str, argv: list[str]) -> dict:
         tail: collections.deque[str] = collections.deque(maxlen=5)
         for line in proc.stderr:
             if line.startswith(PROGRESS):
-                print(f"{backend}: {line[len(PROGRESS):].strip()}", file=sys.stderr, flush=True)
+                print(f"{backend}: {line[len(PROGRESS) :].strip()}", file=sys.stderr, flush=True)
             elif line.strip():
                 tail.append(line.strip())
         code = proc.wait()

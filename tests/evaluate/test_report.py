@@ -11,9 +11,9 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from tests.evaluate.reference import counts_and_histogram
 from voxelmetrics.evaluate.engine import Options, evaluate
 from voxelmetrics.evaluate.report import (
+    STATISTICS,
     parse_criterion,
     summarize,
-    STATISTICS,
     to_csv,
     to_json,
     write_atomically,

@@ -533,7 +533,8 @@ def _check_label_map(labels, spec, path, offset, axis, options, ignore: bool = T
             axis=axis,
         )
     except InputError as e:
-        if options.num_classes:
+        fractional = labels.dtype.kind == "f" and not np.array_equal(labels, np.floor(labels))
+        if options.num_classes or fractional:
             raise
         raise InputError(
             path,

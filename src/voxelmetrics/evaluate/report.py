@@ -611,12 +611,13 @@ def render_table(summary: dict, console) -> None:
     hard = "curves" in config
     shown = HARD_TABLE_METRICS if hard else TABLE_METRICS
     if hard:
-        how = f"{config['pred_kind']} (hard predictions)"
+        how = f"of {config['pred_kind']} (hard predictions)"
     else:
-        how = f"threshold {', '.join(f'{t:g}' for t in dict.fromkeys(config['threshold']))}"
+        thresholds = ", ".join(f"{t:g}" for t in dict.fromkeys(config["threshold"]))
+        how = f"at threshold {thresholds}; class axis {config['axis']}"
     excluded = f"; averages without {', '.join(config['exclude'])}" if config["exclude"] else ""
     table = Table(
-        title=f"pooled over {config['num_cases']} case(s) at {how}; "
+        title=f"pooled over {config['num_cases']} case(s) {how}: "
         f"{config['num_classes']} classes{excluded}",
         title_justify="left",
         box=box.SIMPLE_HEAD,
