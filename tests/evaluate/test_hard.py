@@ -160,3 +160,18 @@ def test_exclude_names_an_unknown_class():
     with pytest.raises(ValueError, match="--exclude 'liver' is neither a class name"):
         summarize(ev, exclude=["liver"])
     assert summarize(ev, exclude=["0"])["config"]["exclude"] == ["class_0"]
+
+
+def test_counts_at_bins_through_exact_linear_beyond_int32():
+    from voxelmetrics.evaluate.engine import exact_linear
+    from voxelmetrics.ops.fused import counts_at_bins
+
+    histogram = np.array([[[2**33 + 1, 5], [7, 3 * 2**31]], [[1, 2], [3, 4]]], np.int64)
+    k = np.int32([1, 0])
+    got = exact_linear(lambda h: counts_at_bins(h, k), histogram, histogram[0].size)
+    neg, pos = histogram[..., 0], histogram[..., 1]
+    expected = [
+        [pos[c, k[c] :].sum(), neg[c, k[c] :].sum(), pos[c, : k[c]].sum(), neg[c, : k[c]].sum()]
+        for c in range(2)
+    ]
+    np.testing.assert_array_equal(got, expected)

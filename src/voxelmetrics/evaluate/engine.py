@@ -585,19 +585,36 @@ def _stream_case(name, pred, true, options, threshold, spec, plan, score_slab, p
     return totals
 
 
+def exact_linear(fn: Callable, values: np.ndarray, terms: int) -> np.ndarray:
+    """int64 `fn(values)` for a linear integer op `fn` (sums and differences of at most
+    `terms` entries, e.g. `counts_from_confusion_matrix`, `counts_at_bins`), exact for any
+    int64 `values` on every backend, JAX without x64 included.
+
+    `fn` is linear, so `values` is split into limbs narrow enough that `terms` of them sum
+    within int32, `fn` runs on each limb, and the results are shifted back and added in
+    numpy int64.
+
+    Example:
+        >>> import numpy as np
+        >>> exact_linear(lambda x: x.sum(keepdims=True), np.int64([2**40, 3]), 2).tolist()
+        [1099511627779]
+    """
+    values = np.asarray(values, np.int64)
+    bits = max(1, 30 - math.ceil(math.log2(max(terms, 1) + 1)))
+    total, shift = None, 0
+    while total is None or (values >> shift).any():
+        limb = ((values >> shift) & ((1 << bits) - 1)).astype(np.int32)
+        part = np.asarray(ops.convert_to_numpy(fn(limb))).astype(np.int64) << shift
+        total = part if total is None else total + part
+        shift += bits
+    return total
+
+
 def exact_counts(matrix: np.ndarray) -> np.ndarray:
-    """int64 `[C, 4]` from an int64 `[C, C]` matrix through `counts_from_confusion_matrix`,
-    exact beyond 2**31 voxels: the counts are linear in the matrix, so it is split into
-    15-bit limbs whose sums fit int32 (up to 256 classes) and the limbs' counts are added."""
+    """int64 `[C, 4]` one-vs-rest counts of an int64 `[C, C]` confusion matrix, exact
+    (`counts_from_confusion_matrix` through `exact_linear`)."""
     matrix = np.asarray(matrix, np.int64)
-    counts = np.zeros((matrix.shape[0], 4), np.int64)
-    shift = 0
-    while shift == 0 or (matrix >> shift).any():
-        limb = ((matrix >> shift) & (2**15 - 1)).astype(np.int32)
-        part = ops.convert_to_numpy(counts_from_confusion_matrix(limb)).astype(np.int64)
-        counts += part << shift
-        shift += 15
-    return counts
+    return exact_linear(counts_from_confusion_matrix, matrix, matrix.size)
 
 
 def _place(arrays: tuple, device) -> tuple:

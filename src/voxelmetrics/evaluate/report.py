@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 from keras import ops
 
-from voxelmetrics.evaluate.engine import NO_CURVES, Evaluation
+from voxelmetrics.evaluate.engine import NO_CURVES, Evaluation, exact_linear
 from voxelmetrics.evaluate.statistics import DEFAULT_BOOTSTRAP, case_statistics
 from voxelmetrics.ops.curves import average_precision, roc_auc
+from voxelmetrics.ops.fused import counts_at_bins
 from voxelmetrics.ops.histogram import bin_index
 from voxelmetrics.ops.scores import (
     average_scores,
@@ -110,16 +111,6 @@ def _number(x):
     return None if math.isnan(x) else x
 
 
-def _counts_at(histogram: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Exact int64 `[C, 4]` counts at bin thresholds `t_k` (score >= t_k is positive)."""
-    rows = []
-    for c, kc in enumerate(k):
-        neg, pos = histogram[c, :, 0], histogram[c, :, 1]
-        tp, fp = int(pos[kc:].sum()), int(neg[kc:].sum())
-        rows.append([tp, fp, int(pos.sum()) - tp, int(neg.sum()) - fp])
-    return np.asarray(rows, np.int64)
-
-
 def _optimal(histogram: np.ndarray, criteria: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
     """Per criterion: thresholds `[C]`, values `[C]` and exact counts `[C, 4]` there."""
     result = {}
@@ -132,7 +123,8 @@ def _optimal(histogram: np.ndarray, criteria: Sequence[str]) -> dict[str, dict[s
         k = np.asarray(
             ops.convert_to_numpy(bin_index(np.where(found, t, 0).astype("f4"), num_bins))
         )
-        counts = np.where(found[:, None], _counts_at(histogram, k), -1)
+        exact = exact_linear(lambda h, k=k: counts_at_bins(h, k), histogram, histogram[0].size)
+        counts = np.where(found[:, None], exact, -1)
         result[text] = {"threshold": t, "value": v, "counts": counts}
     return result
 
