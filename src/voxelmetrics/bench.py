@@ -851,8 +851,12 @@ def engine_ratios(label_size: int = 512, seed: int = 0) -> dict:
         in_memory()
         out["kernel_s"] = _best(in_memory)
         _progress("engine: evaluation phase")
-        out["evaluate_cold_s"], _ = _once(lambda: evaluate(pred, true, Options()))
-        out["evaluate_s"], evaluation = _once(lambda: evaluate(pred, true, Options()))
+        out["evaluate_cold_s"], _ = _once(
+            lambda: evaluate(y_true=true, y_pred=pred, options=Options())
+        )
+        out["evaluate_s"], evaluation = _once(
+            lambda: evaluate(y_true=true, y_pred=pred, options=Options())
+        )
         _progress("engine: report")
         out["report_s"], _ = _once(lambda: summarize(evaluation, criteria=ENGINE_CRITERIA))
         out["report_warm_s"], _ = _once(lambda: summarize(evaluation, criteria=ENGINE_CRITERIA))
@@ -874,8 +878,8 @@ def engine_ratios(label_size: int = 512, seed: int = 0) -> dict:
     out["label_size"] = label_size
     out["bincount_s"] = _best(numpy_bincount, 2)
     options = Options(num_classes=c)
-    out["labels_cold_s"], _ = _once(lambda: evaluate(y_pred, y_true, options))
-    out["labels_s"] = _best(lambda: evaluate(y_pred, y_true, options), 2)
+    out["labels_cold_s"], _ = _once(lambda: evaluate(y_true=y_true, y_pred=y_pred, options=options))
+    out["labels_s"] = _best(lambda: evaluate(y_true=y_true, y_pred=y_pred, options=options), 2)
     out["ratios"] = {
         "a_evaluate_over_kernel": out["evaluate_s"] / out["kernel_s"],
         "b_report_over_evaluate": out["report_s"] / out["evaluate_s"],

@@ -407,9 +407,9 @@ def _evaluate(pred, true, options, signals, class_names, report_options, quiet, 
             progress.on_chunk(name, done, total)
 
         evaluation = evaluate(
-            pred,
-            true,
-            options,
+            y_true=true,
+            y_pred=pred,
+            options=options,
             progress=on_chunk,
             on_case=progress.on_case,
             scores_needed_for=curves_by,

@@ -49,7 +49,7 @@ def label_folder(tmp_path, rng, shapes, c=4):
 
 def test_label_map_folder_gives_bincount_counts_per_case(tmp_path, rng):
     pred, true, pairs = label_folder(tmp_path, rng, [(9, 8, 7), (5, 11, 6), (1, 1, 1)])
-    ev = evaluate(pred, true, Options(chunk_mb=TINY_CHUNK_MB))
+    ev = evaluate(y_true=true, y_pred=pred, options=Options(chunk_mb=TINY_CHUNK_MB))
     assert ev.pred_kind == "labels" and ev.hard and ev.histogram is None
     assert ev.num_classes == 4  # inferred: the largest id in either map, plus one
     for case, (y_true, y_pred) in zip(ev.cases, pairs, strict=True):
@@ -63,7 +63,11 @@ def test_label_maps_with_ignore_index_and_given_class_count(rng):
     y_true = rng.integers(0, 3, (6, 10)).astype(np.int16)
     y_true[2] = 255
     y_pred = rng.integers(0, 3, (6, 10)).astype(np.int16)
-    ev = evaluate(y_pred, y_true, Options(num_classes=5, ignore_index=255, chunk_mb=0.0005))
+    ev = evaluate(
+        y_true=y_true,
+        y_pred=y_pred,
+        options=Options(num_classes=5, ignore_index=255, chunk_mb=0.0005),
+    )
     keep = y_true != 255
     assert ev.num_classes == 5
     np.testing.assert_array_equal(ev.counts, counts_reference(y_true, y_pred, 5, keep))
@@ -74,11 +78,11 @@ def test_label_map_out_of_range_is_named_with_its_first_voxel(rng):
     y_pred = rng.integers(0, 3, (6, 4)).astype(np.uint8)
     y_pred[4, 1] = 7
     with pytest.raises(InputError, match=r"class ids in \[0, 3\).*index \(4, 1\)"):
-        evaluate(y_pred, y_true, Options(num_classes=3, chunk_mb=0.0001))
+        evaluate(y_true=y_true, y_pred=y_pred, options=Options(num_classes=3, chunk_mb=0.0001))
     wide = y_true.astype(np.int32)
     wide[0, 0] = 400
     with pytest.raises(InputError, match="pass --num-classes"):
-        evaluate(y_pred, wide, Options())
+        evaluate(y_true=wide, y_pred=y_pred, options=Options())
 
 
 def test_label_map_of_another_shape_is_refused(rng):
@@ -91,7 +95,7 @@ def test_multi_hot_masks_give_exact_counts(rng, dtype):
     y_true = rng.random((7, 6, 5, 3)) < [0.3, 0.05, 0.0]  # class 2 empty
     y_pred = rng.random((7, 6, 5, 3)) < [0.4, 0.1, 0.02]
     kind = Options(pred_kind="masks", chunk_mb=TINY_CHUNK_MB)
-    ev = evaluate(y_pred.astype(dtype), y_true.astype(np.uint8), kind)
+    ev = evaluate(y_true=y_true.astype(np.uint8), y_pred=y_pred.astype(dtype), options=kind)
     assert ev.pred_kind == "masks" and ev.histogram is None
     np.testing.assert_array_equal(ev.counts, reference_counts(y_true, y_pred))
 
@@ -106,14 +110,17 @@ def test_masks_holding_other_values_are_refused(rng):
 def test_float_zero_one_arrays_stay_scores_unless_masks_is_said(rng):
     y_true = (rng.random((5, 4, 2)) < 0.5).astype(np.uint8)
     y_pred = (rng.random((5, 4, 2)) < 0.5).astype(np.float32)
-    assert evaluate(y_pred, y_true, Options(num_bins=8)).pred_kind == "scores"
-    assert evaluate(y_pred, y_true, Options(pred_kind="masks")).pred_kind == "masks"
+    assert evaluate(y_true=y_true, y_pred=y_pred, options=Options(num_bins=8)).pred_kind == "scores"
+    assert (
+        evaluate(y_true=y_true, y_pred=y_pred, options=Options(pred_kind="masks")).pred_kind
+        == "masks"
+    )
 
 
 def test_curve_options_with_hard_predictions_are_refused_before_reading():
     labels = np.zeros((3, 3), np.uint8)
     with pytest.raises(InputError, match=r"--plot needs scores.*ranks nothing"):
-        evaluate(labels, labels, Options(), scores_needed_for="--plot")
+        evaluate(y_true=labels, y_pred=labels, options=Options(), scores_needed_for="--plot")
 
 
 def test_exact_counts_split_beyond_int32():
@@ -126,7 +133,7 @@ def test_exact_counts_split_beyond_int32():
 
 def test_hard_report_has_counts_scores_statistics_and_no_curves(tmp_path, rng):
     pred, true, pairs = label_folder(tmp_path, rng, [(6, 5, 4), (7, 5, 3), (5, 5, 5)])
-    ev = evaluate(pred, true, Options())
+    ev = evaluate(y_true=true, y_pred=pred, options=Options())
     summary = summarize(ev, class_names=["bg", "a", "b", "c"], exclude=["bg"], bootstrap=200)
     assert summary["config"]["curves"].startswith("hard predictions rank nothing")
     assert summary["config"]["exclude"] == ["bg"] and summary["config"]["criteria"] == []
@@ -156,7 +163,7 @@ def test_hard_report_has_counts_scores_statistics_and_no_curves(tmp_path, rng):
 def test_exclude_names_an_unknown_class():
     labels = np.zeros((3, 3), np.uint8)
     labels[0, 0] = 1
-    ev = evaluate(labels, labels, Options())
+    ev = evaluate(y_true=labels, y_pred=labels, options=Options())
     with pytest.raises(ValueError, match="--exclude 'liver' is neither a class name"):
         summarize(ev, exclude=["liver"])
     assert summarize(ev, exclude=["0"])["config"]["exclude"] == ["class_0"]

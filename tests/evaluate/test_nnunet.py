@@ -34,7 +34,7 @@ def _write_cases(tmp_path, rng):
 
 def test_counts_dice_and_iou_equal_nnunet_compute_metrics(tmp_path, rng):
     pred, true = _write_cases(tmp_path, rng)
-    ev = evaluate(pred, true, Options(num_classes=4, ignore_index=IGNORE))
+    ev = evaluate(y_true=true, y_pred=pred, options=Options(num_classes=4, ignore_index=IGNORE))
     summary = summarize(ev, exclude=[0], bootstrap=0)
     for case in summary["cases"]:
         theirs = compute_metrics(

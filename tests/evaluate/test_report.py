@@ -37,7 +37,9 @@ def _cases(n=3, seed=0):
 @pytest.fixture(scope="module")
 def report():
     cases = _cases()
-    ev = evaluate(cases, None, Options(num_bins=NUM_BINS, chunk_mb=0.002))
+    ev = evaluate(
+        cases=[(n, t, p) for n, p, t in cases], options=Options(num_bins=NUM_BINS, chunk_mb=0.002)
+    )
     criteria = ["f1", "youden", "recall_at_precision:0.5"]
     return cases, summarize(ev, class_names=["a", "b", "c"], criteria=criteria)
 

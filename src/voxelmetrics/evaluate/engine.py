@@ -9,7 +9,6 @@ import dataclasses
 import math
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -660,19 +659,43 @@ def _expected_classes(options: Options, spec: InputSpec, first: Volume) -> tuple
     return spec.num_classes, f"the first case, {first.path}"
 
 
-def _cases(pred, true) -> list[tuple[str, object, object]]:
-    if isinstance(pred, np.ndarray) or isinstance(true, np.ndarray):
-        return [("case", pred, true)]
-    if isinstance(pred, str | Path):
-        return pair_cases(pred, true)
-    return [(str(name), p, t) for name, p, t in pred]
+def _cases(y_true, y_pred, cases) -> list[tuple[str, object, object]]:
+    """`(name, pred source, true source)` for every case, however they were given."""
+    if cases is not None:
+        return [(str(name), p, t) for name, t, p in cases]
+    if y_true is None or y_pred is None:
+        raise TypeError("evaluate needs y_true and y_pred (or cases=[(name, y_true, y_pred)]).")
+    if isinstance(y_pred, np.ndarray) or isinstance(y_true, np.ndarray):
+        return [("case", y_pred, y_true)]
+    return pair_cases(y_pred, y_true)
+
+
+def _legacy_arguments(legacy: tuple) -> tuple:
+    """`evaluate(pred, true[, options])`, the order before 0.2: `(y_true, y_pred, cases,
+    options)` with a DeprecationWarning (`(name, pred, true)` triples as `pred` included)."""
+    if not 2 <= len(legacy) <= 3:
+        raise TypeError(
+            f"evaluate takes keyword arguments y_true=, y_pred= (and options=); got "
+            f"{len(legacy)} positional argument(s)."
+        )
+    warnings.warn(
+        "evaluate(pred, true, options) is deprecated: call evaluate(y_true=..., y_pred=..., "
+        "options=...), the (y_true, y_pred) order of every other voxelmetrics function.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    pred, true, *rest = legacy
+    if true is None:
+        return None, None, [(name, t, p) for name, p, t in pred], (rest or [None])[0]
+    return true, pred, None, (rest or [None])[0]
 
 
 def evaluate(
-    pred,
-    true,
+    *legacy,
+    y_true=None,
+    y_pred=None,
     options: Options | None = None,
-    *,
+    cases=None,
     progress: Progress | None = None,
     on_case: Callable[[str, int, int], None] | None = None,
     scores_needed_for: str | None = None,
@@ -680,29 +703,35 @@ def evaluate(
     """Score prediction volumes against truth volumes, streamed in bounded memory.
 
     Args:
-        pred, true: two files or two directories of files paired by case name (see
-            `pair_cases`), two numpy arrays (one case), or `(name, pred, true)` triples as
-            `pred` with `true=None`.
+        y_true, y_pred: two files or two directories of files paired by case name (see
+            `pair_cases`), or two numpy arrays (one case). Keyword-only; the positional
+            `evaluate(pred, true, options)` of earlier versions still works, with a
+            DeprecationWarning.
         options: see `Options`.
+        cases: instead of `y_true`/`y_pred`, `(name, y_true, y_pred)` triples of arrays
+            or files.
         progress: optional `progress(case, chunks_done, num_chunks)` after every chunk.
         on_case: optional `on_case(case, index, num_cases)` before every case.
         scores_needed_for: what asks for curves (e.g. `"--plot"`): hard predictions (label
             maps, masks) then raise `InputError` before any voxel is read.
 
     Returns:
-        An `Evaluation`: exact per-case int64 counts `[C, 4]` and histograms `[C, B, 2]`.
-        Any problem with a file raises `InputError` naming it.
+        An `Evaluation`: exact per-case int64 counts `[C, 4]` and histograms `[C, B, 2]`
+        (label maps and masks: counts only). Any problem with a file raises `InputError`
+        naming it.
 
     Example:
         >>> import numpy as np
         >>> y_true = np.array([[1, 0], [0, 1], [1, 1]])
         >>> y_pred = np.float32([[0.9, 0.2], [0.4, 0.6], [0.5, 1.0]])
-        >>> ev = evaluate(y_pred, y_true, Options(num_bins=4))
+        >>> ev = evaluate(y_true=y_true, y_pred=y_pred, options=Options(num_bins=4))
         >>> ev.counts.tolist()
         [[2, 0, 0, 1], [2, 0, 0, 1]]
     """
+    if legacy:
+        y_true, y_pred, cases, options = _legacy_arguments(legacy)
     options = options or Options()
-    cases = _cases(pred, true)
+    cases = _cases(y_true, y_pred, cases)
     if not cases:
         raise ValueError("evaluate needs at least one case.")
     opened = []

@@ -308,7 +308,8 @@ def summarize(
     Example:
         >>> import numpy as np
         >>> from voxelmetrics.evaluate.engine import Options, evaluate
-        >>> ev = evaluate(np.float32([[0.9], [0.2]]), np.array([[1], [0]]), Options(num_bins=4))
+        >>> y_true, y_pred = np.array([[1], [0]]), np.float32([[0.9], [0.2]])
+        >>> ev = evaluate(y_true=y_true, y_pred=y_pred, options=Options(num_bins=4))
         >>> summarize(ev)["pooled"]["classes"]["class_0"]["dice"]
         1.0
     """
