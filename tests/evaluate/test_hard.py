@@ -87,7 +87,7 @@ def test_label_map_out_of_range_is_named_with_its_first_voxel(rng):
 
 def test_label_map_of_another_shape_is_refused(rng):
     with pytest.raises(InputError, match=r"label map .* must have the truth's shape \(4, 5\)"):
-        evaluate(np.zeros((4, 6), np.uint8), np.zeros((4, 5), np.uint8), Options())
+        evaluate(y_true=np.zeros((4, 5), np.uint8), y_pred=np.zeros((4, 6), np.uint8))
 
 
 @pytest.mark.parametrize("dtype", [bool, np.uint8])
@@ -104,7 +104,8 @@ def test_masks_holding_other_values_are_refused(rng):
     y_pred = np.zeros((4, 3, 2), np.uint8)
     y_pred[1, 2, 0] = 2
     with pytest.raises(InputError, match="0 and 1"):
-        evaluate(y_pred, np.zeros((4, 3, 2), np.uint8), Options(pred_kind="masks"))
+        y_true = np.zeros((4, 3, 2), np.uint8)
+        evaluate(y_true=y_true, y_pred=y_pred, options=Options(pred_kind="masks"))
 
 
 def test_float_zero_one_arrays_stay_scores_unless_masks_is_said(rng):

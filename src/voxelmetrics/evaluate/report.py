@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from keras import ops
 
+from voxelmetrics.backends import compile_kernel
 from voxelmetrics.evaluate.engine import NO_CURVES, Evaluation, exact_linear
 from voxelmetrics.evaluate.statistics import DEFAULT_BOOTSTRAP, case_statistics
 from voxelmetrics.ops.curves import average_precision, roc_auc
@@ -111,47 +112,77 @@ def _number(x):
     return None if math.isnan(x) else x
 
 
-def _optimal(histogram: np.ndarray, criteria: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
-    """Per criterion: thresholds `[C]`, values `[C]` and exact counts `[C, 4]` there."""
-    result = {}
-    num_bins = histogram.shape[1]
-    for text in criteria:
-        name, options = parse_criterion(text)
-        t, v = optimal_threshold(histogram.astype(np.float32), name, **options)
-        t, v = _floats(t), _floats(v)
-        found = ~np.isnan(t)
-        k = np.asarray(
-            ops.convert_to_numpy(bin_index(np.where(found, t, 0).astype("f4"), num_bins))
-        )
-        exact = exact_linear(lambda h, k=k: counts_at_bins(h, k), histogram, histogram[0].size)
-        counts = np.where(found[:, None], exact, -1)
-        result[text] = {"threshold": t, "value": v, "counts": counts}
-    return result
-
-
 def metric_names(hard: bool) -> tuple[str, ...]:
     """The reported metrics: every one for scores, the count metrics for hard predictions."""
     return tuple(COUNT_METRICS) if hard else METRICS
 
 
-def _metric_functions(counts, histogram) -> list:
-    """`(name, function, its float32 input)`: count metrics, and curve metrics when there
-    is a histogram (None for hard predictions)."""
-    c32 = counts.astype(np.float32)
-    pairs = [(k, f, c32) for k, f in COUNT_METRICS.items()]
+def _numbers_kernel(counts, histogram, *, zero_division, exclude, criteria):
+    """Every float of one scope from float32 counts `[C, 4]` and histogram `[C, B, 2]`
+    (None for hard predictions): per-class metrics, the averages over the classes not in
+    `exclude`, how many were valid, and each criterion's threshold, value and bin.
+
+    One traced program (one compilation per run under JAX: every case and the pooled
+    scope share the shapes), instead of one small program per op and call.
+    """
+    c = ops.shape(counts)[0]
+    kept = np.array([i for i in range(c) if i not in exclude], np.int32)
+    pairs = [(k, f, counts) for k, f in COUNT_METRICS.items()]
     if histogram is not None:
-        h32 = histogram.astype(np.float32)
-        pairs += [(k, f, h32) for k, f in CURVE_METRICS.items()]
-    return pairs
+        pairs += [(k, f, histogram) for k, f in CURVE_METRICS.items()]
+    classes = {k: f(x, zero_division=zero_division) for k, f, x in pairs}
+    averages = {
+        average: {
+            k: f(ops.take(x, kept, axis=0), average=average, zero_division=zero_division)
+            for k, f, x in pairs
+        }
+        for average in AVERAGES
+    }
+    valid = {k: num_valid_classes(ops.take(v, kept, axis=0)) for k, v in classes.items()}
+    optimal = {}
+    for text in criteria:
+        name, options = parse_criterion(text)
+        t, v = optimal_threshold(histogram, name, **options)
+        k = bin_index(ops.where(ops.isnan(t), 0.0, t), ops.shape(histogram)[1])
+        optimal[text] = {"threshold": t, "value": v, "bin": k}
+    return {"classes": classes, "averages": averages, "valid": valid, "optimal": optimal}
+
+
+_compiled_numbers = compile_kernel(
+    _numbers_kernel, static_argnames=("zero_division", "exclude", "criteria")
+)
+
+
+def scope_numbers(counts, histogram, zero_division="nan", exclude=(), criteria=()) -> dict:
+    """`_numbers_kernel` on int64 totals, as numpy float64 (bins int), plus the exact int64
+    counts at each criterion's threshold (`counts_at_bins` through `exact_linear`; -1 where
+    no threshold was found)."""
+    h32 = None if histogram is None else histogram.astype(np.float32)
+    numbers = _compiled_numbers(
+        counts.astype(np.float32),
+        h32,
+        zero_division=zero_division,
+        exclude=tuple(exclude),
+        criteria=tuple(criteria),
+    )
+    numbers = _to_numpy(numbers)
+    for o in numbers["optimal"].values():
+        k = o["bin"].astype(np.int32)
+        exact = exact_linear(lambda h, k=k: counts_at_bins(h, k), histogram, histogram[0].size)
+        o["counts"] = np.where(np.isnan(o["threshold"])[:, None], -1, exact)
+    return numbers
+
+
+def _to_numpy(tree):
+    if isinstance(tree, dict):
+        return {k: _to_numpy(v) for k, v in tree.items()}
+    return _floats(tree)
 
 
 def class_metrics(counts: np.ndarray, histogram: np.ndarray | None, zero_division="nan") -> dict:
     """Per-class metrics `{name: float64 [C]}` from exact counts and a histogram (curve
     metrics only with a histogram)."""
-    return {
-        k: _floats(f(x, zero_division=zero_division))
-        for k, f, x in _metric_functions(counts, histogram)
-    }
+    return scope_numbers(counts, histogram, zero_division)["classes"]
 
 
 def averaged_metrics(counts, histogram, zero_division="nan", exclude: Sequence[int] = ()) -> dict:
@@ -159,22 +190,12 @@ def averaged_metrics(counts, histogram, zero_division="nan", exclude: Sequence[i
 
     Classes in `exclude` (indices) are left out of every average (reported per class only).
     """
-    kept = [c for c in range(counts.shape[0]) if c not in set(exclude)]
-    counts = counts[kept]
-    histogram = None if histogram is None else histogram[kept]
-    per_class = class_metrics(counts, histogram, zero_division)
-    out = {}
-    for average in AVERAGES:
-        row = {
-            k: float(_floats(f(x, average=average, zero_division=zero_division)))
-            for k, f, x in _metric_functions(counts, histogram)
-        }
-        if average == "macro":
-            row["valid_classes"] = {
-                k: int(ops.convert_to_numpy(num_valid_classes(v.astype(np.float32))))
-                for k, v in per_class.items()
-            }
-        out[average] = row
+    return _averages(scope_numbers(counts, histogram, zero_division, exclude))
+
+
+def _averages(numbers: dict) -> dict:
+    out = {a: {k: float(v) for k, v in row.items()} for a, row in numbers["averages"].items()}
+    out["macro"]["valid_classes"] = {k: int(v) for k, v in numbers["valid"].items()}
     return out
 
 
@@ -185,27 +206,24 @@ def _optimal_row(optimal: dict, c: int) -> dict:
     return row
 
 
-def _class_rows(names, counts, histogram, threshold, optimal, zero_division) -> dict:
-    metrics = class_metrics(counts, histogram, zero_division)
+def _class_rows(names, counts, histogram, threshold, numbers) -> dict:
     rows = {}
     for c, name in enumerate(names):
         tp, fp, fn, tn = (int(x) for x in counts[c])
         row = {"support": tp + fn, "tp": tp, "fp": fp, "fn": fn, "tn": tn}
         row["threshold"] = None if histogram is None else float(threshold[c])
-        row |= {k: _number(v[c]) for k, v in metrics.items()}
-        row["optimal"] = {crit: _optimal_row(o, c) for crit, o in optimal.items()}
+        row |= {k: _number(v[c]) for k, v in numbers["classes"].items()}
+        row["optimal"] = {crit: _optimal_row(o, c) for crit, o in numbers["optimal"].items()}
         rows[name] = row
     return rows
 
 
-def _scope(counts, histogram, *, names, threshold, criteria, zero_division, exclude) -> dict:
-    optimal = {} if histogram is None else _optimal(histogram, criteria)
-    averages = averaged_metrics(counts, histogram, zero_division, exclude)
+def _scope(counts, histogram, numbers, *, names, threshold) -> dict:
     return {
-        "classes": _class_rows(names, counts, histogram, threshold, optimal, zero_division),
+        "classes": _class_rows(names, counts, histogram, threshold, numbers),
         "averages": {
             a: {k: _number(v) if k != "valid_classes" else v for k, v in row.items()}
-            for a, row in averages.items()
+            for a, row in _averages(numbers).items()
         },
     }
 
@@ -217,6 +235,7 @@ def samplewise(
     *,
     exclude: Sequence[int] = (),
     bootstrap: int = DEFAULT_BOOTSTRAP,
+    numbers: Sequence[dict] | None = None,
 ) -> dict:
     """Per class, and for the per-case macro average over the classes not in `exclude`
     (key `"macro"`): the mean over cases of each per-case metric (undefined cases skipped,
@@ -226,11 +245,12 @@ def samplewise(
     """
     hard = evaluation.hard
     metrics = metric_names(hard)
-    per_case = [class_metrics(c.counts, c.histogram, zero_division) for c in evaluation.cases]
-    macro = [
-        averaged_metrics(c.counts, c.histogram, zero_division, exclude)["macro"]
-        for c in evaluation.cases
-    ]
+    if numbers is None:
+        numbers = [
+            scope_numbers(c.counts, c.histogram, zero_division, exclude) for c in evaluation.cases
+        ]
+    per_case = [n["classes"] for n in numbers]
+    macro = [n["averages"]["macro"] for n in numbers]
     case_names = [c.name for c in evaluation.cases]
     columns = {
         name: {m: [pc[m][c] for pc in per_case] for m in metrics} for c, name in enumerate(names)
@@ -328,8 +348,12 @@ def summarize(
     hard = evaluation.hard
     criteria = [] if hard else list(criteria)
     excluded = exclude_indices(exclude, names)
-    scope = {"names": names, "threshold": t, "criteria": criteria}
-    scope |= {"zero_division": zero_division, "exclude": excluded}
+    scope = {"names": names, "threshold": t}
+
+    def numbers(counts, histogram):
+        return scope_numbers(counts, histogram, zero_division, excluded, criteria)
+
+    per_case = [numbers(case.counts, case.histogram) for case in evaluation.cases]
     return {
         "config": {
             "num_classes": evaluation.num_classes,
@@ -353,13 +377,23 @@ def summarize(
                 "pred": case.pred,
                 "true": case.true,
                 "grid_shape": list(case.grid_shape),
-                **_scope(case.counts, case.histogram, **scope),
+                **_scope(case.counts, case.histogram, n, **scope),
             }
-            for case in evaluation.cases
+            for case, n in zip(evaluation.cases, per_case, strict=True)
         ],
-        "pooled": _scope(evaluation.counts, evaluation.histogram, **scope),
+        "pooled": _scope(
+            evaluation.counts,
+            evaluation.histogram,
+            numbers(evaluation.counts, evaluation.histogram),
+            **scope,
+        ),
         "samplewise": samplewise(
-            evaluation, names, zero_division, exclude=excluded, bootstrap=bootstrap
+            evaluation,
+            names,
+            zero_division,
+            exclude=excluded,
+            bootstrap=bootstrap,
+            numbers=per_case,
         ),
     }
 
