@@ -542,7 +542,7 @@ def test_label_maps_and_masks_evaluate_with_numpy_counts(tmp_path, capsys, masks
     args = [str(pred), str(true), "--out", str(out), "--quiet", "--exclude", "class_0"]
     assert main(["evaluate", *args, "--per-case", str(per_case), "--bootstrap", "50"]) == 0
     printed = capsys.readouterr().out
-    assert "hard predictions rank nothing" in printed and "dice/vol [95% CI]" in printed
+    assert "hard predictions rank nothing" in printed and "[95% bootstrap CI]" in printed
     report = json.loads((out / "report.json").read_text())
     assert report["config"]["pred_kind"] == ("masks" if masks else "labels")
     for case, (y_true, y_pred) in zip(report["cases"], pairs, strict=True):

@@ -193,9 +193,14 @@ def averaged_metrics(counts, histogram, zero_division="nan", exclude: Sequence[i
     return _averages(scope_numbers(counts, histogram, zero_division, exclude))
 
 
+def _in_order(row: dict) -> dict:
+    """`row` with its metrics in report order (a compiled program returns dicts sorted)."""
+    return {k: row[k] for k in METRICS if k in row}
+
+
 def _averages(numbers: dict) -> dict:
-    out = {a: {k: float(v) for k, v in row.items()} for a, row in numbers["averages"].items()}
-    out["macro"]["valid_classes"] = {k: int(v) for k, v in numbers["valid"].items()}
+    out = {a: {k: float(v) for k, v in _in_order(numbers["averages"][a]).items()} for a in AVERAGES}
+    out["macro"]["valid_classes"] = {k: int(v) for k, v in _in_order(numbers["valid"]).items()}
     return out
 
 
@@ -206,21 +211,22 @@ def _optimal_row(optimal: dict, c: int) -> dict:
     return row
 
 
-def _class_rows(names, counts, histogram, threshold, numbers) -> dict:
+def _class_rows(names, counts, histogram, threshold, numbers, criteria) -> dict:
     rows = {}
     for c, name in enumerate(names):
         tp, fp, fn, tn = (int(x) for x in counts[c])
         row = {"support": tp + fn, "tp": tp, "fp": fp, "fn": fn, "tn": tn}
         row["threshold"] = None if histogram is None else float(threshold[c])
-        row |= {k: _number(v[c]) for k, v in numbers["classes"].items()}
-        row["optimal"] = {crit: _optimal_row(o, c) for crit, o in numbers["optimal"].items()}
+        row |= {k: _number(v[c]) for k, v in _in_order(numbers["classes"]).items()}
+        optimal = numbers["optimal"]
+        row["optimal"] = {crit: _optimal_row(optimal[crit], c) for crit in criteria}
         rows[name] = row
     return rows
 
 
-def _scope(counts, histogram, numbers, *, names, threshold) -> dict:
+def _scope(counts, histogram, numbers, *, names, threshold, criteria) -> dict:
     return {
-        "classes": _class_rows(names, counts, histogram, threshold, numbers),
+        "classes": _class_rows(names, counts, histogram, threshold, numbers, criteria),
         "averages": {
             a: {k: _number(v) if k != "valid_classes" else v for k, v in row.items()}
             for a, row in _averages(numbers).items()
@@ -348,7 +354,7 @@ def summarize(
     hard = evaluation.hard
     criteria = [] if hard else list(criteria)
     excluded = exclude_indices(exclude, names)
-    scope = {"names": names, "threshold": t}
+    scope = {"names": names, "threshold": t, "criteria": criteria}
 
     def numbers(counts, histogram):
         return scope_numbers(counts, histogram, zero_division, excluded, criteria)
@@ -624,10 +630,11 @@ def _with_interval(stats: dict) -> str:
 
 
 def render_table(summary: dict, console) -> None:
-    """Print the pooled per-class metrics and averages, the per-case Dice (mean and 95%
-    bootstrap CI over cases), then the optimal thresholds (scores only).
+    """Print the pooled per-class metrics and averages, the per-case Dice and IoU (mean
+    and 95% bootstrap CI over cases, per class and for the macro average), then the
+    optimal thresholds (scores only).
 
-    Fits 100 columns; every count and metric (tp, fp, fn, tn, iou, specificity, per case,
+    Fits 80 columns; every count and metric (tp, fp, fn, tn, iou, specificity, per case,
     every statistic) is in report.json and report.csv.
     """
     from rich import box
@@ -650,19 +657,26 @@ def render_table(summary: dict, console) -> None:
         box=box.SIMPLE_HEAD,
     )
     table.add_column("class", no_wrap=True)
-    for column in ("support", *shown.values(), "dice/vol [95% CI]"):
+    for column in ("support", *shown.values()):
         table.add_column(column, justify="right")
     for name, row in pooled["classes"].items():
-        metrics = [_fmt(row[k], 3) for k in shown]
-        dice_cases = _with_interval(samples[name]["statistics"]["dice"])
-        table.add_row(name, f"{row['support']:,}", *metrics, dice_cases)
+        table.add_row(name, f"{row['support']:,}", *(_fmt(row[k], 3) for k in shown))
     table.add_section()
     for average, row in pooled["averages"].items():
-        per_case = (
-            _with_interval(samples["macro"]["statistics"]["dice"]) if average == "macro" else ""
-        )
-        table.add_row(average, "", *(_fmt(row[k], 3) for k in shown), per_case)
+        table.add_row(average, "", *(_fmt(row[k], 3) for k in shown))
     console.print(table)
+    per_case = Table(
+        title=f"per case: mean over {config['num_cases']} case(s) [95% bootstrap CI]",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    per_case.add_column("class", no_wrap=True)
+    for column in ("dice/vol", "iou/vol"):
+        per_case.add_column(column, justify="right", no_wrap=True)
+    for name, row in samples.items():
+        stats = row["statistics"]
+        per_case.add_row(name, _with_interval(stats["dice"]), _with_interval(stats["iou"]))
+    console.print(per_case)
     if hard:
         console.print(config["curves"])
         return
