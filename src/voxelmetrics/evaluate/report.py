@@ -650,12 +650,12 @@ def render_table(summary: dict, console) -> None:
         thresholds = ", ".join(f"{t:g}" for t in dict.fromkeys(config["threshold"]))
         how = f"at threshold {thresholds}; class axis {config['axis']}"
     excluded = f"; averages without {', '.join(config['exclude'])}" if config["exclude"] else ""
-    table = Table(
-        title=f"pooled over {config['num_cases']} case(s) {how}: "
-        f"{config['num_classes']} classes{excluded}",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
+    # The title on its own line: a table's title wraps at the table's width.
+    console.print(
+        f"pooled over {config['num_cases']} case(s) {how}: "
+        f"{config['num_classes']} classes{excluded}"
     )
+    table = Table(box=box.SIMPLE_HEAD)
     table.add_column("class", no_wrap=True)
     for column in ("support", *shown.values()):
         table.add_column(column, justify="right")
