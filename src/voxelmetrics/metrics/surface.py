@@ -105,7 +105,9 @@ class HausdorffDistance(SurfaceScore):
     ```
     """
 
-    def __init__(self, *, percentile=95, directed: bool = False, name: str | None = None, **kwargs):
+    def __init__(
+        self, *, percentile=95, directed: bool = False, name: str | None = None, **kwargs
+    ):
         percentile = surface.check_percentile(percentile)
         if name is None:
             name = "hd" if percentile is None else f"hd{percentile:g}"
