@@ -185,7 +185,7 @@ def test_write_atomically_restores_every_file_when_a_move_fails(tmp_path, monkey
 
 @pytest.mark.parametrize(
     ("names", "problem"),
-    [(["a", "a", "b"], "distinct"), (["a", "micro", "b"], "reserved"), (["a", "", "b"], "empty")],
+    [(["a", "a", "b"], "unique"), (["a", "micro", "b"], "reserved"), (["a", "", "b"], "empty")],
 )
 def test_summarize_refuses_class_names_that_would_collide(report, names, problem):
     evaluation, _ = report

@@ -23,6 +23,7 @@ from voxelmetrics.evaluate.readers import (
     pair_cases,
 )
 from voxelmetrics.ops._inputs import InputSpec, check_inputs
+from voxelmetrics.ops._options import check_threshold_values
 from voxelmetrics.ops.counting import counts_from_confusion_matrix
 from voxelmetrics.ops.fused import counts_and_histogram
 from voxelmetrics.ops.labels import label_confusion_matrix
@@ -638,11 +639,13 @@ def local_devices(requested: int) -> list:
 
 
 def threshold_vector(threshold, num_classes: int, num_classes_from: str) -> np.ndarray:
-    """float32 `[C]` from a scalar or per-class threshold, each in [0, 1]."""
-    t = np.asarray(threshold, np.float32).reshape(-1)
+    """float32 `[C]` from a scalar or per-class threshold, each in [0, 1] (the ops' rule,
+    `check_threshold_values`); the count message says where `C` came from."""
+    values = check_threshold_values(threshold, name="threshold (--threshold)")
+    t = np.asarray(values, np.float32).reshape(-1)
     if t.shape[0] == 1:
         t = np.repeat(t, num_classes)
-    if t.shape[0] != num_classes or not np.all((t >= 0) & (t <= 1)):
+    if t.shape[0] != num_classes:
         raise ValueError(
             f"threshold (--threshold) must be one value in [0, 1] or one per class "
             f"({num_classes}, from {num_classes_from}); got {np.asarray(threshold).tolist()}."

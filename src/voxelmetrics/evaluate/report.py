@@ -23,6 +23,8 @@ from keras import ops
 from voxelmetrics.backends import compile_kernel
 from voxelmetrics.evaluate.engine import NO_CURVES, Evaluation, exact_linear
 from voxelmetrics.evaluate.statistics import DEFAULT_BOOTSTRAP, case_statistics
+from voxelmetrics.ops import _options
+from voxelmetrics.ops.criterion import Criterion
 from voxelmetrics.ops.curves import average_precision, roc_auc
 from voxelmetrics.ops.fused import counts_at_bins
 from voxelmetrics.ops.histogram import bin_index
@@ -35,7 +37,7 @@ from voxelmetrics.ops.scores import (
     recall,
     specificity,
 )
-from voxelmetrics.ops.thresholds import CRITERIA, make_criterion, optimal_threshold
+from voxelmetrics.ops.thresholds import optimal_threshold
 
 COUNT_METRICS = {
     "recall": recall,
@@ -51,53 +53,28 @@ STAGING_PREFIX = ".voxelmetrics-staging-"
 
 
 def check_class_names(names: Sequence[str]) -> list[str]:
-    """The names as a list, or a ValueError for an empty, duplicate or reserved name.
+    """The names as a list, or a ValueError for an empty, repeated or reserved name.
 
-    Class names key the report's rows beside the averages (`micro`, `macro`, `weighted`),
-    so they must be distinct from each other and from those.
+    The rule is the ops' one (`_options.check_class_names`: unique, none of the averages'
+    names); the report adds that a name must not be blank, as it keys a CSV row.
     """
-    names = list(names)
-    empty = [i for i, n in enumerate(names) if not str(n).strip()]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    reserved = [n for n in names if n in AVERAGES]
+    names = [str(n) for n in names]
+    empty = [i for i, n in enumerate(names) if not n.strip()]
     if empty:
         raise ValueError(f"class names must not be empty; name {empty[0]} of {names} is.")
-    if repeated:
-        raise ValueError(f"class names must be distinct; {repeated} appear more than once.")
-    if reserved:
-        raise ValueError(
-            f"class names {reserved} are reserved for the averages ({', '.join(AVERAGES)}); "
-            f"choose other names."
-        )
-    return names
+    return _options.check_class_names(names)
 
 
 def parse_criterion(text: str) -> tuple[str, dict]:
     """`"f1"`, `"fbeta:2"`, `"recall_at_precision:0.9"`, `"precision_at_recall:0.8"`,
-    `"cost:1:5"` (cost of a false positive, of a false negative) -> `(name, options)`.
+    `"cost:1:5"` -> `(name, options)`, through `Criterion.parse` (the one spelling rule).
 
     Example:
         >>> parse_criterion("recall_at_precision:0.9")
         ('recall_at_precision', {'min_precision': 0.9})
     """
-    name, *values = text.split(":")
-    keys = {
-        "fbeta": ("beta",),
-        "recall_at_precision": ("min_precision",),
-        "precision_at_recall": ("min_recall",),
-        "cost": ("cost_fp", "cost_fn"),
-    }.get(name, ())
-    if name not in CRITERIA or len(values) != len(keys):
-        raise ValueError(
-            f"criterion {text!r} is not one of: f1, dice, iou, youden, fbeta:BETA, "
-            f"recall_at_precision:MIN_PRECISION, precision_at_recall:MIN_RECALL, cost:FP:FN."
-        )
-    try:
-        options = {k: float(v) for k, v in zip(keys, values, strict=True)}
-    except ValueError:
-        raise ValueError(f"criterion {text!r} needs numbers after its name.") from None
-    make_criterion(name, **options)
-    return name, options
+    criterion = Criterion.parse(text)
+    return criterion.name, criterion.options
 
 
 def _floats(x) -> np.ndarray:
@@ -141,8 +118,7 @@ def _numbers_kernel(counts, histogram, *, zero_division, exclude, criteria):
     valid = {k: num_valid_classes(ops.take(v, kept, axis=0)) for k, v in classes.items()}
     optimal = {}
     for text in criteria:
-        name, options = parse_criterion(text)
-        t, v = optimal_threshold(histogram, name, **options)
+        t, v = optimal_threshold(histogram, Criterion.parse(text))
         k = bin_index(ops.where(ops.isnan(t), 0.0, t), ops.shape(histogram)[1])
         optimal[text] = {"threshold": t, "value": v, "bin": k}
     return {"classes": classes, "averages": averages, "valid": valid, "optimal": optimal}
