@@ -123,3 +123,14 @@ def test_workers_report_progress_as_they_go(capfd):
     out = bench._spawn(BACKEND, ["--worker", json.dumps({**request, "paths": ["floor"]})])
     assert set(out["times"]) == {"floor"}
     assert f"{BACKEND}: timing floor" in capfd.readouterr().err
+
+
+def test_engine_ratios_are_printed_with_their_targets(monkeypatch):
+    monkeypatch.setattr(bench, "ENGINE_EDGE", 8)
+    results = bench.engine_ratios(label_size=8)
+    text = bench.format_engine(results)
+    for key, (label, _) in bench.ENGINE_TARGETS.items():
+        assert results["ratios"][key] > 0 and label in text
+    assert results["ratios"]["a_evaluate_over_kernel"] == pytest.approx(
+        results["evaluate_s"] / results["kernel_s"]
+    )

@@ -508,3 +508,79 @@ def test_tensorflow_logs_are_quiet_unless_the_user_chose(monkeypatch, user_setti
     with pytest.raises(SystemExit):
         main(["--help"])
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == expected
+
+
+def _label_maps(tmp_path, c=3, masks=False):
+    """Two cases of NIfTI label maps (or 0/1 bool masks as .npy); case1 lacks class 2."""
+    import nibabel as nib
+
+    rng = np.random.default_rng(3)
+    pairs = []
+    for folder in ("pred", "true"):
+        (tmp_path / folder).mkdir()
+    for i in range(2):
+        y_true = rng.integers(0, c, (8, 6, 5)).astype(np.uint8)
+        y_pred = np.where(rng.random(y_true.shape) < 0.8, y_true, 0).astype(np.uint8)
+        if i == 1:
+            y_true[y_true == 2], y_pred[y_pred == 2] = 1, 1
+        if masks:
+            t, p = (np.eye(c, dtype=np.uint8)[y] for y in (y_true, y_pred))
+            np.save(tmp_path / "true" / f"case{i}.npy", t)
+            np.save(tmp_path / "pred" / f"case{i}.npy", p.astype(bool))
+        else:
+            for folder, y in (("true", y_true), ("pred", y_pred)):
+                nib.save(nib.Nifti1Image(y, np.eye(4)), tmp_path / folder / f"case{i}.nii.gz")
+        pairs.append((y_true, y_pred))
+    return tmp_path / "pred", tmp_path / "true", pairs
+
+
+@pytest.mark.parametrize("masks", [False, True])
+def test_label_maps_and_masks_evaluate_with_numpy_counts(tmp_path, capsys, masks):
+    pred, true, pairs = _label_maps(tmp_path, masks=masks)
+    out, per_case = tmp_path / "out", tmp_path / "elsewhere" / "cases.csv"
+    per_case.parent.mkdir()
+    args = [str(pred), str(true), "--out", str(out), "--quiet", "--exclude", "class_0"]
+    assert main(["evaluate", *args, "--per-case", str(per_case), "--bootstrap", "50"]) == 0
+    printed = capsys.readouterr().out
+    assert "hard predictions rank nothing" in printed and "[95% bootstrap CI]" in printed
+    report = json.loads((out / "report.json").read_text())
+    assert report["config"]["pred_kind"] == ("masks" if masks else "labels")
+    for case, (y_true, y_pred) in zip(report["cases"], pairs, strict=True):
+        for c in range(3):
+            row = case["classes"][f"class_{c}"]
+            t, p = y_true == c, y_pred == c
+            assert [row[k] for k in ("tp", "fp", "fn", "tn")] == [
+                int((t & p).sum()),
+                int((~t & p).sum()),
+                int((t & ~p).sum()),
+                int((~t & ~p).sum()),
+            ]
+    assert "average_precision" not in report["pooled"]["averages"]["macro"]
+    assert report["samplewise"]["class_2"]["statistics"]["dice"]["n_defined"] == 1
+    lines = per_case.read_text().splitlines()
+    assert lines[0].startswith("case,class,support,tp,fp,fn,tn") and len(lines) == 1 + 2 * 3
+    assert "ci_low" in (out / "report.csv").read_text()
+
+
+@pytest.mark.parametrize("option", [["--criterion", "f1"], ["--plot", "--out", "x"]])
+def test_curve_options_with_label_maps_are_a_clear_error(tmp_path, capsys, option):
+    pred, true, _ = _label_maps(tmp_path)
+    assert main(["evaluate", str(pred), str(true), "--quiet", *option]) == 2
+    err = capsys.readouterr().err
+    assert f"{option[0]} needs scores" in err and "ranks nothing" in err
+    assert "--from-logits" not in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_label_maps_read_as_scores_get_label_advice_not_logits(tmp_path, capsys):
+    pred, true, _ = _label_maps(tmp_path)
+    args = [str(pred), str(true), "--quiet", "--pred-kind", "scores"]
+    assert main(["evaluate", *args]) == 2
+    err = capsys.readouterr().err
+    assert "--from-logits" not in err and "pass --pred-kind labels" in err
+
+
+def test_unknown_excluded_class_exits_2(tmp_path, capsys):
+    pred, true, _ = _label_maps(tmp_path)
+    assert main(["evaluate", str(pred), str(true), "--quiet", "--exclude", "liver"]) == 2
+    assert "--exclude 'liver' is neither a class name" in capsys.readouterr().err

@@ -60,6 +60,16 @@ def _class_names(text: str) -> list[str]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _names(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _non_negative_int(text: str) -> int:
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0; got {text!r}")
+    return int(text)
+
+
 def _criteria(text: str) -> list[str]:
     from voxelmetrics.evaluate.report import parse_criterion
 
@@ -142,6 +152,36 @@ def _add_evaluate(sub) -> None:
         type=int,
         default=1,
         help="JAX only: spread the cases over N local devices (0: all; default: 1)",
+    )
+    p.add_argument(
+        "--pred-kind",
+        choices=("auto", "scores", "labels", "masks"),
+        default="auto",
+        help="what PRED holds: scores (probabilities or logits), labels (an integer label map "
+        "of the truth's shape), masks (0/1 multi-hot with a class axis); auto (default): bool "
+        "means masks, integers a label map, floats scores",
+    )
+    p.add_argument(
+        "--exclude",
+        type=_names,
+        default=(),
+        metavar="CLASSES",
+        help="comma-separated class names or ids reported per class but left out of every "
+        "average (e.g. background or 0)",
+    )
+    p.add_argument(
+        "--bootstrap",
+        type=_non_negative_int,
+        default=1000,
+        metavar="N",
+        help="bootstrap resamples of the 95%% CI of each per-case mean (default: 1000, seeded; "
+        "0: off)",
+    )
+    p.add_argument(
+        "--per-case",
+        type=Path,
+        metavar="FILE.csv",
+        help="also write one row per case and class (counts and metrics) to this CSV",
     )
     p.add_argument("--pred-key", help="array name inside prediction .npz files")
     p.add_argument("--true-key", help="array name inside label .npz files")
@@ -290,6 +330,10 @@ def run_evaluation(
     plot: bool,
     as_json: bool,
     quiet: bool,
+    exclude=(),
+    bootstrap: int = 1000,
+    per_case: Path | None = None,
+    criteria_given: bool = True,
 ) -> int:
     """Evaluate, print the report, write the files; shared by `evaluate` and `demo`.
 
@@ -301,24 +345,37 @@ def run_evaluation(
 
     if plot and out is None:
         return _fail("--plot needs --out DIR to write the PNG files into.")
-    if out is not None:
-        try:
-            check_writable(out)
-        except OSError as e:
-            return _fail(f"{out}: cannot write the report there ({e.strerror or e}).")
+    for target in (out, per_case and per_case.parent):
+        if target is not None:
+            try:
+                check_writable(target)
+            except OSError as e:
+                return _fail(f"{target}: cannot write the report there ({e.strerror or e}).")
     with _Signals() as signals, warnings.catch_warnings():
         warnings.simplefilter("always", InputWarning)
         warnings.showwarning = _show_warning
         try:
+            curve_options = [
+                o for o, on in (("--criterion", criteria_given), ("--plot", plot)) if on
+            ]
+            report_options = {"criteria": criteria, "zero_division": zero_division}
+            report_options |= {"exclude": exclude, "bootstrap": bootstrap}
             summary, evaluation = _evaluate(
-                pred, true, options, signals, class_names, criteria, zero_division, quiet
+                pred,
+                true,
+                options,
+                signals,
+                class_names,
+                report_options,
+                quiet,
+                " and ".join(curve_options) or None,
             )
             _print_report(summary, as_json)
             signals.check()
-            if out is None:
+            if out is None and per_case is None:
                 return 0
             try:
-                written = _write_reports(summary, evaluation, out, plot)
+                written = _write_reports(summary, evaluation, out, plot, per_case)
             except OSError as e:
                 return _fail(
                     f"{out}: writing the report failed ({e}); no file there was replaced "
@@ -330,13 +387,17 @@ def run_evaluation(
             print(f"voxelmetrics: {e} received: stopped; no report written.", file=sys.stderr)
             return 128 + e.signum
     if not as_json:
-        print(f"\nwrote {', '.join(p.name for p in written)} to {out}/")
+        in_out = [p.name for p in written if out is not None and p.parent == Path(out)]
+        elsewhere = [str(p) for p in written if p.name not in in_out]
+        print(f"\nwrote {', '.join(in_out)} to {out}/" if in_out else "")
+        print(*(f"wrote {p}" for p in elsewhere), sep="\n")
     return 0
 
 
-def _evaluate(pred, true, options, signals, class_names, criteria, zero_division, quiet):
+def _evaluate(pred, true, options, signals, class_names, report_options, quiet, curves_by):
     """Run the engine (stopping at the next chunk once a signal came) and summarize."""
     from voxelmetrics.evaluate.engine import evaluate
+    from voxelmetrics.evaluate.readers import InputError
     from voxelmetrics.evaluate.report import summarize
 
     with _Progress(quiet) as progress:
@@ -345,10 +406,18 @@ def _evaluate(pred, true, options, signals, class_names, criteria, zero_division
             signals.check()
             progress.on_chunk(name, done, total)
 
-        evaluation = evaluate(pred, true, options, progress=on_chunk, on_case=progress.on_case)
-    summary = summarize(
-        evaluation, class_names=class_names, criteria=criteria, zero_division=zero_division
-    )
+        evaluation = evaluate(
+            y_true=true,
+            y_pred=pred,
+            options=options,
+            progress=on_chunk,
+            on_case=progress.on_case,
+            scores_needed_for=curves_by,
+        )
+    try:
+        summary = summarize(evaluation, class_names=class_names, **report_options)
+    except ValueError as e:
+        raise InputError("the report", str(e)) from None
     return summary, evaluation
 
 
@@ -365,12 +434,25 @@ def _print_report(summary: dict, as_json: bool) -> None:
         render_table(summary, Console())
 
 
-def _write_reports(summary, evaluation, out: Path, plot: bool) -> list[Path]:
-    from voxelmetrics.evaluate.report import to_csv, to_json, write_atomically
+def _write_reports(summary, evaluation, out, plot: bool, per_case) -> list[Path]:
+    """report.json, report.csv (and plots) into `out`, all or nothing; the `--per-case`
+    CSV with them when it goes into `out`, else committed the same way on its own after."""
+    from voxelmetrics.evaluate.report import to_csv, to_json, to_per_case_csv, write_atomically
 
+    per_case_writer = {}
+    if per_case is not None:
+        per_case_writer = {per_case.name: lambda f: f.write(to_per_case_csv(summary).encode())}
+    if out is None or (per_case is not None and per_case.parent.resolve() != out.resolve()):
+        alone = write_atomically(per_case.parent, per_case_writer) if per_case else []
+        per_case_writer = {}
+        if out is None:
+            return alone
+    else:
+        alone = []
     writers = {
         "report.json": lambda f: f.write(to_json(summary).encode()),
         "report.csv": lambda f: f.write(to_csv(summary).encode()),
+        **per_case_writer,
     }
     if plot:
         from voxelmetrics.evaluate.plots import plot_curves
@@ -378,7 +460,7 @@ def _write_reports(summary, evaluation, out: Path, plot: bool) -> list[Path]:
         histogram = evaluation.histogram
         for kind, name in PLOT_FILES.items():
             writers[name] = lambda f, kind=kind: plot_curves(summary, histogram, kind, f)
-    return write_atomically(out, writers)
+    return write_atomically(out, writers) + alone
 
 
 def _evaluate_command(args: argparse.Namespace) -> int:
@@ -407,6 +489,7 @@ def _evaluate_command(args: argparse.Namespace) -> int:
         pred_key=args.pred_key,
         true_key=args.true_key,
         devices=args.devices,
+        pred_kind=args.pred_kind,
     )
     return run_evaluation(
         args.pred,
@@ -419,6 +502,10 @@ def _evaluate_command(args: argparse.Namespace) -> int:
         plot=args.plot,
         as_json=args.json,
         quiet=args.quiet,
+        exclude=args.exclude,
+        bootstrap=args.bootstrap,
+        per_case=args.per_case,
+        criteria_given=args.criterion is not None,
     )
 
 

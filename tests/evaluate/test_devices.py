@@ -23,10 +23,10 @@ rng = np.random.default_rng(0)
 cases = []
 for i in range(5):
     y_true = (rng.random((7, 6, 5, 3)) < 0.3).astype(np.uint8)
-    cases.append((f"c{i}", rng.random(y_true.shape).astype(np.float32), y_true))
-one = evaluate(cases, None, Options(num_bins=16, chunk_mb=0.01))
+    cases.append((f"c{i}", y_true, rng.random(y_true.shape).astype(np.float32)))
+one = evaluate(cases=cases, options=Options(num_bins=16, chunk_mb=0.01))
 assert len(used) == 1
-spread = evaluate(cases, None, Options(num_bins=16, chunk_mb=0.01, devices=0))
+spread = evaluate(cases=cases, options=Options(num_bins=16, chunk_mb=0.01, devices=0))
 assert len(used) == 2, used
 assert len(jax.local_devices()) == 2 and len(local_devices(0)) == 2
 for a, b in zip(one.cases, spread.cases, strict=True):

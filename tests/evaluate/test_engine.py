@@ -59,7 +59,9 @@ def test_counts_and_histogram_match_numpy(layout, chunk_mb):
     y_true, y_pred, kw = _data(layout)
     threshold = (0.5, 0.3, 0.7)
     ev = evaluate(
-        y_pred, y_true, Options(threshold=threshold, num_bins=NUM_BINS, chunk_mb=chunk_mb, **kw)
+        y_true=y_true,
+        y_pred=y_pred,
+        options=Options(threshold=threshold, num_bins=NUM_BINS, chunk_mb=chunk_mb, **kw),
     )
     counts, hist = counts_and_histogram(
         y_true, y_pred, threshold=np.float32(threshold), num_bins=NUM_BINS, **kw
@@ -104,7 +106,7 @@ def test_file_formats_give_the_same_totals(tmp_path, suffix, layout):
     options = Options(
         num_bins=NUM_BINS, chunk_mb=TINY_CHUNK_MB, pred_key="volume", true_key="volume", **kw
     )
-    from_files = evaluate(pred_path, true_path, options)
+    from_files = evaluate(y_true=true_path, y_pred=pred_path, options=options)
     counts, hist = counts_and_histogram(y_true, y_pred, num_bins=NUM_BINS, **kw)
     np.testing.assert_array_equal(from_files.counts, counts)
     np.testing.assert_array_equal(from_files.histogram, hist)
@@ -117,7 +119,9 @@ def test_directories_pair_by_name_and_pool(tmp_path):
     for name, (y_true, y_pred, _) in cases.items():
         np.save(tmp_path / "pred" / f"{name}.npy", y_pred)
         _save(tmp_path / "true" / f"{name}.nii.gz", y_true)
-    ev = evaluate(tmp_path / "pred", tmp_path / "true", Options(num_bins=NUM_BINS))
+    ev = evaluate(
+        y_true=tmp_path / "true", y_pred=tmp_path / "pred", options=Options(num_bins=NUM_BINS)
+    )
     assert [c.name for c in ev.cases] == ["a", "b", "c"]
     total = np.zeros((3, 4), np.int64)
     for case in ev.cases:
@@ -132,14 +136,14 @@ def test_nan_score_is_reported_with_its_file_index():
     y_true, y_pred, _ = _data("multi-hot")
     y_pred[11, 2, 3, 1] = np.nan
     with pytest.raises(InputError, match=r"NaN scores, the first at index \(11, 2, 3, 1\)"):
-        evaluate(y_pred, y_true, Options(chunk_mb=TINY_CHUNK_MB))
+        evaluate(y_true=y_true, y_pred=y_pred, options=Options(chunk_mb=TINY_CHUNK_MB))
 
 
 def test_label_values_are_checked():
     y_true, y_pred, _ = _data("multi-hot")
     y_true[5, 0, 0, 2] = 2
     with pytest.raises(InputError, match=r"not multi-hot labels of 0 and 1"):
-        evaluate(y_pred, y_true, Options(chunk_mb=TINY_CHUNK_MB))
+        evaluate(y_true=y_true, y_pred=y_pred, options=Options(chunk_mb=TINY_CHUNK_MB))
 
 
 @pytest.mark.parametrize(
@@ -162,7 +166,11 @@ def test_chunks_stream_past_length_one_axes(grid, axis):
     per_element = 4 + KERNEL_BYTES_PER_ELEMENT  # float32 scores and kernel temporaries
     slab = y_pred.size // plan.length * plan.rows
     assert slab * per_element <= TINY_CHUNK_MB * 2**20 < y_pred.size * per_element
-    ev = evaluate(y_pred, y_true, Options(axis=axis, num_bins=NUM_BINS, chunk_mb=TINY_CHUNK_MB))
+    ev = evaluate(
+        y_true=y_true,
+        y_pred=y_pred,
+        options=Options(axis=axis, num_bins=NUM_BINS, chunk_mb=TINY_CHUNK_MB),
+    )
     counts, hist = counts_and_histogram(y_true, y_pred, num_bins=NUM_BINS, axis=axis)
     np.testing.assert_array_equal(ev.counts, counts)
     np.testing.assert_array_equal(ev.histogram, hist)
@@ -204,7 +212,12 @@ def test_compressed_inputs_are_decompressed_once(tmp_path, monkeypatch, suffix):
     )
     options = Options(num_bins=NUM_BINS, chunk_mb=0.2, pred_key="volume", true_key="volume")
     chunks = []
-    ev = evaluate(pred_path, true_path, options, progress=lambda _, i, n: chunks.append(n))
+    ev = evaluate(
+        y_true=true_path,
+        y_pred=pred_path,
+        options=options,
+        progress=lambda _, i, n: chunks.append(n),
+    )
     assert len(ev.cases) == 1 and ev.counts.sum() == y_true.size
     assert chunks[0] > 4  # re-reading from the start would cost about chunks / 2 passes
     print(f"decompressed {tally[0]} bytes for {y_pred.nbytes + y_true.nbytes} bytes of data")
@@ -224,4 +237,19 @@ def test_fortran_ordered_volumes_chunk_along_their_last_voxel_axis():
 @pytest.mark.parametrize("shape", [(0, 4, 3), (5, 4, 0)])
 def test_zero_size_arrays_are_refused_clearly(shape):
     with pytest.raises(InputError, match="no voxels"):
-        evaluate(np.zeros(shape, np.float32), np.zeros(shape, np.uint8))
+        evaluate(y_true=np.zeros(shape, np.uint8), y_pred=np.zeros(shape, np.float32))
+
+
+def test_the_positional_pred_true_order_still_works_with_a_deprecation_warning():
+    rng = np.random.default_rng(5)
+    y_true = (rng.random((4, 5, 2)) < 0.4).astype(np.uint8)
+    y_pred = rng.random((4, 5, 2)).astype(np.float32)
+    new = evaluate(y_true=y_true, y_pred=y_pred, options=Options(num_bins=8))
+    with pytest.warns(DeprecationWarning, match=r"evaluate\(y_true=\.\.\., y_pred=\.\.\."):
+        old = evaluate(y_pred, y_true, Options(num_bins=8))
+    np.testing.assert_array_equal(old.counts, new.counts)
+    with pytest.warns(DeprecationWarning):
+        triples = evaluate([("a", y_pred, y_true)], None, Options(num_bins=8))
+    np.testing.assert_array_equal(triples.counts, new.counts)
+    with pytest.raises(TypeError, match="needs y_true and y_pred"):
+        evaluate(y_true=y_true)

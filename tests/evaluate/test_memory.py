@@ -20,7 +20,8 @@ ROW = (128, 128, 4)
 MEASURE = """
 import sys
 from voxelmetrics.evaluate.engine import Options, evaluate
-ev = evaluate(sys.argv[1], sys.argv[2], Options(chunk_mb=float(sys.argv[3]), num_bins=256))
+options = Options(chunk_mb=float(sys.argv[3]), num_bins=256)
+ev = evaluate(y_true=sys.argv[2], y_pred=sys.argv[1], options=options)
 assert ev.counts.sum() == 4 * int(sys.argv[4]), ev.counts
 peak = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
 print(int(peak) // 1024)

@@ -11,6 +11,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from tests.evaluate.reference import counts_and_histogram
 from voxelmetrics.evaluate.engine import Options, evaluate
 from voxelmetrics.evaluate.report import (
+    STATISTICS,
     parse_criterion,
     summarize,
     to_csv,
@@ -36,7 +37,9 @@ def _cases(n=3, seed=0):
 @pytest.fixture(scope="module")
 def report():
     cases = _cases()
-    ev = evaluate(cases, None, Options(num_bins=NUM_BINS, chunk_mb=0.002))
+    ev = evaluate(
+        cases=[(n, t, p) for n, p, t in cases], options=Options(num_bins=NUM_BINS, chunk_mb=0.002)
+    )
     criteria = ["f1", "youden", "recall_at_precision:0.5"]
     return cases, summarize(ev, class_names=["a", "b", "c"], criteria=criteria)
 
@@ -108,8 +111,12 @@ def test_json_is_strict_and_csv_has_every_row(report):
     loaded = json.loads(to_json(summary), parse_constant=refuse)
     assert loaded["config"]["class_names"] == ["a", "b", "c"]
     rows = list(csv.DictReader(io.StringIO(to_csv(summary))))
-    # per case: 3 classes + 3 averages; pooled the same; samplewise 3 classes
-    assert len(rows) == 3 * 6 + 6 + 3
+    # per case: 3 classes + 3 averages; pooled the same; samplewise 3 classes and the
+    # macro average, each with its mean row and one row per statistic
+    statistics = len(STATISTICS)
+    assert len(rows) == 3 * 6 + 6 + 4 + 4 * statistics
+    ci = [r for r in rows if r["scope"] == "samplewise" and r["case"] == "ci_low"]
+    assert [r["class"] for r in ci] == ["a", "b", "c", "macro"]
     pooled_a = next(r for r in rows if r["scope"] == "pooled" and r["class"] == "a")
     assert int(pooled_a["tp"]) == summary["pooled"]["classes"]["a"]["tp"]
     assert "recall_at_precision:0.5_threshold" in pooled_a
@@ -178,7 +185,7 @@ def test_write_atomically_restores_every_file_when_a_move_fails(tmp_path, monkey
 
 @pytest.mark.parametrize(
     ("names", "problem"),
-    [(["a", "a", "b"], "distinct"), (["a", "micro", "b"], "reserved"), (["a", "", "b"], "empty")],
+    [(["a", "a", "b"], "unique"), (["a", "micro", "b"], "reserved"), (["a", "", "b"], "empty")],
 )
 def test_summarize_refuses_class_names_that_would_collide(report, names, problem):
     evaluation, _ = report

@@ -1,7 +1,7 @@
 """Offline evaluation of large 3D volumes: readers, the streaming engine, reports, plots, demo.
 
-`evaluate(pred, true, Options(...))` streams files (or arrays) chunk by chunk into exact
-per-case counts and histograms; `summarize` turns them into the report that the
+`evaluate(y_true=..., y_pred=..., options=Options(...))` streams files (or arrays) chunk by
+chunk into exact per-case counts and histograms; `summarize` turns them into the report that the
 `voxelmetrics evaluate` command prints and writes.
 """
 

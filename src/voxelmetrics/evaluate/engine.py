@@ -9,7 +9,6 @@ import dataclasses
 import math
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -24,7 +23,10 @@ from voxelmetrics.evaluate.readers import (
     pair_cases,
 )
 from voxelmetrics.ops._inputs import InputSpec, check_inputs
+from voxelmetrics.ops._options import check_threshold_values
+from voxelmetrics.ops.counting import counts_from_confusion_matrix
 from voxelmetrics.ops.fused import counts_and_histogram
+from voxelmetrics.ops.labels import label_confusion_matrix
 
 MB = 2**20
 DEFAULT_CHUNK_MB = 256.0
@@ -37,6 +39,12 @@ KERNEL_BYTES_PER_ELEMENT = 40
 # suggests that the class axis is a spatial one (a wrong `axis`).
 PLAUSIBLE_CLASSES = 64
 SPATIAL_CLASSES = 16
+PRED_KINDS = ("auto", "scores", "labels", "masks")
+HARD_KINDS = ("labels", "masks")
+# Label maps without a given class count are counted in a matrix this wide (every uint8
+# id), then cut to the largest id seen + 1 in either map.
+MAX_INFERRED_CLASSES = 256
+NO_CURVES = "hard predictions rank nothing: no curves, AP, AUC or optimal thresholds"
 
 Progress = Callable[[str, int, int], None]
 
@@ -59,6 +67,12 @@ class Options:
             totals are summed on the host. Memory grows to one chunk budget per device.
         num_classes_from: what to call `num_classes` in messages (the CLI names the option
             it came from, `--num-classes 3` or `--class-names (3 names)`).
+        pred_kind: what the predictions are: `scores` (probabilities or logits, with a
+            class axis), `labels` (an integer label map of the truth's shape: exclusive
+            classes), `masks` (0/1 or bool multi-hot masks with a class axis), or `auto`:
+            bool means masks, another integer dtype a label map, floats scores (a float
+            array of only 0 and 1 stays scores unless `masks` is said; uint8 multi-hot
+            masks of the truth's shape need `masks`, as a label map has that shape too).
     """
 
     threshold: float | tuple[float, ...] = 0.5
@@ -72,6 +86,7 @@ class Options:
     true_key: str | None = None
     devices: int = 1
     num_classes_from: str = "num_classes"
+    pred_kind: str = "auto"
 
 
 @dataclasses.dataclass
@@ -82,16 +97,20 @@ class CaseTotals:
         name: the case name (file name without suffix).
         pred, true: where the volumes came from.
         grid_shape: the voxel grid (the prediction's shape without its class axis).
-        counts: int64 `[C, 4]`, columns `tp, fp, fn, tn` at the working threshold.
-        histogram: int64 `[C, B, 2]`, negatives and positives per score bin.
+        counts: int64 `[C, 4]`, columns `tp, fp, fn, tn` at the working threshold (of
+            the hard prediction itself for label maps and masks).
+        histogram: int64 `[C, B, 2]`, negatives and positives per score bin; None for
+            hard predictions (they rank nothing).
+        matrix: label maps only: int64 `[C, C]` confusion matrix, rows truth.
     """
 
     name: str
     pred: str
     true: str
     grid_shape: tuple[int, ...]
-    counts: np.ndarray
-    histogram: np.ndarray
+    counts: np.ndarray | None
+    histogram: np.ndarray | None
+    matrix: np.ndarray | None = None
 
 
 @dataclasses.dataclass
@@ -101,6 +120,12 @@ class Evaluation:
     options: Options
     threshold: np.ndarray
     cases: list[CaseTotals]
+    pred_kind: str = "scores"
+
+    @property
+    def hard(self) -> bool:
+        """The predictions were label maps or masks: counts only, no histograms."""
+        return self.pred_kind in HARD_KINDS
 
     @property
     def num_classes(self) -> int:
@@ -112,8 +137,10 @@ class Evaluation:
         return np.sum([c.counts for c in self.cases], axis=0)
 
     @property
-    def histogram(self) -> np.ndarray:
-        """Pooled int64 `[C, B, 2]`: the sum over cases."""
+    def histogram(self) -> np.ndarray | None:
+        """Pooled int64 `[C, B, 2]`: the sum over cases (None for hard predictions)."""
+        if self.hard:
+            return None
         return np.sum([c.histogram for c in self.cases], axis=0)
 
 
@@ -135,13 +162,44 @@ def _symbolic(volume: Volume):
     return keras.KerasTensor(volume.shape, dtype=str(volume.dtype))
 
 
-def case_spec(pred: Volume, true: Volume, options: Options) -> InputSpec:
+def pred_kind(pred: Volume, true: Volume, requested: str = "auto") -> str:
+    """What the prediction is: `scores`, `labels` or `masks` (see `Options.pred_kind`).
+
+    Raises:
+        InputError: `requested` is not one of `PRED_KINDS`, or a label map whose shape is not
+            the truth's.
+    """
+    if requested not in PRED_KINDS:
+        raise InputError(
+            f"pred_kind={requested!r}", f"expected one of {', '.join(PRED_KINDS)} (--pred-kind)."
+        )
+    kind = requested
+    if kind == "auto":
+        dtype = np.dtype(pred.dtype)
+        kind = "masks" if dtype.kind == "b" else "labels" if dtype.kind in "iu" else "scores"
+    if kind == "labels" and pred.shape != true.shape:
+        raise InputError(
+            f"{pred.path} vs {true.path}",
+            f"a label map (integer {pred.dtype}) must have the truth's shape {true.shape}; it has "
+            f"{pred.shape}. Pass --pred-kind masks for multi-hot masks with a class axis.",
+        )
+    return kind
+
+
+def case_spec(pred: Volume, true: Volume, options: Options, kind: str = "scores") -> InputSpec:
     """Check a pair's shapes (not values) through the one validation funnel of the ops.
+
+    A label map has no class axis: its spec places the class axis after the last voxel
+    axis (`ndim = rank + 1`), with `num_classes` as given (or `MAX_INFERRED_CLASSES`).
 
     Raises:
         InputError naming both files: shape mismatch (including multi-hot truth with another
         number of classes), bad axis.
     """
+    if kind == "labels":
+        rank = len(true.shape)
+        c = options.num_classes or MAX_INFERRED_CLASSES
+        return InputSpec(rank + 1, rank, c, True, "none", options.ignore_index, False, True)
     try:
         return check_inputs(
             _symbolic(true),
@@ -260,7 +318,8 @@ def check_scores(scores: np.ndarray, *, from_logits: bool, path: str, offset: in
         )
     outside = (scores < 0) | (scores > 1)
     advice = (
-        "integer values look like labels: are PRED and TRUE swapped? (predictions first)"
+        "integer values look like a label map: pass --pred-kind labels (or are PRED and "
+        "TRUE swapped? predictions come first)"
         if scores.dtype.kind in "biu"
         else "pass --from-logits if these are logits"
     )
@@ -339,30 +398,161 @@ def evaluate_case(
     Returns:
         `CaseTotals`; bad values raise `InputError` naming the file and the first bad voxel.
     """
-    spec = case_spec(pred, true, options)
-    if spec.num_classes != threshold.shape[0]:
+    kind = pred_kind(pred, true, options.pred_kind)
+    spec = case_spec(pred, true, options, kind)
+    if kind != "labels" and spec.num_classes != threshold.shape[0]:
         raise InputError(
             pred.path,
             f"has {spec.num_classes} classes on axis {spec.axis}, but {threshold.shape[0]} "
             f"were expected (from {expected_from}).",
         )
     plan = plan_chunks(pred, true, spec, options.chunk_mb)
+    slab = {"scores": _score_slab, "masks": _mask_slab, "labels": _label_slab}[kind]
     try:
-        return _stream_case(name, pred, true, options, threshold, spec, plan, progress, device)
+        totals = _stream_case(
+            name, pred, true, options, threshold, spec, plan, slab, progress, device
+        )
     finally:
         pred.close()
         true.close()
+    grid = tuple(s for a, s in enumerate(pred.shape) if a != spec.axis)
+    if kind == "labels":
+        return CaseTotals(name, pred.path, true.path, grid, None, None, matrix=totals[0])
+    return CaseTotals(
+        name, pred.path, true.path, grid, totals[0], totals[1] if kind == "scores" else None
+    )
 
 
-def _stream_case(name, pred, true, options, threshold, spec, plan, progress, device):
-    """The chunk loop of `evaluate_case`: read, check and score each slab of `plan`."""
+@dataclasses.dataclass(frozen=True)
+class _Slab:
+    """One slab in its reused buffers, and what the checks need to name a bad voxel."""
+
+    true: np.ndarray
+    pred: np.ndarray
+    mask: np.ndarray
+    start: int
+    count: int
+    true_path: str
+    pred_path: str
+    true_axis: int
+    pred_axis: int
+
+
+def _score_slab(slab: _Slab, options, threshold, spec, device) -> tuple:
+    """Counts and histogram of a slab of scores (values checked first)."""
+    check_scores(
+        slab.pred,
+        from_logits=options.from_logits,
+        path=slab.pred_path,
+        offset=slab.start,
+        axis=slab.pred_axis,
+    )
+    _check_truth(slab, spec)
+    return _run_chunk(slab, threshold, spec, options.from_logits, options.num_bins, device)
+
+
+def _mask_slab(slab: _Slab, options, threshold, spec, device) -> tuple:
+    """Counts of a slab of 0/1 masks: positive where 1 (the chunk kernel at 0.5, 2 bins)."""
+    check_labels(
+        slab.pred,
+        sparse=False,
+        num_classes=spec.num_classes,
+        ignore_index=None,
+        path=slab.pred_path,
+        offset=slab.start,
+        axis=slab.pred_axis,
+    )
+    _check_truth(slab, spec)
+    half = np.full(spec.num_classes, 0.5, np.float32)
+    return _run_chunk(slab, half, spec, False, 2, device)[:1]
+
+
+def _check_truth(slab: _Slab, spec) -> None:
+    check_labels(
+        slab.true,
+        sparse=spec.sparse,
+        num_classes=spec.num_classes,
+        ignore_index=spec.ignore_index,
+        path=slab.true_path,
+        offset=slab.start,
+        axis=slab.true_axis,
+    )
+
+
+def _run_chunk(slab: _Slab, threshold, spec, from_logits, num_bins, device) -> tuple:
+    chunk_counts, chunk_hist, invalid = _compiled_chunk(
+        *_place((slab.true, slab.pred), device),
+        threshold,
+        slab.mask,
+        axis=spec.axis,
+        from_logits=from_logits,
+        ignore_index=spec.ignore_index,
+        num_bins=num_bins,
+    )
+    if np.any(ops.convert_to_numpy(invalid)):
+        raise InputError(
+            slab.pred_path, f"holds invalid scores in rows {slab.start}..{slab.start + slab.count}."
+        )
+    return chunk_counts, chunk_hist
+
+
+def _label_slab(slab: _Slab, options, threshold, spec, device) -> tuple:
+    """The `[C, C]` matrix of a slab of label maps; the kernel's out-of-range tally is the
+    check (a float map is first checked for fractions on the host)."""
+    for labels, path, axis in (
+        (slab.true, slab.true_path, slab.true_axis),
+        (slab.pred, slab.pred_path, slab.pred_axis),
+    ):
+        if labels.dtype.kind == "f":
+            _check_label_map(labels, spec, path, slab.start, axis, options)
+    matrix, invalid = label_confusion_matrix(
+        *_place((slab.true, slab.pred), device),
+        spec.num_classes,
+        ignore_index=spec.ignore_index,
+        mask=slab.mask,
+        with_invalid=True,
+    )
+    if int(ops.convert_to_numpy(invalid)):
+        _check_label_map(slab.true, spec, slab.true_path, slab.start, slab.true_axis, options)
+        _check_label_map(
+            slab.pred, spec, slab.pred_path, slab.start, slab.pred_axis, options, ignore=False
+        )
+    return (matrix,)
+
+
+def _check_label_map(labels, spec, path, offset, axis, options, ignore: bool = True) -> None:
+    """Raise `InputError` on fractional ids or ids outside `[0, C)` (C given or inferred)."""
+    try:
+        check_labels(
+            labels,
+            sparse=True,
+            num_classes=spec.num_classes,
+            ignore_index=spec.ignore_index if ignore else None,
+            path=path,
+            offset=offset,
+            axis=axis,
+        )
+    except InputError as e:
+        fractional = labels.dtype.kind == "f" and not np.array_equal(labels, np.floor(labels))
+        if options.num_classes or fractional:
+            raise
+        raise InputError(
+            path,
+            f"holds label ids outside [0, {MAX_INFERRED_CLASSES}) (the most inferred without "
+            f"--num-classes; largest {labels.max()}, smallest {labels.min()}); pass "
+            f"--num-classes.",
+        ) from e
+
+
+def _stream_case(name, pred, true, options, threshold, spec, plan, score_slab, progress, device):
+    """The chunk loop of `evaluate_case`: read each slab of `plan` into reused buffers,
+    check and score it with `score_slab`, and add its results into int64 totals."""
     pred_buf = np.zeros(_slab_shape(pred.shape, plan.pred_axis, plan.rows), pred.dtype)
     true_buf = np.zeros(_slab_shape(true.shape, plan.true_axis, plan.rows), true.dtype)
     # The padding mask on the streaming axis' place in the voxel grid (the class axis taken out).
     grid_axis = plan.pred_axis - (spec.axis < plan.pred_axis)
     mask = np.ones((1,) * grid_axis + (plan.rows,), bool)
-    counts = np.zeros((spec.num_classes, 4), np.int64)
-    histogram = np.zeros((spec.num_classes, options.num_bins, 2), np.int64)
+    totals = None
     for i in range(plan.num_chunks):
         start = i * plan.rows
         count = min(plan.rows, plan.length - start)
@@ -372,39 +562,59 @@ def _stream_case(name, pred, true, options, threshold, spec, plan, progress, dev
             mask[..., count:] = False
         pred.read_into(start, count, pred_buf, plan.pred_axis)
         true.read_into(start, count, true_buf, plan.true_axis)
-        check_scores(
-            pred_buf,
-            from_logits=options.from_logits,
-            path=pred.path,
-            offset=start,
-            axis=plan.pred_axis,
-        )
-        check_labels(
+        slab = _Slab(
             true_buf,
-            sparse=spec.sparse,
-            num_classes=spec.num_classes,
-            ignore_index=spec.ignore_index,
-            path=true.path,
-            offset=start,
-            axis=plan.true_axis,
-        )
-        chunk_counts, chunk_hist, invalid = _compiled_chunk(
-            *_place((true_buf, pred_buf), device),
-            threshold,
+            pred_buf,
             mask,
-            axis=spec.axis,
-            from_logits=options.from_logits,
-            ignore_index=spec.ignore_index,
-            num_bins=options.num_bins,
+            start,
+            count,
+            true.path,
+            pred.path,
+            plan.true_axis,
+            plan.pred_axis,
         )
-        if np.any(ops.convert_to_numpy(invalid)):
-            raise InputError(pred.path, f"holds invalid scores in rows {start}..{start + count}.")
-        counts += ops.convert_to_numpy(chunk_counts).astype(np.int64)
-        histogram += ops.convert_to_numpy(chunk_hist).astype(np.int64)
+        results = [
+            ops.convert_to_numpy(r).astype(np.int64)
+            for r in score_slab(slab, options, threshold, spec, device)
+        ]
+        totals = (
+            results if totals is None else [t + r for t, r in zip(totals, results, strict=True)]
+        )
         if progress is not None:
             progress(name, i + 1, plan.num_chunks)
-    grid = tuple(s for a, s in enumerate(pred.shape) if a != spec.axis)
-    return CaseTotals(name, pred.path, true.path, grid, counts, histogram)
+    return totals
+
+
+def exact_linear(fn: Callable, values: np.ndarray, terms: int) -> np.ndarray:
+    """int64 `fn(values)` for a linear integer op `fn` (sums and differences of at most
+    `terms` entries, e.g. `counts_from_confusion_matrix`, `counts_at_bins`), exact for any
+    int64 `values` on every backend, JAX without x64 included.
+
+    `fn` is linear, so `values` is split into limbs narrow enough that `terms` of them sum
+    within int32, `fn` runs on each limb, and the results are shifted back and added in
+    numpy int64.
+
+    Example:
+        >>> import numpy as np
+        >>> exact_linear(lambda x: x.sum(keepdims=True), np.int64([2**40, 3]), 2).tolist()
+        [1099511627779]
+    """
+    values = np.asarray(values, np.int64)
+    bits = max(1, 30 - math.ceil(math.log2(max(terms, 1) + 1)))
+    total, shift = None, 0
+    while total is None or (values >> shift).any():
+        limb = ((values >> shift) & ((1 << bits) - 1)).astype(np.int32)
+        part = np.asarray(ops.convert_to_numpy(fn(limb))).astype(np.int64) << shift
+        total = part if total is None else total + part
+        shift += bits
+    return total
+
+
+def exact_counts(matrix: np.ndarray) -> np.ndarray:
+    """int64 `[C, 4]` one-vs-rest counts of an int64 `[C, C]` confusion matrix, exact
+    (`counts_from_confusion_matrix` through `exact_linear`)."""
+    matrix = np.asarray(matrix, np.int64)
+    return exact_linear(counts_from_confusion_matrix, matrix, matrix.size)
 
 
 def _place(arrays: tuple, device) -> tuple:
@@ -429,11 +639,13 @@ def local_devices(requested: int) -> list:
 
 
 def threshold_vector(threshold, num_classes: int, num_classes_from: str) -> np.ndarray:
-    """float32 `[C]` from a scalar or per-class threshold, each in [0, 1]."""
-    t = np.asarray(threshold, np.float32).reshape(-1)
+    """float32 `[C]` from a scalar or per-class threshold, each in [0, 1] (the ops' rule,
+    `check_threshold_values`); the count message says where `C` came from."""
+    values = check_threshold_values(threshold, name="threshold (--threshold)")
+    t = np.asarray(values, np.float32).reshape(-1)
     if t.shape[0] == 1:
         t = np.repeat(t, num_classes)
-    if t.shape[0] != num_classes or not np.all((t >= 0) & (t <= 1)):
+    if t.shape[0] != num_classes:
         raise ValueError(
             f"threshold (--threshold) must be one value in [0, 1] or one per class "
             f"({num_classes}, from {num_classes_from}); got {np.asarray(threshold).tolist()}."
@@ -450,46 +662,79 @@ def _expected_classes(options: Options, spec: InputSpec, first: Volume) -> tuple
     return spec.num_classes, f"the first case, {first.path}"
 
 
-def _cases(pred, true) -> list[tuple[str, object, object]]:
-    if isinstance(pred, np.ndarray) or isinstance(true, np.ndarray):
-        return [("case", pred, true)]
-    if isinstance(pred, str | Path):
-        return pair_cases(pred, true)
-    return [(str(name), p, t) for name, p, t in pred]
+def _cases(y_true, y_pred, cases) -> list[tuple[str, object, object]]:
+    """`(name, pred source, true source)` for every case, however they were given."""
+    if cases is not None:
+        return [(str(name), p, t) for name, t, p in cases]
+    if y_true is None or y_pred is None:
+        raise TypeError("evaluate needs y_true and y_pred (or cases=[(name, y_true, y_pred)]).")
+    if isinstance(y_pred, np.ndarray) or isinstance(y_true, np.ndarray):
+        return [("case", y_pred, y_true)]
+    return pair_cases(y_pred, y_true)
+
+
+def _legacy_arguments(legacy: tuple) -> tuple:
+    """`evaluate(pred, true[, options])`, the order before 0.2: `(y_true, y_pred, cases,
+    options)` with a DeprecationWarning (`(name, pred, true)` triples as `pred` included)."""
+    if not 2 <= len(legacy) <= 3:
+        raise TypeError(
+            f"evaluate takes keyword arguments y_true=, y_pred= (and options=); got "
+            f"{len(legacy)} positional argument(s)."
+        )
+    warnings.warn(
+        "evaluate(pred, true, options) is deprecated: call evaluate(y_true=..., y_pred=..., "
+        "options=...), the (y_true, y_pred) order of every other voxelmetrics function.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    pred, true, *rest = legacy
+    if true is None:
+        return None, None, [(name, t, p) for name, p, t in pred], (rest or [None])[0]
+    return true, pred, None, (rest or [None])[0]
 
 
 def evaluate(
-    pred,
-    true,
+    *legacy,
+    y_true=None,
+    y_pred=None,
     options: Options | None = None,
-    *,
+    cases=None,
     progress: Progress | None = None,
     on_case: Callable[[str, int, int], None] | None = None,
+    scores_needed_for: str | None = None,
 ) -> Evaluation:
     """Score prediction volumes against truth volumes, streamed in bounded memory.
 
     Args:
-        pred, true: two files or two directories of files paired by case name (see
-            `pair_cases`), two numpy arrays (one case), or `(name, pred, true)` triples as
-            `pred` with `true=None`.
+        y_true, y_pred: two files or two directories of files paired by case name (see
+            `pair_cases`), or two numpy arrays (one case). Keyword-only; the positional
+            `evaluate(pred, true, options)` of earlier versions still works, with a
+            DeprecationWarning.
         options: see `Options`.
+        cases: instead of `y_true`/`y_pred`, `(name, y_true, y_pred)` triples of arrays
+            or files.
         progress: optional `progress(case, chunks_done, num_chunks)` after every chunk.
         on_case: optional `on_case(case, index, num_cases)` before every case.
+        scores_needed_for: what asks for curves (e.g. `"--plot"`): hard predictions (label
+            maps, masks) then raise `InputError` before any voxel is read.
 
     Returns:
-        An `Evaluation`: exact per-case int64 counts `[C, 4]` and histograms `[C, B, 2]`.
-        Any problem with a file raises `InputError` naming it.
+        An `Evaluation`: exact per-case int64 counts `[C, 4]` and histograms `[C, B, 2]`
+        (label maps and masks: counts only). Any problem with a file raises `InputError`
+        naming it.
 
     Example:
         >>> import numpy as np
         >>> y_true = np.array([[1, 0], [0, 1], [1, 1]])
         >>> y_pred = np.float32([[0.9, 0.2], [0.4, 0.6], [0.5, 1.0]])
-        >>> ev = evaluate(y_pred, y_true, Options(num_bins=4))
+        >>> ev = evaluate(y_true=y_true, y_pred=y_pred, options=Options(num_bins=4))
         >>> ev.counts.tolist()
         [[2, 0, 0, 1], [2, 0, 0, 1]]
     """
+    if legacy:
+        y_true, y_pred, cases, options = _legacy_arguments(legacy)
     options = options or Options()
-    cases = _cases(pred, true)
+    cases = _cases(y_true, y_pred, cases)
     if not cases:
         raise ValueError("evaluate needs at least one case.")
     opened = []
@@ -497,6 +742,17 @@ def evaluate(
         pred_volume = open_volume(pred_source, key=options.pred_key)
         opened.append((name, pred_volume, open_volume(true_source, key=options.true_key)))
     _, first_pred, first_true = opened[0]
+    kind = pred_kind(first_pred, first_true, options.pred_kind)
+    if kind in HARD_KINDS and scores_needed_for:
+        raise InputError(
+            first_pred.path,
+            f"is a hard prediction ({'a label map' if kind == 'labels' else 'binary masks'}, "
+            f"{first_pred.dtype}): {scores_needed_for} needs scores, and a hard prediction "
+            f"ranks nothing. Drop {scores_needed_for}, or pass probabilities.",
+        )
+    options = dataclasses.replace(options, pred_kind=kind)
+    if kind == "labels":
+        return _evaluate_label_maps(opened, options, progress, on_case)
     spec = case_spec(first_pred, first_true, options)
     if implausible_class_axis(spec, first_pred.shape):
         warnings.warn(
@@ -506,11 +762,19 @@ def evaluate(
             stacklevel=2,
         )
     num_classes, expected_from = _expected_classes(options, spec, first_pred)
-    check_histogram_budget(num_classes, options.num_bins, len(opened), options.chunk_mb)
+    if kind == "scores":
+        check_histogram_budget(num_classes, options.num_bins, len(opened), options.chunk_mb)
     try:
         threshold = threshold_vector(options.threshold, num_classes, expected_from)
     except ValueError as e:
         raise InputError(first_pred.path, f"does not fit the options: {e}") from None
+
+    run = _case_runner(opened, options, threshold, expected_from, progress, on_case)
+    return Evaluation(options, threshold, _run_all(run, len(opened), options.devices), kind)
+
+
+def _case_runner(opened, options, threshold, expected_from, progress, on_case):
+    """`run(index, device=None)`: announce case `index` to `on_case`, then stream it."""
 
     def run(index: int, device=None) -> CaseTotals:
         name, pred_volume, true_volume = opened[index]
@@ -527,12 +791,32 @@ def evaluate(
             device=device,
         )
 
-    devices = local_devices(options.devices)
+    return run
+
+
+def _run_all(run: Callable[..., CaseTotals], num_cases: int, requested_devices: int) -> list:
+    """`run(index[, device])` for every case: in turn, or one thread per JAX device."""
+    devices = local_devices(requested_devices)
     if not devices:
-        return Evaluation(options, threshold, [run(i) for i in range(len(opened))])
+        return [run(i) for i in range(num_cases)]
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=len(devices)) as pool:
-        futures = [pool.submit(run, i, devices[i % len(devices)]) for i in range(len(opened))]
-        results = [f.result() for f in futures]
-    return Evaluation(options, threshold, results)
+        futures = [pool.submit(run, i, devices[i % len(devices)]) for i in range(num_cases)]
+        return [f.result() for f in futures]
+
+
+def _evaluate_label_maps(opened, options: Options, progress, on_case) -> Evaluation:
+    """Every case's `[C, C]` matrix; without `num_classes`, C is the largest id seen in
+    either map of any case, plus one. Per-class counts come from the matrices."""
+
+    run = _case_runner(opened, options, np.zeros(0, np.float32), "", progress, on_case)
+    cases = _run_all(run, len(opened), options.devices)
+    c = options.num_classes
+    if not c:
+        seen = np.flatnonzero(sum(case.matrix.sum(0) + case.matrix.sum(1) for case in cases))
+        c = int(seen[-1]) + 1 if seen.size else 1
+    for case in cases:
+        case.matrix = case.matrix[:c, :c]
+        case.counts = exact_counts(case.matrix)
+    return Evaluation(options, np.full(c, 0.5, np.float32), cases, "labels")

@@ -20,8 +20,13 @@ from pathlib import Path
 import numpy as np
 from keras import ops
 
-from voxelmetrics.evaluate.engine import Evaluation
+from voxelmetrics.backends import compile_kernel
+from voxelmetrics.evaluate.engine import NO_CURVES, Evaluation, exact_linear
+from voxelmetrics.evaluate.statistics import DEFAULT_BOOTSTRAP, case_statistics
+from voxelmetrics.ops import _options
+from voxelmetrics.ops.criterion import Criterion
 from voxelmetrics.ops.curves import average_precision, roc_auc
+from voxelmetrics.ops.fused import counts_at_bins
 from voxelmetrics.ops.histogram import bin_index
 from voxelmetrics.ops.scores import (
     average_scores,
@@ -32,7 +37,7 @@ from voxelmetrics.ops.scores import (
     recall,
     specificity,
 )
-from voxelmetrics.ops.thresholds import CRITERIA, make_criterion, optimal_threshold
+from voxelmetrics.ops.thresholds import optimal_threshold
 
 COUNT_METRICS = {
     "recall": recall,
@@ -48,53 +53,28 @@ STAGING_PREFIX = ".voxelmetrics-staging-"
 
 
 def check_class_names(names: Sequence[str]) -> list[str]:
-    """The names as a list, or a ValueError for an empty, duplicate or reserved name.
+    """The names as a list, or a ValueError for an empty, repeated or reserved name.
 
-    Class names key the report's rows beside the averages (`micro`, `macro`, `weighted`),
-    so they must be distinct from each other and from those.
+    The rule is the ops' one (`_options.check_class_names`: unique, none of the averages'
+    names); the report adds that a name must not be blank, as it keys a CSV row.
     """
-    names = list(names)
-    empty = [i for i, n in enumerate(names) if not str(n).strip()]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    reserved = [n for n in names if n in AVERAGES]
+    names = [str(n) for n in names]
+    empty = [i for i, n in enumerate(names) if not n.strip()]
     if empty:
         raise ValueError(f"class names must not be empty; name {empty[0]} of {names} is.")
-    if repeated:
-        raise ValueError(f"class names must be distinct; {repeated} appear more than once.")
-    if reserved:
-        raise ValueError(
-            f"class names {reserved} are reserved for the averages ({', '.join(AVERAGES)}); "
-            f"choose other names."
-        )
-    return names
+    return _options.check_class_names(names)
 
 
 def parse_criterion(text: str) -> tuple[str, dict]:
     """`"f1"`, `"fbeta:2"`, `"recall_at_precision:0.9"`, `"precision_at_recall:0.8"`,
-    `"cost:1:5"` (cost of a false positive, of a false negative) -> `(name, options)`.
+    `"cost:1:5"` -> `(name, options)`, through `Criterion.parse` (the one spelling rule).
 
     Example:
         >>> parse_criterion("recall_at_precision:0.9")
         ('recall_at_precision', {'min_precision': 0.9})
     """
-    name, *values = text.split(":")
-    keys = {
-        "fbeta": ("beta",),
-        "recall_at_precision": ("min_precision",),
-        "precision_at_recall": ("min_recall",),
-        "cost": ("cost_fp", "cost_fn"),
-    }.get(name, ())
-    if name not in CRITERIA or len(values) != len(keys):
-        raise ValueError(
-            f"criterion {text!r} is not one of: f1, dice, iou, youden, fbeta:BETA, "
-            f"recall_at_precision:MIN_PRECISION, precision_at_recall:MIN_RECALL, cost:FP:FN."
-        )
-    try:
-        options = {k: float(v) for k, v in zip(keys, values, strict=True)}
-    except ValueError:
-        raise ValueError(f"criterion {text!r} needs numbers after its name.") from None
-    make_criterion(name, **options)
-    return name, options
+    criterion = Criterion.parse(text)
+    return criterion.name, criterion.options
 
 
 def _floats(x) -> np.ndarray:
@@ -109,61 +89,94 @@ def _number(x):
     return None if math.isnan(x) else x
 
 
-def _counts_at(histogram: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Exact int64 `[C, 4]` counts at bin thresholds `t_k` (score >= t_k is positive)."""
-    rows = []
-    for c, kc in enumerate(k):
-        neg, pos = histogram[c, :, 0], histogram[c, :, 1]
-        tp, fp = int(pos[kc:].sum()), int(neg[kc:].sum())
-        rows.append([tp, fp, int(pos.sum()) - tp, int(neg.sum()) - fp])
-    return np.asarray(rows, np.int64)
+def metric_names(hard: bool) -> tuple[str, ...]:
+    """The reported metrics: every one for scores, the count metrics for hard predictions."""
+    return tuple(COUNT_METRICS) if hard else METRICS
 
 
-def _optimal(histogram: np.ndarray, criteria: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
-    """Per criterion: thresholds `[C]`, values `[C]` and exact counts `[C, 4]` there."""
-    result = {}
-    num_bins = histogram.shape[1]
+def _numbers_kernel(counts, histogram, *, zero_division, exclude, criteria):
+    """Every float of one scope from float32 counts `[C, 4]` and histogram `[C, B, 2]`
+    (None for hard predictions): per-class metrics, the averages over the classes not in
+    `exclude`, how many were valid, and each criterion's threshold, value and bin.
+
+    One traced program (one compilation per run under JAX: every case and the pooled
+    scope share the shapes), instead of one small program per op and call.
+    """
+    c = ops.shape(counts)[0]
+    kept = np.array([i for i in range(c) if i not in exclude], np.int32)
+    pairs = [(k, f, counts) for k, f in COUNT_METRICS.items()]
+    if histogram is not None:
+        pairs += [(k, f, histogram) for k, f in CURVE_METRICS.items()]
+    classes = {k: f(x, zero_division=zero_division) for k, f, x in pairs}
+    averages = {
+        average: {
+            k: f(ops.take(x, kept, axis=0), average=average, zero_division=zero_division)
+            for k, f, x in pairs
+        }
+        for average in AVERAGES
+    }
+    valid = {k: num_valid_classes(ops.take(v, kept, axis=0)) for k, v in classes.items()}
+    optimal = {}
     for text in criteria:
-        name, options = parse_criterion(text)
-        t, v = optimal_threshold(histogram.astype(np.float32), name, **options)
-        t, v = _floats(t), _floats(v)
-        found = ~np.isnan(t)
-        k = np.asarray(
-            ops.convert_to_numpy(bin_index(np.where(found, t, 0).astype("f4"), num_bins))
-        )
-        counts = np.where(found[:, None], _counts_at(histogram, k), -1)
-        result[text] = {"threshold": t, "value": v, "counts": counts}
-    return result
+        t, v = optimal_threshold(histogram, Criterion.parse(text))
+        k = bin_index(ops.where(ops.isnan(t), 0.0, t), ops.shape(histogram)[1])
+        optimal[text] = {"threshold": t, "value": v, "bin": k}
+    return {"classes": classes, "averages": averages, "valid": valid, "optimal": optimal}
 
 
-def class_metrics(counts: np.ndarray, histogram: np.ndarray, zero_division="nan") -> dict:
-    """Per-class metrics `{name: float64 [C]}` from exact counts and a histogram."""
-    c32, h32 = counts.astype(np.float32), histogram.astype(np.float32)
-    out = {k: _floats(f(c32, zero_division=zero_division)) for k, f in COUNT_METRICS.items()}
-    out |= {k: _floats(f(h32, zero_division=zero_division)) for k, f in CURVE_METRICS.items()}
-    return out
+_compiled_numbers = compile_kernel(
+    _numbers_kernel, static_argnames=("zero_division", "exclude", "criteria")
+)
 
 
-def averaged_metrics(counts, histogram, zero_division="nan") -> dict:
-    """`{average: {metric: float, "valid_classes": int}}` for micro, macro and weighted."""
-    c32, h32 = counts.astype(np.float32), histogram.astype(np.float32)
-    per_class = class_metrics(counts, histogram, zero_division)
-    out = {}
-    for average in AVERAGES:
-        row = {
-            k: float(_floats(f(c32, average=average, zero_division=zero_division)))
-            for k, f in COUNT_METRICS.items()
-        }
-        row |= {
-            k: float(_floats(f(h32, average=average, zero_division=zero_division)))
-            for k, f in CURVE_METRICS.items()
-        }
-        if average == "macro":
-            row["valid_classes"] = {
-                k: int(ops.convert_to_numpy(num_valid_classes(v.astype(np.float32))))
-                for k, v in per_class.items()
-            }
-        out[average] = row
+def scope_numbers(counts, histogram, zero_division="nan", exclude=(), criteria=()) -> dict:
+    """`_numbers_kernel` on int64 totals, as numpy float64 (bins int), plus the exact int64
+    counts at each criterion's threshold (`counts_at_bins` through `exact_linear`; -1 where
+    no threshold was found)."""
+    h32 = None if histogram is None else histogram.astype(np.float32)
+    numbers = _compiled_numbers(
+        counts.astype(np.float32),
+        h32,
+        zero_division=zero_division,
+        exclude=tuple(exclude),
+        criteria=tuple(criteria),
+    )
+    numbers = _to_numpy(numbers)
+    for o in numbers["optimal"].values():
+        k = o["bin"].astype(np.int32)
+        exact = exact_linear(lambda h, k=k: counts_at_bins(h, k), histogram, histogram[0].size)
+        o["counts"] = np.where(np.isnan(o["threshold"])[:, None], -1, exact)
+    return numbers
+
+
+def _to_numpy(tree):
+    if isinstance(tree, dict):
+        return {k: _to_numpy(v) for k, v in tree.items()}
+    return _floats(tree)
+
+
+def class_metrics(counts: np.ndarray, histogram: np.ndarray | None, zero_division="nan") -> dict:
+    """Per-class metrics `{name: float64 [C]}` from exact counts and a histogram (curve
+    metrics only with a histogram)."""
+    return scope_numbers(counts, histogram, zero_division)["classes"]
+
+
+def averaged_metrics(counts, histogram, zero_division="nan", exclude: Sequence[int] = ()) -> dict:
+    """`{average: {metric: float, "valid_classes": int}}` for micro, macro and weighted.
+
+    Classes in `exclude` (indices) are left out of every average (reported per class only).
+    """
+    return _averages(scope_numbers(counts, histogram, zero_division, exclude))
+
+
+def _in_order(row: dict) -> dict:
+    """`row` with its metrics in report order (a compiled program returns dicts sorted)."""
+    return {k: row[k] for k in METRICS if k in row}
+
+
+def _averages(numbers: dict) -> dict:
+    out = {a: {k: float(v) for k, v in _in_order(numbers["averages"][a]).items()} for a in AVERAGES}
+    out["macro"]["valid_classes"] = {k: int(v) for k, v in _in_order(numbers["valid"]).items()}
     return out
 
 
@@ -174,47 +187,97 @@ def _optimal_row(optimal: dict, c: int) -> dict:
     return row
 
 
-def _class_rows(names, counts, histogram, threshold, optimal, zero_division) -> dict:
-    metrics = class_metrics(counts, histogram, zero_division)
+def _class_rows(names, counts, histogram, threshold, numbers, criteria) -> dict:
     rows = {}
     for c, name in enumerate(names):
         tp, fp, fn, tn = (int(x) for x in counts[c])
         row = {"support": tp + fn, "tp": tp, "fp": fp, "fn": fn, "tn": tn}
-        row["threshold"] = float(threshold[c])
-        row |= {k: _number(v[c]) for k, v in metrics.items()}
-        row["optimal"] = {crit: _optimal_row(o, c) for crit, o in optimal.items()}
+        row["threshold"] = None if histogram is None else float(threshold[c])
+        row |= {k: _number(v[c]) for k, v in _in_order(numbers["classes"]).items()}
+        optimal = numbers["optimal"]
+        row["optimal"] = {crit: _optimal_row(optimal[crit], c) for crit in criteria}
         rows[name] = row
     return rows
 
 
-def _scope(counts, histogram, names, threshold, criteria, zero_division) -> dict:
-    optimal = _optimal(histogram, criteria)
-    averages = averaged_metrics(counts, histogram, zero_division)
+def _scope(counts, histogram, numbers, *, names, threshold, criteria) -> dict:
     return {
-        "classes": _class_rows(names, counts, histogram, threshold, optimal, zero_division),
+        "classes": _class_rows(names, counts, histogram, threshold, numbers, criteria),
         "averages": {
             a: {k: _number(v) if k != "valid_classes" else v for k, v in row.items()}
-            for a, row in averages.items()
+            for a, row in _averages(numbers).items()
         },
     }
 
 
-def samplewise(evaluation: Evaluation, names, zero_division="nan") -> dict:
-    """Per class, the mean over cases of each per-case metric; undefined cases are skipped.
-
-    The skipping rule is the macro rule of `average_scores` applied across cases.
+def samplewise(
+    evaluation: Evaluation,
+    names,
+    zero_division="nan",
+    *,
+    exclude: Sequence[int] = (),
+    bootstrap: int = DEFAULT_BOOTSTRAP,
+    numbers: Sequence[dict] | None = None,
+) -> dict:
+    """Per class, and for the per-case macro average over the classes not in `exclude`
+    (key `"macro"`): the mean over cases of each per-case metric (undefined cases skipped,
+    the macro rule of `average_scores` applied across cases), the number of cases where it
+    was defined (`<metric>_cases`), and `statistics[metric]`: `case_statistics` (sd,
+    median, quartiles, extremes with their case, bootstrap CI of the mean).
     """
-    per_case = [class_metrics(c.counts, c.histogram, zero_division) for c in evaluation.cases]
+    hard = evaluation.hard
+    metrics = metric_names(hard)
+    if numbers is None:
+        numbers = [
+            scope_numbers(c.counts, c.histogram, zero_division, exclude) for c in evaluation.cases
+        ]
+    per_case = [n["classes"] for n in numbers]
+    macro = [n["averages"]["macro"] for n in numbers]
+    case_names = [c.name for c in evaluation.cases]
+    columns = {
+        name: {m: [pc[m][c] for pc in per_case] for m in metrics} for c, name in enumerate(names)
+    }
+    columns["macro"] = {m: [row[m] for row in macro] for m in metrics}
     out = {}
-    for c, name in enumerate(names):
+    for name, values_by_metric in columns.items():
         row = {}
-        for metric in METRICS:
-            values = np.float32([m[metric][c] for m in per_case])
+        for metric, values in values_by_metric.items():
+            values = np.float32(values)
             mean = average_scores(values, np.ones_like(values), average="macro")
             row[metric] = _number(_floats(mean))
             row[f"{metric}_cases"] = int(ops.convert_to_numpy(num_valid_classes(values)))
+        row["statistics"] = {
+            metric: {
+                k: v if isinstance(v, str | None) else _number(v)
+                for k, v in case_statistics(
+                    np.float64(values), case_names, bootstrap=bootstrap
+                ).items()
+            }
+            for metric, values in values_by_metric.items()
+        }
         out[name] = row
     return out
+
+
+def exclude_indices(exclude: Sequence, names: Sequence[str]) -> list[int]:
+    """Class indices from names or ids (ints or digit strings), e.g. `["background"]`, `[0]`.
+
+    Raises:
+        ValueError: a name that is no class, or an id outside `[0, C)`.
+    """
+    out = []
+    for item in exclude:
+        text = str(item).strip()
+        if text in names:
+            out.append(list(names).index(text))
+        elif text.lstrip("-").isdigit() and 0 <= int(text) < len(names):
+            out.append(int(text))
+        else:
+            raise ValueError(
+                f"--exclude {text!r} is neither a class name ({', '.join(names)}) nor a class "
+                f"id in [0, {len(names)})."
+            )
+    return sorted(set(out))
 
 
 def default_class_names(num_classes: int) -> list[str]:
@@ -227,8 +290,16 @@ def summarize(
     class_names: Sequence[str] | None = None,
     criteria: Sequence[str] = ("f1",),
     zero_division="nan",
+    exclude: Sequence = (),
+    bootstrap: int = DEFAULT_BOOTSTRAP,
 ) -> dict:
     """The full report as a JSON-ready dict: config, per case, pooled, samplewise.
+
+    Hard predictions (label maps, masks) give counts and count metrics only (no threshold,
+    curve metrics or optimal thresholds; `config["curves"]` says why). Classes in `exclude`
+    (names or ids) are reported per class and left out of every average. `samplewise`
+    holds, per class and for the per-case macro average, the per-case statistics
+    (`bootstrap` resamples for the 95% CI of the mean; 0 leaves the CI out).
 
     Per class (per case and pooled): `support, tp, fp, fn, tn, threshold, recall, precision,
     specificity, dice, iou, average_precision, roc_auc` and `optimal[criterion]` with the
@@ -239,7 +310,8 @@ def summarize(
     Example:
         >>> import numpy as np
         >>> from voxelmetrics.evaluate.engine import Options, evaluate
-        >>> ev = evaluate(np.float32([[0.9], [0.2]]), np.array([[1], [0]]), Options(num_bins=4))
+        >>> y_true, y_pred = np.array([[1], [0]]), np.float32([[0.9], [0.2]])
+        >>> ev = evaluate(y_true=y_true, y_pred=y_pred, options=Options(num_bins=4))
         >>> summarize(ev)["pooled"]["classes"]["class_0"]["dice"]
         1.0
     """
@@ -255,6 +327,15 @@ def summarize(
         )
     t = evaluation.threshold
     options = evaluation.options
+    hard = evaluation.hard
+    criteria = [] if hard else list(criteria)
+    excluded = exclude_indices(exclude, names)
+    scope = {"names": names, "threshold": t, "criteria": criteria}
+
+    def numbers(counts, histogram):
+        return scope_numbers(counts, histogram, zero_division, excluded, criteria)
+
+    per_case = [numbers(case.counts, case.histogram) for case in evaluation.cases]
     return {
         "config": {
             "num_classes": evaluation.num_classes,
@@ -267,6 +348,10 @@ def summarize(
             "criteria": list(criteria),
             "zero_division": zero_division,
             "num_cases": len(evaluation.cases),
+            "pred_kind": evaluation.pred_kind,
+            "exclude": [names[c] for c in excluded],
+            "bootstrap": bootstrap,
+            **({"curves": NO_CURVES} if hard else {}),
         },
         "cases": [
             {
@@ -274,14 +359,24 @@ def summarize(
                 "pred": case.pred,
                 "true": case.true,
                 "grid_shape": list(case.grid_shape),
-                **_scope(case.counts, case.histogram, names, t, criteria, zero_division),
+                **_scope(case.counts, case.histogram, n, **scope),
             }
-            for case in evaluation.cases
+            for case, n in zip(evaluation.cases, per_case, strict=True)
         ],
         "pooled": _scope(
-            evaluation.counts, evaluation.histogram, names, t, criteria, zero_division
+            evaluation.counts,
+            evaluation.histogram,
+            numbers(evaluation.counts, evaluation.histogram),
+            **scope,
         ),
-        "samplewise": samplewise(evaluation, names, zero_division),
+        "samplewise": samplewise(
+            evaluation,
+            names,
+            zero_division,
+            exclude=excluded,
+            bootstrap=bootstrap,
+            numbers=per_case,
+        ),
     }
 
 
@@ -293,26 +388,46 @@ def to_json(summary: dict) -> str:
 CSV_COUNTS = ("support", "tp", "fp", "fn", "tn", "threshold")
 
 
+STATISTICS = ("mean", "std", "median", "q25", "q75", "min", "min_case", "max", "max_case")
+STATISTICS += ("n_defined", "n_cases", "ci_low", "ci_high")
+
+
+def _write_csv(columns: Sequence[str], rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, restval="", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def _metrics_of(summary: dict) -> tuple[str, ...]:
+    return metric_names(summary["config"]["pred_kind"] in ("labels", "masks"))
+
+
 def to_csv(summary: dict) -> str:
     """One row per (scope, case, class): per-case and pooled classes and averages, samplewise.
 
     Columns: `scope, case, class`, the counts, the metrics, then per criterion
     `<criterion>_threshold` and `<criterion>_value`. Cells that do not apply are empty.
+    Samplewise rows (per class and `macro`): `case` empty holds the mean over cases; then
+    one row per statistic of `case_statistics` (`case` = `std`, `median`, `ci_low`, ...).
     """
     criteria = summary["config"]["criteria"]
-    columns = ["scope", "case", "class", *CSV_COUNTS, *METRICS]
+    metrics = _metrics_of(summary)
+    columns = ["scope", "case", "class", *CSV_COUNTS, *metrics]
     columns += [f"{c}_{k}" for c in criteria for k in ("threshold", "value")]
     rows = []
 
     def scope_rows(scope, case, block):
         for name, row in block["classes"].items():
-            flat = {k: row[k] for k in (*CSV_COUNTS, *METRICS)}
+            flat = {k: row[k] for k in (*CSV_COUNTS, *metrics)}
             for crit, o in row["optimal"].items():
                 flat[f"{crit}_threshold"], flat[f"{crit}_value"] = o["threshold"], o["value"]
             rows.append({"scope": scope, "case": case, "class": name, **flat})
         for average, row in block["averages"].items():
             rows.append(
-                {"scope": scope, "case": case, "class": average, **{k: row[k] for k in METRICS}}
+                {"scope": scope, "case": case, "class": average, **{k: row[k] for k in metrics}}
             )
 
     for case in summary["cases"]:
@@ -320,14 +435,27 @@ def to_csv(summary: dict) -> str:
     scope_rows("pooled", "", summary["pooled"])
     for name, row in summary["samplewise"].items():
         rows.append(
-            {"scope": "samplewise", "case": "", "class": name, **{k: row[k] for k in METRICS}}
+            {"scope": "samplewise", "case": "", "class": name, **{k: row[k] for k in metrics}}
         )
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, restval="", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
-    return buffer.getvalue()
+    for name, row in summary["samplewise"].items():
+        for stat in STATISTICS:
+            if stat in row["statistics"][metrics[0]]:
+                values = {k: row["statistics"][k][stat] for k in metrics}
+                rows.append({"scope": "samplewise", "case": stat, "class": name, **values})
+    return _write_csv(columns, rows)
+
+
+def to_per_case_csv(summary: dict) -> str:
+    """One row per case and class, for users who do their own statistics: `case, class`,
+    the counts and the metrics (the per-case rows of `to_csv`, without averages)."""
+    metrics = _metrics_of(summary)
+    columns = ["case", "class", "support", "tp", "fp", "fn", "tn", *metrics]
+    rows = [
+        {"case": case["name"], "class": name, **{k: row[k] for k in columns[2:]}}
+        for case in summary["cases"]
+        for name, row in case["classes"].items()
+    ]
+    return _write_csv(columns, rows)
 
 
 def check_writable(out_dir) -> Path:
@@ -466,36 +594,68 @@ TABLE_METRICS = {
     "average_precision": "AP",
     "roc_auc": "AUC",
 }
+HARD_TABLE_METRICS = {"recall": "recall", "precision": "prec", "dice": "dice", "iou": "IoU"}
+
+
+def _with_interval(stats: dict) -> str:
+    """`0.943 [0.931, 0.952]`: the mean over cases and its bootstrap CI (when computed)."""
+    text = _fmt(stats["mean"], 3)
+    if stats.get("ci_low") is not None:
+        text += f" [{_fmt(stats['ci_low'], 3)}, {_fmt(stats['ci_high'], 3)}]"
+    return text
 
 
 def render_table(summary: dict, console) -> None:
-    """Print the pooled per-class metrics and averages, then the optimal thresholds.
+    """Print the pooled per-class metrics and averages, the per-case Dice and IoU (mean
+    and 95% bootstrap CI over cases, per class and for the macro average), then the
+    optimal thresholds (scores only).
 
-    Fits 80 columns; every count and metric (tp, fp, fn, tn, iou, specificity, per case) is
-    in report.json and report.csv.
+    Fits 80 columns; every count and metric (tp, fp, fn, tn, iou, specificity, per case,
+    every statistic) is in report.json and report.csv.
     """
     from rich import box
     from rich.table import Table
 
     config = summary["config"]
     pooled, samples = summary["pooled"], summary["samplewise"]
-    thresholds = ", ".join(f"{t:g}" for t in dict.fromkeys(config["threshold"]))
-    table = Table(
-        title=f"pooled over {config['num_cases']} case(s) at threshold {thresholds}; "
-        f"class axis {config['axis']}: {config['num_classes']} classes",
+    hard = "curves" in config
+    shown = HARD_TABLE_METRICS if hard else TABLE_METRICS
+    if hard:
+        how = f"of {config['pred_kind']} (hard predictions)"
+    else:
+        thresholds = ", ".join(f"{t:g}" for t in dict.fromkeys(config["threshold"]))
+        how = f"at threshold {thresholds}; class axis {config['axis']}"
+    excluded = f"; averages without {', '.join(config['exclude'])}" if config["exclude"] else ""
+    # The title on its own line: a table's title wraps at the table's width.
+    console.print(
+        f"pooled over {config['num_cases']} case(s) {how}: "
+        f"{config['num_classes']} classes{excluded}"
+    )
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("class", no_wrap=True)
+    for column in ("support", *shown.values()):
+        table.add_column(column, justify="right")
+    for name, row in pooled["classes"].items():
+        table.add_row(name, f"{row['support']:,}", *(_fmt(row[k], 3) for k in shown))
+    table.add_section()
+    for average, row in pooled["averages"].items():
+        table.add_row(average, "", *(_fmt(row[k], 3) for k in shown))
+    console.print(table)
+    per_case = Table(
+        title=f"per case: mean over {config['num_cases']} case(s) [95% bootstrap CI]",
         title_justify="left",
         box=box.SIMPLE_HEAD,
     )
-    table.add_column("class", no_wrap=True)
-    for column in ("support", *TABLE_METRICS.values(), "dice/vol"):
-        table.add_column(column, justify="right")
-    for name, row in pooled["classes"].items():
-        metrics = [_fmt(row[k], 3) for k in TABLE_METRICS]
-        table.add_row(name, f"{row['support']:,}", *metrics, _fmt(samples[name]["dice"], 3))
-    table.add_section()
-    for average, row in pooled["averages"].items():
-        table.add_row(average, "", *(_fmt(row[k], 3) for k in TABLE_METRICS), "")
-    console.print(table)
+    per_case.add_column("class", no_wrap=True)
+    for column in ("dice/vol", "iou/vol"):
+        per_case.add_column(column, justify="right", no_wrap=True)
+    for name, row in samples.items():
+        stats = row["statistics"]
+        per_case.add_row(name, _with_interval(stats["dice"]), _with_interval(stats["iou"]))
+    console.print(per_case)
+    if hard:
+        console.print(config["curves"])
+        return
     criteria = config["criteria"]
     best = Table(
         title="optimal thresholds (pooled): value @ threshold",

@@ -18,6 +18,7 @@ from voxelmetrics.ops.curves import (
 from voxelmetrics.ops.exact import exact_average_precision, exact_precision_recall_curve
 from voxelmetrics.ops.fused import counts_and_histogram
 from voxelmetrics.ops.histogram import bin_index, bin_thresholds, score_histogram
+from voxelmetrics.ops.labels import label_confusion_matrix
 from voxelmetrics.ops.scores import (
     average_scores,
     balanced_accuracy,
@@ -63,6 +64,7 @@ __all__ = [
     "fbeta_score",
     "hausdorff_distance",
     "iou",
+    "label_confusion_matrix",
     "matthews_corrcoef",
     "normalized_surface_dice",
     "num_valid_classes",
