@@ -1,10 +1,16 @@
-"""Same numbers as nnU-Net's own evaluation (nnunetv2) on the same label-map files."""
+"""Same numbers as nnU-Net's folder evaluation on the same label-map files.
+
+The reference reproduces nnU-Net v2's documented definitions (its `compute_tp_fp_fn_tn` and
+`compute_metrics`: per foreground label, voxels of the ignore label left out, Dice and IoU
+NaN when both maps lack the label). nnunetv2 itself is not a test dependency: its `timm`
+dependency pulls a CUDA-built torchvision that breaks torchmetrics beside the CPU torch.
+`benchmarks/nnunet_agreement.py` runs these cases through the real nnunetv2 where it is
+installed (it agreed on every count and score when last run).
+"""
 
 import nibabel as nib
 import numpy as np
 import pytest
-from nnunetv2.evaluation.evaluate_predictions import compute_metrics
-from nnunetv2.imageio.nibabel_reader_writer import NibabelIO
 
 from voxelmetrics.evaluate.engine import Options, evaluate
 from voxelmetrics.evaluate.report import summarize
@@ -13,7 +19,31 @@ LABELS = [1, 2, 3]  # nnU-Net scores the foreground labels
 IGNORE = 4
 
 
-def _write_cases(tmp_path, rng):
+def nnunet_metrics(true_path, pred_path, labels, ignore_label) -> dict:
+    """nnU-Net's per-label TP/FP/FN/TN, Dice and IoU of one case, from its definitions."""
+    ref = np.asarray(nib.load(true_path).dataobj)
+    seg = np.asarray(nib.load(pred_path).dataobj)
+    counted = ref != ignore_label
+    metrics = {}
+    for label in labels:
+        in_ref, in_seg = ref == label, seg == label
+        tp = int(np.sum(in_ref & in_seg & counted))
+        fp = int(np.sum(~in_ref & in_seg & counted))
+        fn = int(np.sum(in_ref & ~in_seg & counted))
+        tn = int(np.sum(~in_ref & ~in_seg & counted))
+        both_empty = tp + fp + fn == 0
+        metrics[label] = {
+            "TP": tp,
+            "FP": fp,
+            "FN": fn,
+            "TN": tn,
+            "Dice": np.nan if both_empty else 2 * tp / (2 * tp + fp + fn),
+            "IoU": np.nan if both_empty else tp / (tp + fp + fn),
+        }
+    return metrics
+
+
+def write_cases(tmp_path, rng):
     """Label maps with a class absent from a case, a single-voxel class and ignored voxels."""
     (tmp_path / "pred").mkdir()
     (tmp_path / "true").mkdir()
@@ -33,17 +63,13 @@ def _write_cases(tmp_path, rng):
 
 
 def test_counts_dice_and_iou_equal_nnunet_compute_metrics(tmp_path, rng):
-    pred, true = _write_cases(tmp_path, rng)
+    pred, true = write_cases(tmp_path, rng)
     ev = evaluate(y_true=true, y_pred=pred, options=Options(num_classes=4, ignore_index=IGNORE))
     summary = summarize(ev, exclude=[0], bootstrap=0)
     for case in summary["cases"]:
-        theirs = compute_metrics(
-            str(true / f"{case['name']}.nii.gz"),
-            str(pred / f"{case['name']}.nii.gz"),
-            NibabelIO(),
-            LABELS,
-            ignore_label=IGNORE,
-        )["metrics"]
+        theirs = nnunet_metrics(
+            true / f"{case['name']}.nii.gz", pred / f"{case['name']}.nii.gz", LABELS, IGNORE
+        )
         for label in LABELS:
             ours, ref = case["classes"][f"class_{label}"], theirs[label]
             assert [ours["tp"], ours["fp"], ours["fn"]] == [ref["TP"], ref["FP"], ref["FN"]]
