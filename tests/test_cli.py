@@ -584,3 +584,88 @@ def test_unknown_excluded_class_exits_2(tmp_path, capsys):
     pred, true, _ = _label_maps(tmp_path)
     assert main(["evaluate", str(pred), str(true), "--quiet", "--exclude", "liver"]) == 2
     assert "--exclude 'liver' is neither a class name" in capsys.readouterr().err
+
+
+def _label_map_folders(tmp_path, zooms):
+    """Two cases of NIfTI label maps (3 classes) whose headers say voxel size `zooms`;
+    class 2 is missed entirely in the second prediction."""
+    import nibabel as nib
+
+    rng = np.random.default_rng(3)
+    maps = {}
+    for folder in ("pred", "true"):
+        (tmp_path / folder).mkdir()
+    for i in range(2):
+        y_true = np.zeros((14, 12, 8), np.uint8)
+        y_true[3:10, 2:9, 2:6] = 1
+        y_true[8:12, 6:11, 3:7] = 2
+        y_pred = np.where(rng.random(y_true.shape) < 0.05, 0, y_true).astype(np.uint8)
+        if i == 1:
+            y_pred[y_pred == 2] = 0
+        for folder, y in (("true", y_true), ("pred", y_pred)):
+            image = nib.Nifti1Image(y, np.eye(4))
+            image.header.set_zooms(zooms)
+            nib.save(image, tmp_path / folder / f"case{i}.nii.gz")
+        maps[f"case{i}"] = (y_true, y_pred)
+    return tmp_path / "pred", tmp_path / "true", maps
+
+
+def test_surface_measures_with_spacing_from_the_headers(tmp_path, capsys):
+    import torch
+    from monai.metrics import compute_hausdorff_distance, compute_surface_dice
+
+    spacing = (0.8, 0.8, 2.5)
+    pred, true, maps = _label_map_folders(tmp_path, spacing)
+    out = tmp_path / "out"
+    args = ["evaluate", str(pred), str(true), "--surface", "hd95,nsd:2", "--num-classes", "3"]
+    assert main([*args, "--out", str(out), "--quiet", "--bootstrap", "0"]) == 0
+    assert "HD95" in capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    assert report["config"]["surface"] == ["hd95", "nsd"] and report["config"]["nsd_tolerance"] == 2
+    for case in report["cases"]:
+        y_true, y_pred = (np.moveaxis(np.eye(3)[m], -1, 0)[None] for m in maps[case["name"]])
+        yt, yp = torch.as_tensor(y_true), torch.as_tensor(y_pred)
+        hd95 = compute_hausdorff_distance(
+            yp, yt, include_background=True, percentile=95, spacing=list(spacing)
+        )[0].numpy()
+        nsd = compute_surface_dice(
+            yp, yt, [2.0] * 3, include_background=True, spacing=list(spacing)
+        )[0].numpy()
+        for c, name in enumerate(("class_0", "class_1", "class_2")):
+            row = case["classes"][name]
+            if np.isnan(hd95[c]):  # MONAI: NaN for a missed structure; here inf, as its HD
+                assert row["hd95"] == "inf" and case["name"] == "case1" and c == 2
+            else:
+                assert row["hd95"] == pytest.approx(hd95[c], rel=1e-6)
+            assert row["nsd"] == pytest.approx(nsd[c], rel=1e-6, abs=1e-7)
+    stats = report["samplewise"]["class_2"]["statistics"]["hd95"]
+    assert stats["max"] == "inf" and stats["max_case"] == "case1"
+
+
+def test_surface_spacing_disagreeing_with_a_header_is_refused(tmp_path, capsys):
+    pred, true, _ = _label_map_folders(tmp_path, (0.8, 0.8, 2.5))
+    err = _bad(
+        tmp_path,
+        capsys,
+        pred,
+        true,
+        "--surface",
+        "hd95",
+        "--spacing",
+        "1,1,1",
+        "--num-classes",
+        "3",
+        name_in_message="--spacing",
+    )
+    assert "voxel size" in err and "--spacing says (1.0, 1.0, 1.0)" in err
+
+
+@pytest.mark.parametrize(
+    "bad", [["--surface", "hd97"], ["--surface", "nsd"], ["--spacing", "1,0,1"]]
+)
+def test_surface_options_are_checked(tmp_path, capsys, bad):
+    pred, true, _, _ = _pair(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(["evaluate", str(pred), str(true), "--quiet", *bad])
+    assert exit_.value.code == 2
+    assert bad[0] in capsys.readouterr().err

@@ -82,6 +82,24 @@ def _criteria(text: str) -> list[str]:
     return names
 
 
+def _surface(text: str):
+    from voxelmetrics.evaluate.surface import parse_surface  # imports Keras: not for --help
+
+    try:
+        return parse_surface(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _spacing(text: str):
+    from voxelmetrics.evaluate.surface import parse_spacing
+
+    try:
+        return parse_spacing(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _zero_division(text: str):
     if text in ("0", "1"):
         return int(text)
@@ -182,6 +200,20 @@ def _add_evaluate(sub) -> None:
         type=Path,
         metavar="FILE.csv",
         help="also write one row per case and class (counts and metrics) to this CSV",
+    )
+    p.add_argument(
+        "--surface",
+        type=_surface,
+        metavar="MEASURES",
+        help="boundary measures per case and class: any of hd, hd95, assd, nsd:TOLERANCE "
+        "(e.g. hd95,assd,nsd:2.0; tolerance in the spacing's units)",
+    )
+    p.add_argument(
+        "--spacing",
+        type=_spacing,
+        metavar="SX,SY,SZ",
+        help="voxel size per spatial axis for --surface (default: the NIfTI headers' pixdim, "
+        "else 1; an error if a header disagrees)",
     )
     p.add_argument("--pred-key", help="array name inside prediction .npz files")
     p.add_argument("--true-key", help="array name inside label .npz files")
@@ -490,6 +522,8 @@ def _evaluate_command(args: argparse.Namespace) -> int:
         true_key=args.true_key,
         devices=args.devices,
         pred_kind=args.pred_kind,
+        surface=args.surface,
+        spacing=args.spacing,
     )
     return run_evaluation(
         args.pred,

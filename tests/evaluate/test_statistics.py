@@ -62,3 +62,14 @@ def test_bootstrap_interval_by_brute_force():
     assert bootstrap_mean_interval(values, resamples=100_000, seed=1) == (0.0, 1.0)
     narrow = bootstrap_mean_interval(values, resamples=100_000, seed=1, confidence=0.5)
     assert narrow == (np.quantile(exact, 0.25), np.quantile(exact, 0.75))
+
+
+def test_infinite_values_keep_their_meaning():
+    """A missed structure's Hausdorff distance is inf: the mean and the upper CI bound are
+    inf, the spread undefined, and nothing turns into NaN silently."""
+    values = np.array([1.0, 2.0, np.inf, 3.0])
+    s = case_statistics(values, ["a", "b", "c", "d"], bootstrap=500)
+    assert s["mean"] == np.inf and s["max"] == np.inf and s["max_case"] == "c"
+    assert s["min"] == 1.0 and s["n_defined"] == 4 and np.isnan(s["std"])
+    # A resample misses case c with probability (3/4)**4 = 0.32 > 2.5%: a finite low end.
+    assert s["ci_high"] == np.inf and np.isfinite(s["ci_low"])

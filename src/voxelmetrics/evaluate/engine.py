@@ -22,6 +22,7 @@ from voxelmetrics.evaluate.readers import (
     open_volume,
     pair_cases,
 )
+from voxelmetrics.evaluate.surface import SurfaceRequest, case_measures, case_spacing, read_whole
 from voxelmetrics.ops._inputs import InputSpec, check_inputs
 from voxelmetrics.ops._options import check_threshold_values
 from voxelmetrics.ops.counting import counts_from_confusion_matrix
@@ -73,6 +74,9 @@ class Options:
             bool means masks, another integer dtype a label map, floats scores (a float
             array of only 0 and 1 stays scores unless `masks` is said; uint8 multi-hot
             masks of the truth's shape need `masks`, as a label map has that shape too).
+        surface: the boundary measures to add per case and class (`--surface`), or None.
+        spacing: the voxel size per spatial axis for them (`--spacing`); None reads it from
+            NIfTI headers, else 1.0.
     """
 
     threshold: float | tuple[float, ...] = 0.5
@@ -87,6 +91,8 @@ class Options:
     devices: int = 1
     num_classes_from: str = "num_classes"
     pred_kind: str = "auto"
+    surface: SurfaceRequest | None = None
+    spacing: tuple[float, ...] | None = None
 
 
 @dataclasses.dataclass
@@ -102,6 +108,7 @@ class CaseTotals:
         histogram: int64 `[C, B, 2]`, negatives and positives per score bin; None for
             hard predictions (they rank nothing).
         matrix: label maps only: int64 `[C, C]` confusion matrix, rows truth.
+        surface: `{measure: float64 [C]}` boundary measures (`Options.surface`), or None.
     """
 
     name: str
@@ -111,6 +118,7 @@ class CaseTotals:
     counts: np.ndarray | None
     histogram: np.ndarray | None
     matrix: np.ndarray | None = None
+    surface: dict[str, np.ndarray] | None = None
 
 
 @dataclasses.dataclass
@@ -412,14 +420,53 @@ def evaluate_case(
         totals = _stream_case(
             name, pred, true, options, threshold, spec, plan, slab, progress, device
         )
+        surface = None
+        if options.surface is not None:
+            surface = surface_of_case(pred, true, options, threshold, spec, kind)
     finally:
         pred.close()
         true.close()
     grid = tuple(s for a, s in enumerate(pred.shape) if a != spec.axis)
     if kind == "labels":
-        return CaseTotals(name, pred.path, true.path, grid, None, None, matrix=totals[0])
+        return CaseTotals(
+            name, pred.path, true.path, grid, None, None, matrix=totals[0], surface=surface
+        )
     return CaseTotals(
-        name, pred.path, true.path, grid, totals[0], totals[1] if kind == "scores" else None
+        name,
+        pred.path,
+        true.path,
+        grid,
+        totals[0],
+        totals[1] if kind == "scores" else None,
+        surface=surface,
+    )
+
+
+def surface_of_case(pred: Volume, true: Volume, options: Options, threshold, spec, kind: str):
+    """`{measure: [C]}` boundary measures of one case (whole volumes: see evaluate.surface)."""
+    if kind == "scores" and options.from_logits:
+        raise InputError(
+            pred.path,
+            "holds logits (--from-logits); --surface thresholds probabilities or takes hard "
+            "predictions: pass probabilities, label maps or masks.",
+        )
+    grid_ndim = len(pred.shape) - (kind != "labels")
+    spatial_dims = len(options.spacing) if options.spacing is not None else min(3, grid_ndim)
+    spacing = case_spacing(pred, true, options.spacing, spatial_dims)
+    y_true = read_whole(true)
+    if spec.sparse and options.ignore_index is not None:
+        y_true = np.where(y_true == options.ignore_index, -1, y_true)  # no class: outside
+    return case_measures(
+        y_true,
+        read_whole(pred),
+        options.surface,
+        spacing=spacing,
+        threshold=threshold if kind == "scores" else 0.5,
+        axis=spec.axis,
+        num_classes=spec.num_classes,
+        true_labels=spec.sparse,
+        pred_labels=kind == "labels",
+        path=pred.path,
     )
 
 

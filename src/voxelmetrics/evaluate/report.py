@@ -23,6 +23,7 @@ from keras import ops
 from voxelmetrics.backends import compile_kernel
 from voxelmetrics.evaluate.engine import NO_CURVES, Evaluation, exact_linear
 from voxelmetrics.evaluate.statistics import DEFAULT_BOOTSTRAP, case_statistics
+from voxelmetrics.evaluate.surface import MEASURES as SURFACE_MEASURES
 from voxelmetrics.ops import _options
 from voxelmetrics.ops.criterion import Criterion
 from voxelmetrics.ops.curves import average_precision, roc_auc
@@ -82,16 +83,47 @@ def _floats(x) -> np.ndarray:
 
 
 def _number(x):
-    """A JSON-ready Python number: ints stay ints, NaN becomes None."""
+    """A JSON-ready value: ints stay ints, NaN becomes None, +-inf the strings "inf" and
+    "-inf" (strict JSON has no infinity; a missed structure's Hausdorff distance is one),
+    and every other float its shortest decimal that reads back as the same float32 (the
+    precision the scores are computed in): 0.6, not 0.6000000238418579.
+
+    Example:
+        >>> _number(np.float32(0.6)), _number(np.float64("nan")), _number(np.inf), _number(3)
+        (0.6, None, 'inf', 3)
+    """
     if isinstance(x, int | np.integer):
         return int(x)
     x = float(x)
-    return None if math.isnan(x) else x
+    if math.isnan(x):
+        return None
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return float(str(np.float32(x)))
 
 
-def metric_names(hard: bool) -> tuple[str, ...]:
-    """The reported metrics: every one for scores, the count metrics for hard predictions."""
-    return tuple(COUNT_METRICS) if hard else METRICS
+def metric_names(hard: bool, surface: Sequence[str] = ()) -> tuple[str, ...]:
+    """The reported metrics: every one for scores, the count metrics for hard predictions,
+    then the boundary measures asked for (`--surface`)."""
+    return (*(COUNT_METRICS if hard else METRICS), *surface)
+
+
+def _surface_measures(evaluation: Evaluation) -> tuple[str, ...]:
+    request = evaluation.options.surface
+    return () if request is None else request.measures
+
+
+def add_surface(numbers: dict, surface: dict[str, np.ndarray], exclude: Sequence[int]) -> dict:
+    """One case's `scope_numbers` with its boundary measures added: per class, and the
+    macro mean over the defined classes not in `exclude` (micro and weighted averages pool
+    counts, which distances have not)."""
+    for name, values in surface.items():
+        kept = np.delete(np.asarray(values, np.float64), list(exclude))
+        defined = kept[~np.isnan(kept)]
+        numbers["classes"][name] = np.asarray(values, np.float64)
+        numbers["averages"]["macro"][name] = defined.mean() if defined.size else np.nan
+        numbers["valid"][name] = defined.size
+    return numbers
 
 
 def _numbers_kernel(counts, histogram, *, zero_division, exclude, criteria):
@@ -170,8 +202,9 @@ def averaged_metrics(counts, histogram, zero_division="nan", exclude: Sequence[i
 
 
 def _in_order(row: dict) -> dict:
-    """`row` with its metrics in report order (a compiled program returns dicts sorted)."""
-    return {k: row[k] for k in METRICS if k in row}
+    """`row` with its metrics in report order (a compiled program returns dicts sorted),
+    boundary measures last."""
+    return {k: row[k] for k in (*METRICS, *SURFACE_MEASURES) if k in row}
 
 
 def _averages(numbers: dict) -> dict:
@@ -192,7 +225,7 @@ def _class_rows(names, counts, histogram, threshold, numbers, criteria) -> dict:
     for c, name in enumerate(names):
         tp, fp, fn, tn = (int(x) for x in counts[c])
         row = {"support": tp + fn, "tp": tp, "fp": fp, "fn": fn, "tn": tn}
-        row["threshold"] = None if histogram is None else float(threshold[c])
+        row["threshold"] = None if histogram is None else _number(threshold[c])
         row |= {k: _number(v[c]) for k, v in _in_order(numbers["classes"]).items()}
         optimal = numbers["optimal"]
         row["optimal"] = {crit: _optimal_row(optimal[crit], c) for crit in criteria}
@@ -226,7 +259,7 @@ def samplewise(
     median, quartiles, extremes with their case, bootstrap CI of the mean).
     """
     hard = evaluation.hard
-    metrics = metric_names(hard)
+    metrics = metric_names(hard, _surface_measures(evaluation))
     if numbers is None:
         numbers = [
             scope_numbers(c.counts, c.histogram, zero_division, exclude) for c in evaluation.cases
@@ -336,11 +369,16 @@ def summarize(
         return scope_numbers(counts, histogram, zero_division, excluded, criteria)
 
     per_case = [numbers(case.counts, case.histogram) for case in evaluation.cases]
+    if options.surface is not None:
+        per_case = [
+            add_surface(n, case.surface, excluded)
+            for case, n in zip(evaluation.cases, per_case, strict=True)
+        ]
     return {
         "config": {
             "num_classes": evaluation.num_classes,
             "class_names": names,
-            "threshold": [float(x) for x in t],
+            "threshold": [_number(x) for x in t],
             "num_bins": options.num_bins,
             "from_logits": options.from_logits,
             "axis": options.axis,
@@ -351,6 +389,7 @@ def summarize(
             "pred_kind": evaluation.pred_kind,
             "exclude": [names[c] for c in excluded],
             "bootstrap": bootstrap,
+            **_surface_config(options),
             **({"curves": NO_CURVES} if hard else {}),
         },
         "cases": [
@@ -380,6 +419,19 @@ def summarize(
     }
 
 
+def _surface_config(options) -> dict:
+    """The boundary measures, the NSD tolerance and the spacing asked for, if any."""
+    request = options.surface
+    if request is None:
+        return {}
+    spacing = None if options.spacing is None else list(options.spacing)
+    return {
+        "surface": list(request.measures),
+        "nsd_tolerance": request.tolerance,
+        "spacing": spacing,
+    }
+
+
 def to_json(summary: dict) -> str:
     """The summary as strict JSON (undefined values are already null)."""
     return json.dumps(summary, indent=2, allow_nan=False) + "\n"
@@ -402,7 +454,8 @@ def _write_csv(columns: Sequence[str], rows: list[dict]) -> str:
 
 
 def _metrics_of(summary: dict) -> tuple[str, ...]:
-    return metric_names(summary["config"]["pred_kind"] in ("labels", "masks"))
+    config = summary["config"]
+    return metric_names(config["pred_kind"] in ("labels", "masks"), config.get("surface", ()))
 
 
 def to_csv(summary: dict) -> str:
@@ -421,13 +474,13 @@ def to_csv(summary: dict) -> str:
 
     def scope_rows(scope, case, block):
         for name, row in block["classes"].items():
-            flat = {k: row[k] for k in (*CSV_COUNTS, *metrics)}
+            flat = {k: row.get(k) for k in (*CSV_COUNTS, *metrics)}
             for crit, o in row["optimal"].items():
                 flat[f"{crit}_threshold"], flat[f"{crit}_value"] = o["threshold"], o["value"]
             rows.append({"scope": scope, "case": case, "class": name, **flat})
         for average, row in block["averages"].items():
             rows.append(
-                {"scope": scope, "case": case, "class": average, **{k: row[k] for k in metrics}}
+                {"scope": scope, "case": case, "class": average, **{k: row.get(k) for k in metrics}}
             )
 
     for case in summary["cases"]:
@@ -584,6 +637,9 @@ def write_atomically(
 
 
 def _fmt(x, digits: int = 4) -> str:
+    """A number with `digits` decimals; "-" for undefined, "inf" as it is."""
+    if isinstance(x, str):
+        return x
     return "-" if x is None else f"{x:.{digits}f}"
 
 
@@ -603,6 +659,31 @@ def _with_interval(stats: dict) -> str:
     if stats.get("ci_low") is not None:
         text += f" [{_fmt(stats['ci_low'], 3)}, {_fmt(stats['ci_high'], 3)}]"
     return text
+
+
+SURFACE_LABELS = {"hd": "HD", "hd95": "HD95", "assd": "ASSD", "nsd": "NSD"}
+
+
+def _render_surface(summary: dict, console) -> None:
+    """The boundary measures per class and for the macro average: mean over cases [CI]."""
+    from rich import box
+    from rich.table import Table
+
+    config = summary["config"]
+    spacing = config["spacing"] or "from headers"
+    tolerance = f", NSD tol. {config['nsd_tolerance']:g}" if config["nsd_tolerance"] else ""
+    table = Table(
+        title=f"boundary: mean over cases [95% CI], spacing {spacing}{tolerance}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    table.add_column("class", no_wrap=True)
+    for measure in config["surface"]:
+        table.add_column(SURFACE_LABELS[measure], justify="right", no_wrap=True)
+    for name, row in summary["samplewise"].items():
+        stats = row["statistics"]
+        table.add_row(name, *(_with_interval(stats[m]) for m in config["surface"]))
+    console.print(table)
 
 
 def render_table(summary: dict, console) -> None:
@@ -653,6 +734,8 @@ def render_table(summary: dict, console) -> None:
         stats = row["statistics"]
         per_case.add_row(name, _with_interval(stats["dice"]), _with_interval(stats["iou"]))
     console.print(per_case)
+    if config.get("surface"):
+        _render_surface(summary, console)
     if hard:
         console.print(config["curves"])
         return

@@ -50,8 +50,20 @@ def bootstrap_mean_interval(
     draws = rng.integers(0, values.size, size=(resamples, values.size))
     means = values[draws].mean(axis=1)
     tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(means, [tail, 1.0 - tail])
+    if np.all(np.isfinite(means)):
+        low, high = np.quantile(means, [tail, 1.0 - tail])
+    else:  # an infinite value (a missed structure's distance): no interpolation with inf
+        low = np.quantile(means, tail, method="lower")
+        high = np.quantile(means, 1.0 - tail, method="higher")
     return float(low), float(high)
+
+
+def _sample_std(values: np.ndarray) -> float:
+    """ddof=1 standard deviation; NaN below two values or when one is infinite (a missed
+    structure's distance)."""
+    if values.size < 2 or not np.all(np.isfinite(values)):
+        return NAN
+    return float(values.std(ddof=1))
 
 
 def case_statistics(
@@ -103,7 +115,7 @@ def case_statistics(
         q25, median, q75 = np.quantile(kept, [0.25, 0.5, 0.75])
         stats |= {
             "mean": float(kept.mean()),
-            "std": float(kept.std(ddof=1)) if kept.size > 1 else NAN,
+            "std": _sample_std(kept),
             "median": float(median),
             "q25": float(q25),
             "q75": float(q75),

@@ -148,7 +148,8 @@ def case_measures(
     """One case's boundary measures: `{name: [C] float64}` in `request.measures` order.
 
     Args:
-        y_true: multi-hot masks with a class axis, or a label map (`true_labels`).
+        y_true: multi-hot masks with a class axis, or a label map (`true_labels`; ids
+            outside `[0, C)`, an ignore label, belong to no class).
         y_pred: scores (predicted where `score >= threshold`) or multi-hot masks with a
             class axis, or a label map (`pred_labels`).
         spacing: the voxel size of the last `len(spacing)` voxel axes; any voxel axes
@@ -158,7 +159,10 @@ def case_measures(
     """
     from voxelmetrics.ops.surface import surface_metrics
 
-    y_true = y_true if true_labels else np.moveaxis(y_true, axis, -1)
+    if true_labels:  # one-hot on the host: ids outside [0, C) (an ignore label) are no class
+        y_true = y_true[..., None] == np.arange(num_classes)
+    else:
+        y_true = np.moveaxis(y_true, axis, -1)
     y_pred = y_pred if pred_labels else np.moveaxis(y_pred, axis, -1)
     grid = y_pred.shape if pred_labels else y_pred.shape[:-1]
     spatial_dims = len(spacing)
@@ -170,7 +174,7 @@ def case_measures(
         )
     spatial = grid[len(grid) - spatial_dims :]
     values = surface_metrics(
-        y_true.reshape((1, *spatial, *y_true.shape[len(grid) :])),
+        y_true.reshape((1, *spatial, num_classes)),
         y_pred.reshape((1, *spatial, *y_pred.shape[len(grid) :])),
         1.0 if request.tolerance is None else request.tolerance,
         percentile=request.percentile,
