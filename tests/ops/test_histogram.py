@@ -1,4 +1,4 @@
-"""The bin rule of DESIGN.md: histogram counts at every t_k equal a direct `score >= t_k` count."""
+"""The bin rule (docs/design.md): counts at every t_k equal a direct `score >= t_k` count."""
 
 import numpy as np
 import pytest

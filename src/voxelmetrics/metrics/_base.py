@@ -2,7 +2,7 @@
 
 `CountState` holds per-class `tp, fp, fn, tn` (one `confusion_counts` pass per batch);
 `HistogramState` holds per-class score histograms (one `score_histogram` pass per batch).
-Both are exact int32-limb totals merged by sum (DESIGN.md, "State and distribution").
+Both are exact int32-limb totals merged by sum (docs/design.md, "State, merge and dispatch").
 """
 
 from collections.abc import Sequence

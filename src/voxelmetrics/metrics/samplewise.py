@@ -26,7 +26,7 @@ class SamplewiseScore(SegmentationMetric):
     r"""Mean over volumes of a per-volume, per-class score: $\frac{1}{|V_c|}\sum_{v \in V_c}
     s_{v,c}$, with $V_c$ the volumes where $s_{v,c}$ is defined.
 
-    Empty-class policy (DESIGN.md): a volume where the score of class c is 0 / 0 (for Dice
+    Empty-class policy (docs/design.md): a volume where the score of class c is 0 / 0 (for Dice
     and IoU: no truth and no prediction; for recall: no truth) gets `zero_division`: with
     "nan" (default) it is left out of that class's mean; with 0 or 1 it counts as that
     value. "Empty truth but false positives" is not 0 / 0 for Dice and IoU: it scores 0,

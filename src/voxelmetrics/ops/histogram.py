@@ -1,6 +1,6 @@
 """Per-class score histograms: one counting-sort pass gives every point of every curve.
 
-The bin rule of DESIGN.md lives here (`bin_index`) and nowhere else.
+The bin rule (docs/design.md) lives here (`bin_index`) and nowhere else.
 """
 
 import numpy as np
