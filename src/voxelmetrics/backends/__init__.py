@@ -9,6 +9,7 @@ from voxelmetrics.backends._dispatch import (
     bincount,
     compile_kernel,
     is_concrete,
+    is_meta,
     to_host,
     value_range,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "compile_kernel",
     "count_true",
     "is_concrete",
+    "is_meta",
     "process_split",
     "run_starts",
     "searchsorted",

@@ -40,6 +40,13 @@ def is_concrete(x) -> bool:
     return True
 
 
+def is_meta(x) -> bool:
+    """True for a torch tensor on the "meta" device: shapes without values, as Keras' torch
+    backend first tries when it infers output specs (it retries on a real device when the
+    call raises)."""
+    return _backend() == "torch" and bool(getattr(x, "is_meta", False))
+
+
 def value_range(x) -> tuple[float, float]:
     """`(min, max)` of a concrete array or tensor as Python floats; NaN if any value is NaN.
 

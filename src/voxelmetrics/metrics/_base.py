@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import keras
 from keras import metrics, ops
 
-from voxelmetrics.backends import is_concrete
+from voxelmetrics.backends import is_concrete, is_meta
 from voxelmetrics.ops._inputs import (
     check_pred_rank,
     class_count,
@@ -145,6 +145,10 @@ class SegmentationMetric(metrics.Metric):
                 first (Keras' `[B]` weighs whole volumes).
             mask: optional bool broadcastable to the voxel grid; False voxels are ignored.
         """
+        if is_meta(y_pred):
+            # Keras' torch backend infers specs on meta tensors first; state variables made
+            # there would live on the meta device. Raising makes it retry on a real device.
+            raise RuntimeError(f"{self.name} keeps no state from meta tensors.")
         self._check_inputs(y_true, y_pred)
         self._update(y_true, y_pred, sample_weight, mask)
 
