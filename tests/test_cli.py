@@ -642,6 +642,30 @@ def test_surface_measures_with_spacing_from_the_headers(tmp_path, capsys):
     assert stats["max"] == "inf" and stats["max_case"] == "case1"
 
 
+def test_surface_of_label_maps_with_an_inferred_class_count(tmp_path, monkeypatch):
+    """Without --num-classes a label map's C is inferred after every case: the boundary
+    measures cover exactly those classes (a transform per present class, not 256)."""
+    import voxelmetrics.evaluate.engine as engine
+
+    measured = []
+    real = engine.case_measures
+    monkeypatch.setattr(
+        engine, "case_measures", lambda *a, **k: measured.append(k["num_classes"]) or real(*a, **k)
+    )
+    pred, true, _ = _label_map_folders(tmp_path, (1.0, 1.0, 1.0))
+    out = tmp_path / "out"
+    args = [str(pred), str(true), "--surface", "hd95", "--out", str(out), "--quiet"]
+    assert main(["evaluate", *args, "--bootstrap", "0"]) == 0
+    inferred = json.loads((out / "report.json").read_text())
+    assert inferred["config"]["num_classes"] == 3 and measured == [3, 3]
+    assert main(["evaluate", *args, "--bootstrap", "0", "--num-classes", "3"]) == 0
+    given = json.loads((out / "report.json").read_text())
+    for a, b in zip(inferred["cases"], given["cases"], strict=True):
+        assert [a["classes"][k]["hd95"] for k in a["classes"]] == [
+            b["classes"][k]["hd95"] for k in b["classes"]
+        ]
+
+
 def test_surface_spacing_disagreeing_with_a_header_is_refused(tmp_path, capsys):
     pred, true, _ = _label_map_folders(tmp_path, (0.8, 0.8, 2.5))
     err = _bad(

@@ -453,21 +453,30 @@ def surface_of_case(pred: Volume, true: Volume, options: Options, threshold, spe
     grid_ndim = len(pred.shape) - (kind != "labels")
     spatial_dims = len(options.spacing) if options.spacing is not None else min(3, grid_ndim)
     spacing = case_spacing(pred, true, options.spacing, spatial_dims)
-    y_true = read_whole(true)
+    y_true, y_pred = read_whole(true), read_whole(pred)
     if spec.sparse and options.ignore_index is not None:
         y_true = np.where(y_true == options.ignore_index, -1, y_true)  # no class: outside
-    return case_measures(
+    num_classes = spec.num_classes
+    if kind == "labels" and not options.num_classes:
+        # C is inferred once every case is read: measure the ids present here; the other
+        # classes are absent from both maps, which the empty rule makes NaN anyway.
+        num_classes = min(int(max(y_true.max(), y_pred.max())) + 1, num_classes)
+    measures = case_measures(
         y_true,
-        read_whole(pred),
+        y_pred,
         options.surface,
         spacing=spacing,
         threshold=threshold if kind == "scores" else 0.5,
         axis=spec.axis,
-        num_classes=spec.num_classes,
+        num_classes=max(num_classes, 1),
         true_labels=spec.sparse,
         pred_labels=kind == "labels",
         path=pred.path,
     )
+    return {
+        name: np.pad(values, (0, spec.num_classes - values.size), constant_values=np.nan)
+        for name, values in measures.items()
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -866,4 +875,6 @@ def _evaluate_label_maps(opened, options: Options, progress, on_case) -> Evaluat
     for case in cases:
         case.matrix = case.matrix[:c, :c]
         case.counts = exact_counts(case.matrix)
+        if case.surface is not None:
+            case.surface = {name: values[:c] for name, values in case.surface.items()}
     return Evaluation(options, np.full(c, 0.5, np.float32), cases, "labels")
