@@ -116,6 +116,7 @@ def _add_report_options(parser: argparse.ArgumentParser) -> None:
         metavar="LIST",
         help="comma-separated criteria for the optimal thresholds: f1, dice, iou, youden, "
         "fbeta:BETA, recall_at_precision:MIN_PRECISION, precision_at_recall:MIN_RECALL, "
+        "recall_at_specificity:MIN_SPECIFICITY, specificity_at_recall:MIN_RECALL, "
         "cost:FP:FN (default: f1)",
     )
     parser.add_argument("--plot", action="store_true", help="write PR and ROC curves (PNG)")

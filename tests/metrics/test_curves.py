@@ -81,10 +81,14 @@ def reference_at_floor(hist, criterion, floor):
     total = hist[..., 1].sum(1, keepdims=True)
     recall = ratio(pos, np.broadcast_to(total, pos.shape))
     precision = ratio(pos, pos + neg)
-    if criterion == "recall_at_precision":
-        ok, value = precision >= floor, recall
-    else:
-        ok, value = recall >= floor, precision
+    neg_total = hist[..., 0].sum(1, keepdims=True)
+    specificity = ratio(np.broadcast_to(neg_total, neg.shape) - neg, neg_total)
+    ok, value = {
+        "recall_at_precision": (precision >= floor, recall),
+        "precision_at_recall": (recall >= floor, precision),
+        "recall_at_specificity": (specificity >= floor, recall),
+        "specificity_at_recall": (recall >= floor, specificity),
+    }[criterion]
     best = np.where(ok, value, -np.inf).max(1)
     best = np.where(np.isinf(best), 0.0, best)
     return np.where(total[:, 0] > 0, best, np.nan)
@@ -96,9 +100,13 @@ def reference_at_floor(hist, criterion, floor):
         (metrics.RecallAtPrecision, "recall_at_precision", 0.35),
         (metrics.RecallAtPrecision, "recall_at_precision", 0.99),
         (metrics.PrecisionAtRecall, "precision_at_recall", 0.6),
+        (metrics.SensitivityAtSpecificity, "recall_at_specificity", 0.8),
+        (metrics.SensitivityAtSpecificity, "recall_at_specificity", 1.0),
+        (metrics.SpecificityAtSensitivity, "specificity_at_recall", 0.5),
+        (metrics.SpecificityAtSensitivity, "specificity_at_recall", 1.0),
     ],
 )
-def test_recall_at_precision_and_precision_at_recall(rng, cls, criterion, floor):
+def test_best_value_under_a_floor_equals_the_reference(rng, cls, criterion, floor):
     data = batches(rng)
     m = cls(floor, num_bins=B, average=None)
     macro = cls(floor, num_bins=B)
@@ -108,6 +116,62 @@ def test_recall_at_precision_and_precision_at_recall(rng, cls, criterion, floor)
     expected = reference_at_floor(total_histogram(data), criterion, floor)
     assert_close(to_numpy(m.result()), expected, rtol=1e-6)
     assert_close(to_numpy(macro.result()), np.nanmean(expected), rtol=1e-6)
+
+
+KERAS_CASES = [([0, 0, 0, 1, 1], [0, 0.3, 0.8, 0.3, 0.8], None)]
+KERAS_CASES += [(*KERAS_CASES[0][:2], [1, 1, 2, 2, 1]), (*KERAS_CASES[0][:2], [1, 1, 2, 2, 2])]
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs", "documented"),
+    [
+        (metrics.SensitivityAtSpecificity, keras.metrics.SensitivityAtSpecificity, [0.5, 1 / 3]),
+        (metrics.SpecificityAtSensitivity, keras.metrics.SpecificityAtSensitivity, [2 / 3, 0.5]),
+    ],
+)
+def test_keras_documented_cases(ours, theirs, documented):
+    results = []
+    for y, s, w in KERAS_CASES:
+        m, k = ours(0.5, num_bins=10), theirs(0.5)
+        m.update_state(np.array(y)[:, None], np.float32(s)[:, None], sample_weight=w)
+        k.update_state(y, s, sample_weight=w)
+        assert float(to_numpy(m.result())) == pytest.approx(float(to_numpy(k.result())), abs=1e-6)
+        results.append(float(to_numpy(m.result())))
+    # Keras' docstrings: the unweighted case, and one weighted case each.
+    weighted = results[1] if ours is metrics.SensitivityAtSpecificity else results[2]
+    assert [results[0], weighted] == pytest.approx(documented, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        (metrics.SensitivityAtSpecificity, keras.metrics.SensitivityAtSpecificity),
+        (metrics.SpecificityAtSensitivity, keras.metrics.SpecificityAtSensitivity),
+    ],
+)
+@pytest.mark.parametrize("floor", [0.0, 0.3, 0.75, 0.99, 1.0])
+def test_equal_keras_per_class_id_on_random_batches(rng, ours, theirs, floor):
+    shape, b = (3, 6, 5, 4, C), 40
+    truth = (rng.random(shape) < 0.35).astype(np.float32)
+    # Scores off the grid points k / b: there `>` (Keras) and `>=` (here) agree.
+    scores = (rng.integers(0, b, shape) + rng.uniform(0.05, 0.95, shape)) / b
+    scores = np.clip(scores + 0.2 * truth, 0, 0.999).astype(np.float32)
+    weights = rng.integers(0, 3, shape[:-1]).astype(np.float32)
+    m = ours(floor, num_bins=b, average=None)
+    for i in range(shape[0]):
+        m.update_state(truth[i : i + 1], scores[i : i + 1], sample_weight=weights[i : i + 1])
+    got = to_numpy(m.result())
+    for c in range(C):
+        k = theirs(floor, num_thresholds=b + 1, class_id=c)
+        w = weights.reshape(-1, 1)
+        k.update_state(truth.reshape(-1, C), scores.reshape(-1, C), sample_weight=w)
+        expected = float(to_numpy(k.result()))
+        if floor == 0 and ours is metrics.SpecificityAtSensitivity:
+            # Keras' extra threshold 1.0 predicts nothing: sensitivity 0 meets a 0 floor
+            # there, specificity 1. Here the thresholds stop at (b - 1) / b (documented).
+            assert expected == 1.0 and got[c] < 1.0
+            continue
+        assert got[c] == pytest.approx(expected, abs=1e-6), c
 
 
 def test_optimal_threshold_and_best_fbeta_are_the_ops_choice_as_named_entries(rng):
@@ -162,6 +226,8 @@ def test_exclusive_modes_use_softmax_one_vs_rest(rng):
         (lambda: metrics.PRAUC(average="mean"), "average"),
         (lambda: metrics.RecallAtPrecision(1.2), "min_precision"),
         (lambda: metrics.PrecisionAtRecall(-0.1), "min_recall"),
+        (lambda: metrics.SensitivityAtSpecificity(1.5), "specificity must be"),
+        (lambda: metrics.SpecificityAtSensitivity("0.9"), "sensitivity must be"),
         (lambda: metrics.OptimalThreshold("max_recall"), "criterion"),
         (lambda: metrics.OptimalThreshold("f1", min_precision=0.9), "min_precision"),
         (lambda: metrics.BestFBeta(beta=-1.0), "beta"),
@@ -177,6 +243,8 @@ def test_config_round_trip():
         metrics.RecallAtPrecision(0.8, num_bins=32, class_names=["a", "b"], average=None),
         metrics.OptimalThreshold("cost", cost_fp=2.0, cost_fn=5.0, num_classes=2),
         metrics.BestFBeta(beta=0.5, name="best_f05"),
+        metrics.SensitivityAtSpecificity(0.9, num_bins=64, average="micro"),
+        metrics.SpecificityAtSensitivity(0.8, class_names=["a", "b"], average=None),
         metrics.ROCAUC(average="weighted", class_weights="inverse_frequency", mode="sparse"),
     ):
         clone = keras.metrics.deserialize(keras.metrics.serialize(m))

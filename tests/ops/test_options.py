@@ -80,6 +80,8 @@ def test_one_num_bins_default():
         ("recall_at_precision:0.8", Criterion("recall_at_precision", min_precision=0.8)),
         ("precision_at_recall:0.25", Criterion("precision_at_recall", min_recall=0.25)),
         ("cost:1:5", Criterion("cost", cost_fp=1.0, cost_fn=5.0)),
+        ("recall_at_specificity:0.95", Criterion("recall_at_specificity", min_specificity=0.95)),
+        ("specificity_at_recall:0.9", Criterion("specificity_at_recall", min_recall=0.9)),
     ],
 )
 def test_criterion_parse_and_text_round_trip(text, expected):
@@ -98,6 +100,8 @@ def test_criterion_parse_and_text_round_trip(text, expected):
         ("recall_at_precision:1.5", r"in \[0, 1\]"),
         ("fbeta:0", "beta must be > 0"),
         ("cost:0:0", "not both be 0"),
+        ("recall_at_specificity", "not one of"),
+        ("recall_at_specificity:2", r"min_specificity must be a number in \[0, 1\]"),
     ],
 )
 def test_criterion_parse_refuses_bad_text(text, message):
@@ -121,13 +125,17 @@ def test_every_spelling_gives_the_same_threshold():
         options = {"fbeta": {"beta": 2.0}, "cost": {"cost_fp": 1.0, "cost_fn": 4.0}}.get(name, {})
         options = {"recall_at_precision": {"min_precision": 0.4}}.get(name, options)
         options = {"precision_at_recall": {"min_recall": 0.6}}.get(name, options)
+        options = {"specificity_at_recall": {"min_recall": 0.6}}.get(name, options)
+        options = {"recall_at_specificity": {"min_specificity": 0.7}}.get(name, options)
         criterion = Criterion(name, **options)
         by_value = [np.asarray(a) for a in vm.optimal_threshold(hist, criterion)]
-        by_words = [np.asarray(a) for a in vm.optimal_threshold(hist, name, **options)]
         by_text = [np.asarray(a) for a in vm.optimal_threshold(hist, str(criterion))]
-        for a, b, c in zip(by_value, by_words, by_text, strict=True):
-            np.testing.assert_array_equal(a, b)
-            np.testing.assert_array_equal(a, c)
+        spellings = [by_text]
+        if "min_specificity" not in options:  # the keywords before Criterion existed
+            spellings.append([np.asarray(a) for a in vm.optimal_threshold(hist, name, **options)])
+        for other in spellings:
+            for a, b in zip(by_value, other, strict=True):
+                np.testing.assert_array_equal(a, b)
         metric = metrics.OptimalThreshold(criterion, num_bins=32, num_classes=2)
         metric.update_state(y, s)
         np.testing.assert_array_equal(

@@ -11,6 +11,7 @@ from tests.conftest import compiled
 from voxelmetrics.ops.histogram import score_histogram
 from voxelmetrics.ops.thresholds import (
     CRITERIA,
+    Criterion,
     make_criterion,
     optimal_threshold,
     refine_threshold,
@@ -25,6 +26,8 @@ CASES = [
     ("youden", {}),
     ("recall_at_precision", {"min_precision": 0.6}),
     ("precision_at_recall", {"min_recall": 0.7}),
+    ("recall_at_specificity", {"min_specificity": 0.8}),
+    ("specificity_at_recall", {"min_recall": 0.6}),
     ("cost", {"cost_fp": 1.0, "cost_fn": 5.0}),
 ]
 CASE_IDS = [f"{name}-{'-'.join(map(str, kw.values()))}" for name, kw in CASES]
@@ -55,6 +58,12 @@ def _value(tp, fp, fn, tn, name, kw):
         defined = defined and ratio(tp, tp + fp) >= np.float32(kw["min_precision"])
     elif name == "precision_at_recall":
         value = ratio(tp, tp + fp)
+        defined = defined and ratio(tp, tp + fn) >= np.float32(kw["min_recall"])
+    elif name == "recall_at_specificity":
+        value = ratio(tp, tp + fn)
+        defined = defined and ratio(tn, tn + fp) >= np.float32(kw["min_specificity"])
+    elif name == "specificity_at_recall":
+        value = ratio(tn, tn + fp)
         defined = defined and ratio(tp, tp + fn) >= np.float32(kw["min_recall"])
     else:
         value = np.float32(kw["cost_fp"]) * fp + np.float32(kw["cost_fn"]) * fn
@@ -151,7 +160,9 @@ def test_traced_matches_brute_force(dataset):
     y, s, b = DATA[dataset]()
     hist = score_histogram(y, s, num_bins=b)
     # One traced program for all criteria: one compilation per data set.
-    results = compiled(lambda h: [optimal_threshold(h, name, **kw) for name, kw in CASES])(hist)
+    results = compiled(
+        lambda h: [optimal_threshold(h, Criterion(name, **kw)) for name, kw in CASES]
+    )(hist)
     for (name, kw), result in zip(CASES, results, strict=True):
         assert_same(result, brute_force(y, s, grid(b), name, kw))
 
@@ -160,7 +171,9 @@ def test_traced_matches_brute_force(dataset):
 def test_eager_matches_brute_force(name, kw):
     y, s, b = _random(seed=4)
     hist = score_histogram(y, s, num_bins=b)
-    assert_same(optimal_threshold(hist, name, **kw), brute_force(y, s, grid(b), name, kw))
+    assert_same(
+        optimal_threshold(hist, Criterion(name, **kw)), brute_force(y, s, grid(b), name, kw)
+    )
 
 
 def test_weighted_histogram_matches_brute_force():
@@ -209,7 +222,9 @@ def test_infeasible_and_undefined_give_nan():
     t, v = optimal_threshold(hist, "recall_at_precision", min_precision=1.0)
     assert np.isnan(np.asarray(t)[2]) and np.isnan(np.asarray(v)[2])
     empty = np.zeros((1, 4, 2), "int32")
-    results = compiled(lambda h: [optimal_threshold(h, name, **kw) for name, kw in CASES])(empty)
+    results = compiled(
+        lambda h: [optimal_threshold(h, Criterion(name, **kw)) for name, kw in CASES]
+    )(empty)
     for (name, _), result in zip(CASES, results, strict=True):
         assert np.isnan(np.stack([ops.convert_to_numpy(x) for x in result])).all(), name
 
@@ -273,7 +288,9 @@ def _window(coarse, num_bins, refine_bins, window=1):
     return rows
 
 
-@pytest.mark.parametrize(("window", "cases"), [(1, CASES), (3, [CASES[0], CASES[-1], CASES[-3]])])
+@pytest.mark.parametrize(
+    ("window", "cases"), [(1, CASES), (3, [CASES[0], CASES[-1], CASES[-3], CASES[-5]])]
+)
 def test_refine_matches_brute_force_on_the_window(window, cases):
     y, s, b = _random(seed=9, n=300)
     hist = score_histogram(y, s, num_bins=b)
@@ -281,9 +298,9 @@ def test_refine_matches_brute_force_on_the_window(window, cases):
     def both(h, yt, yp):
         out = []
         for name, kw in cases:
-            coarse = optimal_threshold(h, name, **kw)
+            coarse = optimal_threshold(h, Criterion(name, **kw))
             fine = refine_threshold(
-                yt, yp, coarse[0], name, num_bins=b, refine_bins=8, window=window, **kw
+                yt, yp, coarse[0], Criterion(name, **kw), num_bins=b, refine_bins=8, window=window
             )
             out.append((coarse, fine))
         return out

@@ -293,24 +293,13 @@ def samplewise(
 
 
 def exclude_indices(exclude: Sequence, names: Sequence[str]) -> list[int]:
-    """Class indices from names or ids (ints or digit strings), e.g. `["background"]`, `[0]`.
+    """Class indices from names or ids (ints or digit strings), e.g. `["background"]`, `[0]`
+    (`check_exclude`, the rule the metrics' `exclude_from_average` follows too).
 
     Raises:
         ValueError: a name that is no class, or an id outside `[0, C)`.
     """
-    out = []
-    for item in exclude:
-        text = str(item).strip()
-        if text in names:
-            out.append(list(names).index(text))
-        elif text.lstrip("-").isdigit() and 0 <= int(text) < len(names):
-            out.append(int(text))
-        else:
-            raise ValueError(
-                f"--exclude {text!r} is neither a class name ({', '.join(names)}) nor a class "
-                f"id in [0, {len(names)})."
-            )
-    return sorted(set(out))
+    return _options.check_exclude(exclude, names, len(names), name="--exclude")
 
 
 def default_class_names(num_classes: int) -> list[str]:

@@ -22,6 +22,8 @@ from voxelmetrics.metrics.curves import (
     OptimalThreshold,
     PrecisionAtRecall,
     RecallAtPrecision,
+    SensitivityAtSpecificity,
+    SpecificityAtSensitivity,
 )
 from voxelmetrics.metrics.report import SegmentationReport
 from voxelmetrics.metrics.samplewise import SamplewiseDice, SamplewiseIoU, SamplewiseRecall
@@ -48,6 +50,8 @@ __all__ = [
     "SamplewiseIoU",
     "SamplewiseRecall",
     "SegmentationReport",
+    "SensitivityAtSpecificity",
     "Specificity",
+    "SpecificityAtSensitivity",
     "SurfaceDice",
 ]

@@ -20,6 +20,7 @@ from voxelmetrics.ops._inputs import (
 from voxelmetrics.ops._options import (
     NUM_BINS,
     check_axis,
+    check_exclude,
     check_from_logits,
     check_mode,
     check_num_bins,
@@ -63,6 +64,7 @@ class SegmentationMetric(metrics.Metric):
         class_names: Sequence[str] | None = None,
         ignore_index: int | None = None,
         zero_division="nan",
+        exclude_from_average=(),
         name: str | None = None,
         dtype=None,
     ):
@@ -76,6 +78,9 @@ class SegmentationMetric(metrics.Metric):
         self.class_names = None if class_names is None else list(class_names)
         self.ignore_index = ignore_index
         self.zero_division = check_zero_division(zero_division)
+        self.exclude_from_average = check_exclude(
+            exclude_from_average, self.class_names, self.num_classes, name="exclude_from_average"
+        )
         self._state_built = False
 
     def _maybe_build(self, num_classes: int) -> None:
@@ -87,6 +92,7 @@ class SegmentationMetric(metrics.Metric):
                 )
             return
         self.num_classes = num_classes
+        check_exclude(self.exclude_from_average, None, num_classes, name="exclude_from_average")
         self._build_state(num_classes)
         self._state_built = True
 
@@ -108,6 +114,18 @@ class SegmentationMetric(metrics.Metric):
         if self.threshold is None:
             return argmax_one_hot(y_pred, axis), axis, 0.5, False
         return y_pred, axis, self.threshold, self.activation
+
+    def for_average(self, values, class_weights=None):
+        """`(values, class_weights)` of the classes that enter averages: `values` `[C, ...]`
+        (counts, histograms, per-class scores, class axis first) and the per-class weights
+        without the classes of `exclude_from_average` (a weight rule such as
+        "inverse_frequency" is kept as it is). Per-class results keep every class."""
+        if not self.exclude_from_average:
+            return values, class_weights
+        kept = [c for c in range(self.num_classes) if c not in self.exclude_from_average]
+        if isinstance(class_weights, list):
+            class_weights = [class_weights[c] for c in kept]
+        return ops.take(values, kept, axis=0), class_weights
 
     @property
     def names(self) -> list[str]:
@@ -224,6 +242,8 @@ class SegmentationMetric(metrics.Metric):
             ignore_index=self.ignore_index,
             zero_division=self.zero_division,
         )
+        if self.exclude_from_average:  # only the metrics that average take it
+            config.update(exclude_from_average=self.exclude_from_average)
         return config
 
 

@@ -28,6 +28,8 @@ _COMMON_ARGS = """
             defined (NaN classes skipped); "weighted" by support, by `class_weights`, or by
             `class_weights="inverse_frequency"` (1 / support, from the accumulated counts).
         class_weights: per-class weights or "inverse_frequency"; `average="weighted"` only.
+        exclude_from_average: classes (names or ids) reported per class but left out of
+            every average, e.g. `["background"]` (MONAI's `include_background=False`).
         zero_division: what an undefined score (0 / 0, e.g. recall of a class without
             positives) becomes: "nan" (default), 0 or 1.
         mode: "multilabel" (sigmoid scores, multi-hot labels, default), "multiclass"
@@ -60,6 +62,7 @@ class ScoreMetric(CountState):
         *,
         average="macro",
         class_weights=None,
+        exclude_from_average=(),
         zero_division="nan",
         mode: str = "multilabel",
         from_logits: bool = False,
@@ -81,10 +84,13 @@ class ScoreMetric(CountState):
         return {}
 
     def _result(self):
+        counts, class_weights = self.counts(), self.class_weights
+        if self.average is not None:
+            counts, class_weights = self.for_average(counts, class_weights)
         values = type(self).score(
-            self.counts(),
+            counts,
             average=self.average,
-            class_weights=self.class_weights,
+            class_weights=class_weights,
             zero_division=self.zero_division,
             **self._score_kwargs(),
         )
@@ -264,6 +270,7 @@ class FBetaScore(ScoreMetric):
         *,
         average="macro",
         class_weights=None,
+        exclude_from_average=(),
         zero_division="nan",
         mode: str = "multilabel",
         from_logits: bool = False,

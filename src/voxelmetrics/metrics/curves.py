@@ -12,7 +12,7 @@ from keras import ops
 from voxelmetrics.metrics._base import HistogramState, arguments, documented, per_class
 from voxelmetrics.ops import curves
 from voxelmetrics.ops._options import NUM_BINS, check_class_weights, normalize_average
-from voxelmetrics.ops.criterion import Criterion
+from voxelmetrics.ops.criterion import Criterion, check_fraction
 from voxelmetrics.ops.scores import safe_ratio
 from voxelmetrics.ops.thresholds import optimal_threshold
 
@@ -28,6 +28,7 @@ _CURVE_ARGS = """
             the mean over classes where the value is defined (classes without positives
             skipped); "weighted" by support, `class_weights` or "inverse_frequency".
         class_weights: per-class weights or "inverse_frequency"; `average="weighted"` only.
+        exclude_from_average: classes (names or ids) left out of every average.
         zero_division: the value of a class without positives: "nan" (default), 0 or 1.
         mode: "multilabel" (sigmoid scores, multi-hot labels, default), "multiclass"
             (softmax scores, one-hot labels, one-vs-rest curves) or "sparse" (softmax
@@ -50,6 +51,7 @@ class CurveMetric(HistogramState):
         *,
         average="macro",
         class_weights=None,
+        exclude_from_average=(),
         zero_division="nan",
         mode: str = "multilabel",
         from_logits: bool = False,
@@ -71,12 +73,11 @@ class CurveMetric(HistogramState):
         raise NotImplementedError
 
     def _result(self):
+        histogram, class_weights = self.histogram(), self.class_weights
+        if self.average is not None:
+            histogram, class_weights = self.for_average(histogram, class_weights)
         values = curves.average_histogram_score(
-            self._per_class,
-            self.histogram(),
-            self.average,
-            self.class_weights,
-            self.zero_division,
+            self._per_class, histogram, self.average, class_weights, self.zero_division
         )
         if self.average is None and self.class_names is not None:
             return per_class(values, self.name, self.class_names)
@@ -184,15 +185,17 @@ class _ConstrainedMetric(CurveMetric):
 
     A class with positives where no threshold meets the floor scores 0 (as Keras'
     `RecallAtPrecision` does: only an empty mask is left); a class without positives is
-    `zero_division`.
+    `zero_division`. `floor` names the constructor's argument, `option` the criterion's
+    (they differ where the class keeps Keras' spelling: `specificity` is `min_specificity`).
     """
 
     criterion = ""
     floor = ""
+    option = ""
 
     def __init__(self, **kwargs):
-        value = kwargs.pop(self.floor)
-        self._criterion = Criterion(self.criterion, **{self.floor: value})
+        value = check_fraction(self.floor, kwargs.pop(self.floor))
+        self._criterion = Criterion(self.criterion, **{self.option or self.floor: value})
         super().__init__(**kwargs)
 
     def _per_class(self, histogram, zero_division):
@@ -203,7 +206,8 @@ class _ConstrainedMetric(CurveMetric):
 
     def get_config(self):
         config = super().get_config()
-        config.update(self._criterion.options)
+        (value,) = self._criterion.options.values()
+        config[self.floor] = value
         return config
 
 
@@ -243,6 +247,7 @@ class RecallAtPrecision(_ConstrainedMetric):
         *,
         average="macro",
         class_weights=None,
+        exclude_from_average=(),
         zero_division="nan",
         mode: str = "multilabel",
         from_logits: bool = False,
@@ -291,6 +296,7 @@ class PrecisionAtRecall(_ConstrainedMetric):
         *,
         average="macro",
         class_weights=None,
+        exclude_from_average=(),
         zero_division="nan",
         mode: str = "multilabel",
         from_logits: bool = False,
@@ -299,6 +305,121 @@ class PrecisionAtRecall(_ConstrainedMetric):
         class_names: Sequence[str] | None = None,
         ignore_index: int | None = None,
         name: str = "precision_at_recall",
+        dtype=None,
+    ):
+        super().__init__(**arguments(locals()))
+
+
+_keras_documented = documented(
+    """
+    Against Keras: Keras' `num_thresholds=n` counts `score > k / (n - 1)`; here
+    `score >= k / B` over `num_bins=B`: with `B = n - 1` and no score on a grid point the
+    candidates agree. Keras' extra threshold 1.0 predicts nothing (sensitivity 0,
+    specificity 1): it matters only to `SpecificityAtSensitivity(0.0)`, where Keras
+    answers 1 and this metric the best specificity at a threshold below 1. Keras'
+    `class_id=c` is `average=None` and entry `c`. A class without negatives has no
+    specificity (Keras counts it as 0); one without positives is `zero_division`.
+"""
+)
+
+
+@_keras_documented
+class SensitivityAtSpecificity(_ConstrainedMetric):
+    """The highest sensitivity (recall) over the binned thresholds where specificity >=
+    `specificity` (Keras' `SensitivityAtSpecificity`, per class and averaged).
+
+    Per class and averaged; 0 for a class whose specificity never reaches the floor.
+    Other arguments as in `voxelmetrics.AveragePrecision`. The example is Keras' own.
+
+    Standalone usage:
+
+    >>> import numpy as np
+    >>> from voxelmetrics.metrics import SensitivityAtSpecificity
+    >>> m = SensitivityAtSpecificity(0.5, num_bins=10)
+    >>> m.update_state(np.array([[0], [0], [0], [1], [1]]),
+    ...                np.array([[0], [0.3], [0.8], [0.3], [0.8]], "float32"))
+    >>> float(m.result())
+    0.5
+
+    Usage with `compile()` API:
+
+    ```python
+    model.compile(optimizer="adam", loss="binary_crossentropy",
+                  metrics=[voxelmetrics.SensitivityAtSpecificity(0.99)])
+    ```
+    """
+
+    criterion = "recall_at_specificity"
+    floor = "specificity"
+    option = "min_specificity"
+
+    def __init__(
+        self,
+        specificity: float,
+        num_bins: int = NUM_BINS,
+        *,
+        average="macro",
+        class_weights=None,
+        exclude_from_average=(),
+        zero_division="nan",
+        mode: str = "multilabel",
+        from_logits: bool = False,
+        axis: int = -1,
+        num_classes: int | None = None,
+        class_names: Sequence[str] | None = None,
+        ignore_index: int | None = None,
+        name: str = "sensitivity_at_specificity",
+        dtype=None,
+    ):
+        super().__init__(**arguments(locals()))
+
+
+@_keras_documented
+class SpecificityAtSensitivity(_ConstrainedMetric):
+    """The highest specificity over the binned thresholds where sensitivity (recall) >=
+    `sensitivity` (Keras' `SpecificityAtSensitivity`, per class and averaged).
+
+    Per class and averaged; 0 for a class without negatives. Other arguments as in
+    `voxelmetrics.AveragePrecision`. The example is Keras' own.
+
+    Standalone usage:
+
+    >>> import numpy as np
+    >>> from voxelmetrics.metrics import SpecificityAtSensitivity
+    >>> m = SpecificityAtSensitivity(0.5, num_bins=10)
+    >>> m.update_state(np.array([[0], [0], [0], [1], [1]]),
+    ...                np.array([[0], [0.3], [0.8], [0.3], [0.8]], "float32"))
+    >>> round(float(m.result()), 4)
+    0.6667
+
+    Usage with `compile()` API:
+
+    ```python
+    model.compile(optimizer="adam", loss="binary_crossentropy",
+                  metrics=[voxelmetrics.SpecificityAtSensitivity(0.9)])
+    ```
+    """
+
+    criterion = "specificity_at_recall"
+    floor = "sensitivity"
+    option = "min_recall"
+
+    def __init__(
+        self,
+        sensitivity: float,
+        num_bins: int = NUM_BINS,
+        *,
+        average="macro",
+        class_weights=None,
+        exclude_from_average=(),
+        zero_division="nan",
+        mode: str = "multilabel",
+        from_logits: bool = False,
+        axis: int = -1,
+        num_classes: int | None = None,
+        class_names: Sequence[str] | None = None,
+        ignore_index: int | None = None,
+        name: str = "specificity_at_sensitivity",
         dtype=None,
     ):
         super().__init__(**arguments(locals()))

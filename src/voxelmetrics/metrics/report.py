@@ -40,6 +40,8 @@ class SegmentationReport(CountState):
         average: one average or a list of them, from "micro", "macro", "weighted"
             (default "macro"); an empty list reports per-class values only.
         class_weights: per-class weights or "inverse_frequency" for "weighted".
+        exclude_from_average: classes (names or ids) reported per class but left out of
+            every average, e.g. `["background"]`.
         threshold, zero_division, mode, from_logits, axis, num_classes, class_names,
             ignore_index: as in `voxelmetrics.Recall`.
 
@@ -72,6 +74,7 @@ class SegmentationReport(CountState):
         scores: Sequence[str] = ("recall", "precision", "dice", "iou"),
         average: str | Sequence[str] = "macro",
         class_weights=None,
+        exclude_from_average=(),
         threshold=None,
         zero_division="nan",
         mode: str = "multilabel",
@@ -108,15 +111,19 @@ class SegmentationReport(CountState):
 
     def _result(self):
         counts = self.counts()
+        averaged, class_weights = self.for_average(counts, self.class_weights)
         logs = {}
         for score in self.scores:
             fn = SCORES[score]
             values = fn(counts, zero_division=self.zero_division)
             logs.update(per_class(values, score, self.names))
             for average in self.average:
-                weights = self.class_weights if average == "weighted" else None
+                weights = class_weights if average == "weighted" else None
                 logs[f"{score}/{average}"] = fn(
-                    counts, average=average, class_weights=weights, zero_division=self.zero_division
+                    averaged,
+                    average=average,
+                    class_weights=weights,
+                    zero_division=self.zero_division,
                 )
         logs["invalid"] = ops.sum(self._total("invalid_total"))
         return logs

@@ -47,6 +47,7 @@ class SamplewiseScore(SegmentationMetric):
         *,
         average="macro",
         class_weights=None,
+        exclude_from_average=(),
         zero_division="nan",
         ignore_empty: bool = False,
         mode: str = "multilabel",
@@ -126,9 +127,9 @@ class SamplewiseScore(SegmentationMetric):
             if self.class_names is not None:
                 return per_class(values, self.name, self.class_names)
             return values
-        return average_scores(
-            values, self.volumes, average=self.average, class_weights=self.class_weights
-        )
+        values, class_weights = self.for_average(values, self.class_weights)
+        volumes, _ = self.for_average(self.volumes)
+        return average_scores(values, volumes, average=self.average, class_weights=class_weights)
 
     def get_config(self):
         config = super().get_config()

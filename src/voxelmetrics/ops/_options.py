@@ -115,6 +115,38 @@ def check_class_names(class_names, num_classes: int | None = None) -> list[str] 
     return names
 
 
+def check_exclude(
+    exclude, names: Sequence[str] | None, num_classes: int | None, *, name: str
+) -> list[int]:
+    """Classes left out of every average (reported per class only), as sorted unique ids.
+
+    Each item is a class name (of `names`) or an id (an int or digit string) in
+    `[0, num_classes)`; with `num_classes` unknown, ids are only checked to be >= 0 (the
+    caller checks them again once `C` is known). Leaving out every class is refused.
+
+    Example:
+        >>> check_exclude(["background", 2], ["background", "liver", "tumour"], 3,
+        ...               name="exclude_from_average")
+        [0, 2]
+    """
+    items = [exclude] if isinstance(exclude, str | int) else list(exclude or ())
+    ids = []
+    for item in items:
+        text = str(item).strip()
+        if names is not None and text in names:
+            ids.append(list(names).index(text))
+        elif text.isdigit() and (num_classes is None or int(text) < num_classes):
+            ids.append(int(text))
+        else:
+            known = f"a class name ({', '.join(names)}) nor " if names is not None else ""
+            bound = f"in [0, {num_classes})" if num_classes is not None else ">= 0"
+            raise ValueError(f"{name} {text!r} is neither {known}a class id {bound}.")
+    ids = sorted(set(ids))
+    if num_classes is not None and len(ids) == num_classes:
+        raise ValueError(f"{name} leaves out every class ({num_classes}): nothing to average.")
+    return ids
+
+
 def classes_from(num_classes, class_names) -> int | None:
     """`C` from `num_classes` and/or `class_names` (both checked), or None when unknown."""
     num_classes = check_num_classes(num_classes)

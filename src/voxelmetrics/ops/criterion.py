@@ -18,20 +18,35 @@ CriterionName = Literal[
     "youden",
     "recall_at_precision",
     "precision_at_recall",
+    "recall_at_specificity",
+    "specificity_at_recall",
     "cost",
 ]
 CRITERIA = get_args(CriterionName)
+# The constrained criteria: the rate maximised, the rate held at a floor, the floor's option.
+CONSTRAINED = {
+    "recall_at_precision": ("recall", "precision", "min_precision"),
+    "precision_at_recall": ("precision", "recall", "min_recall"),
+    "recall_at_specificity": ("recall", "specificity", "min_specificity"),
+    "specificity_at_recall": ("specificity", "recall", "min_recall"),
+}
 # The options each criterion takes, in the order its text spelling lists them.
 OPTIONS = {
     "fbeta": ("beta",),
-    "recall_at_precision": ("min_precision",),
-    "precision_at_recall": ("min_recall",),
+    **{name: (floor,) for name, (_, _, floor) in CONSTRAINED.items()},
     "cost": ("cost_fp", "cost_fn"),
 }
-_DEFAULTS = {"beta": 1.0, "min_precision": None, "min_recall": None, "cost_fp": 1.0, "cost_fn": 1.0}
+FLOORS = ("min_precision", "min_recall", "min_specificity")
+_DEFAULTS = {"beta": 1.0, **dict.fromkeys(FLOORS), "cost_fp": 1.0, "cost_fn": 1.0}
+SPELLINGS = (
+    "f1, dice, iou, youden, fbeta:BETA, recall_at_precision:MIN_PRECISION, "
+    "precision_at_recall:MIN_RECALL, recall_at_specificity:MIN_SPECIFICITY, "
+    "specificity_at_recall:MIN_RECALL, cost:FP:FN"
+)
 
 
-def _fraction(name: str, value) -> float:
+def check_fraction(name: str, value) -> float:
+    """`value` as a float in [0, 1] (a criterion's floor), else a ValueError naming `name`."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
         raise ValueError(f"{name} must be a number in [0, 1]; received {value!r}.")
     return float(value)
@@ -44,7 +59,10 @@ class Criterion:
     Formulas in `voxelmetrics.ops.thresholds.criterion_value`: "f1" (= "dice"), "fbeta"
     (`beta` > 0), "iou", "youden" (TPR - FPR), "recall_at_precision" (max recall with
     precision >= `min_precision`), "precision_at_recall" (max precision with recall >=
-    `min_recall`), "cost" (min $c_{fp} FP + c_{fn} FN$, `cost_fp`, `cost_fn` >= 0, not both 0).
+    `min_recall`), "recall_at_specificity" (max recall, i.e. sensitivity, with specificity
+    >= `min_specificity`: Keras' `SensitivityAtSpecificity`), "specificity_at_recall" (max
+    specificity with recall >= `min_recall`: Keras' `SpecificityAtSensitivity`), "cost"
+    (min $c_{fp} FP + c_{fn} FN$, `cost_fp`, `cost_fn` >= 0, not both 0).
     An option the criterion does not take is an error, never silently ignored. Hashable:
     compiled kernels key on it.
 
@@ -61,6 +79,7 @@ class Criterion:
     beta: float = 1.0
     min_precision: float | None = None
     min_recall: float | None = None
+    min_specificity: float | None = None
     cost_fp: float = 1.0
     cost_fn: float = 1.0
 
@@ -70,16 +89,16 @@ class Criterion:
         taken = OPTIONS.get(self.name, ())
         for key, default in _DEFAULTS.items():
             if key not in taken and getattr(self, key) != default:
-                owner = next(n for n, keys in OPTIONS.items() if key in keys)
-                spelled = "cost_fp / cost_fn apply" if owner == "cost" else f"{key} applies"
-                raise ValueError(f"{spelled} to criterion={owner!r}, not {self.name!r}.")
+                owners = " / ".join(repr(n) for n, keys in OPTIONS.items() if key in keys)
+                spelled = "cost_fp / cost_fn apply" if key in OPTIONS["cost"] else f"{key} applies"
+                raise ValueError(f"{spelled} to criterion={owners}, not {self.name!r}.")
         if self.name == "fbeta":
             object.__setattr__(self, "beta", check_number("beta", self.beta, positive=True))
-        for key in ("min_precision", "min_recall"):
+        for key in FLOORS:
             if key in taken:
                 if getattr(self, key) is None:
                     raise ValueError(f"criterion={self.name!r} needs {key} in [0, 1].")
-                object.__setattr__(self, key, _fraction(key, getattr(self, key)))
+                object.__setattr__(self, key, check_fraction(key, getattr(self, key)))
         if self.name == "cost":
             for key in ("cost_fp", "cost_fn"):
                 object.__setattr__(self, key, check_number(key, getattr(self, key)))
@@ -100,14 +119,12 @@ class Criterion:
     @classmethod
     def parse(cls, text: str) -> "Criterion":
         """`"f1"`, `"fbeta:2"`, `"recall_at_precision:0.9"`, `"precision_at_recall:0.8"`,
-        `"cost:1:5"` (cost of a false positive, of a false negative) as a `Criterion`."""
+        `"recall_at_specificity:0.95"`, `"specificity_at_recall:0.9"`, `"cost:1:5"` (cost of
+        a false positive, of a false negative) as a `Criterion`."""
         name, *values = str(text).split(":")
         keys = OPTIONS.get(name, ())
         if name not in CRITERIA or len(values) != len(keys):
-            raise ValueError(
-                f"criterion {text!r} is not one of: f1, dice, iou, youden, fbeta:BETA, "
-                f"recall_at_precision:MIN_PRECISION, precision_at_recall:MIN_RECALL, cost:FP:FN."
-            )
+            raise ValueError(f"criterion {text!r} is not one of: {SPELLINGS}.")
         try:
             options = {k: float(v) for k, v in zip(keys, values, strict=True)}
         except ValueError:

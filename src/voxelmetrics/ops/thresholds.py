@@ -17,7 +17,7 @@ from voxelmetrics.ops._inputs import (
     static_shape,
 )
 from voxelmetrics.ops._options import NUM_BINS, check_int
-from voxelmetrics.ops.criterion import CRITERIA, Criterion
+from voxelmetrics.ops.criterion import CONSTRAINED, CRITERIA, Criterion
 from voxelmetrics.ops.curves import curve_counts
 from voxelmetrics.ops.histogram import bin_index, bin_thresholds, binned_counts
 from voxelmetrics.ops.scores import safe_ratio
@@ -35,7 +35,9 @@ def criterion_value(counts, criterion: Criterion):
     f1 / dice $2tp / (2tp + fp + fn)$; fbeta $(1+\beta^2)tp / ((1+\beta^2)tp + \beta^2 fn + fp)$;
     iou $tp / (tp + fp + fn)$; youden $tp/P - fp/N$; recall_at_precision $tp / P$ where
     $tp / \hat P \ge p_{min}$; precision_at_recall $tp / \hat P$ where $tp / P \ge r_{min}$;
-    cost $c_{fp} fp + c_{fn} fn$ (minimised). Constraints compare float32 ratios.
+    recall_at_specificity $tp / P$ where $tn / N \ge s_{min}$; specificity_at_recall $tn / N$
+    where $tp / P \ge r_{min}$; cost $c_{fp} fp + c_{fn} fn$ (minimised). Constraints compare
+    float32 ratios.
 
     Args:
         counts: `[..., K, 4]` columns `tp, fp, fn, tn` at K candidate thresholds.
@@ -45,7 +47,8 @@ def criterion_value(counts, criterion: Criterion):
         `(value, allowed)`: float32 `[..., K]` and bool `[..., K]`. A candidate is allowed when
         the criterion is defined there and meets its constraint: every criterion but cost is
         undefined for a class without positives (its best value would be the 0/0 of "both
-        empty"), youden also without negatives, precision wherever nothing is predicted.
+        empty"), youden and the specificity criteria also without negatives, precision
+        wherever nothing is predicted.
     """
     c = ops.cast(counts, "float32")
     tp, fp, fn, tn = c[..., 0], c[..., 1], c[..., 2], c[..., 3]
@@ -60,14 +63,12 @@ def criterion_value(counts, criterion: Criterion):
         value = safe_ratio(tp, tp + fp + fn)
     elif name == "youden":
         value = safe_ratio(tp, tp + fn) - safe_ratio(fp, fp + tn)
-    elif name == "recall_at_precision":
-        value = safe_ratio(tp, tp + fn)
-        precision = safe_ratio(tp, tp + fp)
-        ok = ops.logical_and(ok, ops.greater_equal(precision, criterion.min_precision))
-    elif name == "precision_at_recall":
-        value = safe_ratio(tp, tp + fp)
-        recall = safe_ratio(tp, tp + fn)
-        ok = ops.logical_and(ok, ops.greater_equal(recall, criterion.min_recall))
+    elif name in CONSTRAINED:
+        rates = {"recall": (tp, tp + fn), "precision": (tp, tp + fp), "specificity": (tn, tn + fp)}
+        best, floored, option = CONSTRAINED[name]
+        value = safe_ratio(*rates[best])
+        floor = getattr(criterion, option)
+        ok = ops.logical_and(ok, ops.greater_equal(safe_ratio(*rates[floored]), floor))
     else:
         value = criterion.cost_fp * fp + criterion.cost_fn * fn
         ok = ops.greater(tp + fp + fn + tn, 0.0)
