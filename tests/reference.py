@@ -46,6 +46,19 @@ def reference_histogram(labels, scores, num_bins, keep=None):
     return hist
 
 
+def reference_counts_at_bins(histogram, k):
+    """`[C, 4]` int64 tp, fp, fn, tn of a `[C, B, 2]` histogram at bin `k[c]` of each class:
+    the bins from `k[c]` up predicted positive."""
+    neg, pos = np.asarray(histogram, np.int64)[..., 0], np.asarray(histogram, np.int64)[..., 1]
+    return np.array(
+        [
+            [pos[c, j:].sum(), neg[c, j:].sum(), pos[c, :j].sum(), neg[c, :j].sum()]
+            for c, j in enumerate(np.asarray(k).tolist())
+        ],
+        np.int64,
+    ).reshape(-1, 4)
+
+
 def one_hot_truth(y_true: np.ndarray, y_pred: np.ndarray, axis: int, ignore_index=None):
     """`(labels bool, counted bool)`, both of `y_pred`'s shape, class axis at `axis`."""
     c = y_pred.shape[axis]

@@ -5,7 +5,11 @@ import statistics as py_stats
 import numpy as np
 import pytest
 
-from voxelmetrics.evaluate.statistics import bootstrap_mean_interval, case_statistics
+from voxelmetrics.evaluate.statistics import (
+    bootstrap_mean_interval,
+    case_statistics,
+    case_statistics_table,
+)
 
 
 def test_spread_matches_python_statistics_and_skips_undefined_cases():
@@ -73,3 +77,26 @@ def test_infinite_values_keep_their_meaning():
     assert s["min"] == 1.0 and s["n_defined"] == 4 and np.isnan(s["std"])
     # A resample misses case c with probability (3/4)**4 = 0.32 > 2.5%: a finite low end.
     assert s["ci_high"] == np.inf and np.isfinite(s["ci_low"])
+
+
+def test_the_vectorised_table_equals_case_statistics_row_by_row(rng):
+    values = rng.random((6, 5))
+    values[1, [0, 3]] = np.nan  # rows with fewer defined cases draw their own indices
+    values[2] = np.nan
+    values[3, 2] = np.inf  # a missed structure's distance: outward order statistics
+    values[4, :4] = np.nan
+    names = list("abcde")
+    table = case_statistics_table(values, names, bootstrap=300, seed=3)
+    for row, stats in zip(values, table, strict=True):
+        expected = case_statistics(row, names, bootstrap=300, seed=3)
+        assert stats.keys() == expected.keys()
+        for key, value in expected.items():
+            assert stats[key] == value or (np.isnan(stats[key]) and np.isnan(value)), key
+    assert table[3]["ci_high"] == np.inf and np.isfinite(table[3]["ci_low"])
+    for r in (0, 1):  # the seeded draw of each size, as one row alone would make it
+        kept = values[r][~np.isnan(values[r])]
+        draws = np.random.default_rng(3).integers(0, kept.size, (300, kept.size))
+        tail = (1 - 0.95) / 2  # as computed there: not quite 0.025
+        low, high = np.quantile(kept[draws].mean(axis=1), [tail, 1 - tail])
+        assert (table[r]["ci_low"], table[r]["ci_high"]) == (low, high)
+    assert table[0]["ci_low"] < table[0]["mean"] < table[0]["ci_high"]

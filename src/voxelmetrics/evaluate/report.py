@@ -18,13 +18,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from keras import ops
 
-from voxelmetrics.backends import compile_kernel
-from voxelmetrics.evaluate.engine import NO_CURVES, Evaluation, exact_linear
-from voxelmetrics.evaluate.statistics import DEFAULT_BOOTSTRAP, case_statistics
+from voxelmetrics.evaluate.engine import NO_CURVES, Evaluation
+from voxelmetrics.evaluate.statistics import DEFAULT_BOOTSTRAP, case_statistics_table
 from voxelmetrics.evaluate.surface import MEASURES as SURFACE_MEASURES
 from voxelmetrics.ops import _options
+from voxelmetrics.ops._host import on_host, ops
 from voxelmetrics.ops.criterion import Criterion
 from voxelmetrics.ops.curves import average_precision, roc_auc
 from voxelmetrics.ops.fused import counts_at_bins
@@ -78,10 +77,6 @@ def parse_criterion(text: str) -> tuple[str, dict]:
     return criterion.name, criterion.options
 
 
-def _floats(x) -> np.ndarray:
-    return np.asarray(ops.convert_to_numpy(x), np.float64)
-
-
 def _number(x):
     """A JSON-ready value: ints stay ints, NaN becomes None, +-inf the strings "inf" and
     "-inf" (strict JSON has no infinity; a missed structure's Hausdorff distance is one),
@@ -126,13 +121,13 @@ def add_surface(numbers: dict, surface: dict[str, np.ndarray], exclude: Sequence
     return numbers
 
 
-def _numbers_kernel(counts, histogram, *, zero_division, exclude, criteria):
-    """Every float of one scope from float32 counts `[C, 4]` and histogram `[C, B, 2]`
-    (None for hard predictions): per-class metrics, the averages over the classes not in
-    `exclude`, how many were valid, and each criterion's threshold, value and bin.
+def _numbers(counts, histogram, *, zero_division, exclude, criteria):
+    """Every float of one scope from counts `[C, 4]` and histogram `[C, B, 2]` (None for
+    hard predictions): per-class metrics, the averages over the classes not in `exclude`,
+    how many were valid, and each criterion's threshold, value and bin.
 
-    One traced program (one compilation per run under JAX: every case and the pooled
-    scope share the shapes), instead of one small program per op and call.
+    The ops' own formulas through `_host.ops`: run inside `on_host()` (as `scope_numbers`
+    does) they are numpy float64 on int64 totals; outside, the same code traces in-graph.
     """
     c = ops.shape(counts)[0]
     kept = np.array([i for i in range(c) if i not in exclude], np.int32)
@@ -156,35 +151,30 @@ def _numbers_kernel(counts, histogram, *, zero_division, exclude, criteria):
     return {"classes": classes, "averages": averages, "valid": valid, "optimal": optimal}
 
 
-_compiled_numbers = compile_kernel(
-    _numbers_kernel, static_argnames=("zero_division", "exclude", "criteria")
-)
-
-
 def scope_numbers(counts, histogram, zero_division="nan", exclude=(), criteria=()) -> dict:
-    """`_numbers_kernel` on int64 totals, as numpy float64 (bins int), plus the exact int64
-    counts at each criterion's threshold (`counts_at_bins` through `exact_linear`; -1 where
-    no threshold was found)."""
-    h32 = None if histogram is None else histogram.astype(np.float32)
-    numbers = _compiled_numbers(
-        counts.astype(np.float32),
-        h32,
-        zero_division=zero_division,
-        exclude=tuple(exclude),
-        criteria=tuple(criteria),
-    )
-    numbers = _to_numpy(numbers)
-    for o in numbers["optimal"].values():
-        k = o["bin"].astype(np.int32)
-        exact = exact_linear(lambda h, k=k: counts_at_bins(h, k), histogram, histogram[0].size)
-        o["counts"] = np.where(np.isnan(o["threshold"])[:, None], -1, exact)
+    """`_numbers` of one scope on the host: int64 totals in, numpy float64 out (bins and
+    valid counts int64), nothing compiled; plus the exact int64 counts at each criterion's
+    threshold (`counts_at_bins` on the int64 histogram; -1 where no threshold was found).
+
+    Example:
+        >>> counts = np.array([[8, 2, 2, 88], [0, 0, 0, 100]])
+        >>> scope_numbers(counts, None, exclude=[1])["averages"]["macro"]["dice"]
+        array(0.8)
+    """
+    counts = np.asarray(counts, np.int64)
+    histogram = None if histogram is None else np.asarray(histogram, np.int64)
+    with on_host():
+        numbers = _numbers(
+            counts,
+            histogram,
+            zero_division=zero_division,
+            exclude=tuple(exclude),
+            criteria=tuple(criteria),
+        )
+        for o in numbers["optimal"].values():
+            exact = counts_at_bins(histogram, o["bin"])
+            o["counts"] = np.where(np.isnan(o["threshold"])[:, None], -1, exact)
     return numbers
-
-
-def _to_numpy(tree):
-    if isinstance(tree, dict):
-        return {k: _to_numpy(v) for k, v in tree.items()}
-    return _floats(tree)
 
 
 def class_metrics(counts: np.ndarray, histogram: np.ndarray | None, zero_division="nan") -> dict:
@@ -202,8 +192,7 @@ def averaged_metrics(counts, histogram, zero_division="nan", exclude: Sequence[i
 
 
 def _in_order(row: dict) -> dict:
-    """`row` with its metrics in report order (a compiled program returns dicts sorted),
-    boundary measures last."""
+    """`row` with its metrics in report order, boundary measures last."""
     return {k: row[k] for k in (*METRICS, *SURFACE_MEASURES) if k in row}
 
 
@@ -257,6 +246,9 @@ def samplewise(
     the macro rule of `average_scores` applied across cases), the number of cases where it
     was defined (`<metric>_cases`), and `statistics[metric]`: `case_statistics` (sd,
     median, quartiles, extremes with their case, bootstrap CI of the mean).
+
+    On the host, vectorised over rows and metrics: one `average_scores` call (cases on its
+    class axis) and one `case_statistics_table`, whose bootstrap shares one seeded draw.
     """
     hard = evaluation.hard
     metrics = metric_names(hard, _surface_measures(evaluation))
@@ -264,29 +256,28 @@ def samplewise(
         numbers = [
             scope_numbers(c.counts, c.histogram, zero_division, exclude) for c in evaluation.cases
         ]
-    per_case = [n["classes"] for n in numbers]
-    macro = [n["averages"]["macro"] for n in numbers]
     case_names = [c.name for c in evaluation.cases]
-    columns = {
-        name: {m: [pc[m][c] for pc in per_case] for m in metrics} for c, name in enumerate(names)
-    }
-    columns["macro"] = {m: [row[m] for row in macro] for m in metrics}
+    rows = [*names, "macro"]
+    # [rows, metrics, cases]: each class's per-case values, then each case's macro average.
+    values = np.array(
+        [[[n["classes"][m][c] for n in numbers] for m in metrics] for c in range(len(names))]
+        + [[[n["averages"]["macro"][m] for n in numbers] for m in metrics]],
+        np.float64,
+    )
+    with on_host():
+        means = average_scores(values, np.ones_like(values), average="macro")
+        defined = num_valid_classes(values)
+    flat = values.reshape(-1, len(case_names))
+    table = case_statistics_table(flat, case_names, bootstrap=bootstrap)
     out = {}
-    for name, values_by_metric in columns.items():
+    for r, name in enumerate(rows):
         row = {}
-        for metric, values in values_by_metric.items():
-            values = np.float32(values)
-            mean = average_scores(values, np.ones_like(values), average="macro")
-            row[metric] = _number(_floats(mean))
-            row[f"{metric}_cases"] = int(ops.convert_to_numpy(num_valid_classes(values)))
+        for i, metric in enumerate(metrics):
+            row[metric] = _number(means[r, i])
+            row[f"{metric}_cases"] = int(defined[r, i])
         row["statistics"] = {
-            metric: {
-                k: v if isinstance(v, str | None) else _number(v)
-                for k, v in case_statistics(
-                    np.float64(values), case_names, bootstrap=bootstrap
-                ).items()
-            }
-            for metric, values in values_by_metric.items()
+            metric: {k: v if isinstance(v, str | None) else _number(v) for k, v in stats.items()}
+            for metric, stats in zip(metrics, table[r * len(metrics) :], strict=False)
         }
         out[name] = row
     return out

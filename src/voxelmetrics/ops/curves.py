@@ -4,8 +4,7 @@ A histogram `[C, B, 2]` (`score_histogram`) holds everything: the counts at thre
 $t_k$ are reverse cumulative sums over bins, so every curve costs O(C·B), not O(N·B).
 """
 
-from keras import ops
-
+from voxelmetrics.ops._host import ops
 from voxelmetrics.ops.histogram import bin_thresholds
 from voxelmetrics.ops.scores import (
     Average,

@@ -8,9 +8,8 @@ in-graph (`ops.cond`), so traced thresholds (a calibrated variable) take the rig
 on every call.
 """
 
-from keras import ops
-
 from voxelmetrics.backends import compile_kernel
+from voxelmetrics.ops._host import ops
 from voxelmetrics.ops._inputs import InputSpec, check_inputs
 from voxelmetrics.ops._options import NUM_BINS, check_num_bins, check_threshold
 from voxelmetrics.ops.counting import _check_voxel_count, _compiled_counts

@@ -4,7 +4,6 @@ The bin rule (docs/design.md) lives here (`bin_index`) and nowhere else.
 """
 
 import numpy as np
-from keras import ops
 
 from voxelmetrics.backends import (
     Streaming,
@@ -14,6 +13,7 @@ from voxelmetrics.backends import (
     searchsorted,
     sorted_histogram,
 )
+from voxelmetrics.ops._host import ops
 from voxelmetrics.ops._inputs import (
     InputSpec,
     check_inputs,

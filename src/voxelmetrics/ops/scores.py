@@ -1,14 +1,14 @@
 """Scores from confusion counts, with one empty-class policy and one averaging rule.
 
 Every score here is a function of `tp, fp, fn, tn`; `zero_division` decides what an
-undefined ratio (0 / 0) becomes, and `average` how classes are combined.
+undefined ratio (0 / 0) becomes, and `average` how classes are combined. The array
+functions come from `_host.ops`: `keras.ops`, or numpy float64 for the offline report.
 """
 
 from collections.abc import Callable
 from typing import Literal
 
-from keras import ops
-
+from voxelmetrics.ops._host import ops
 from voxelmetrics.ops._options import check_average, check_number, zero_division_value
 
 Average = Literal["none", "micro", "macro", "weighted"] | None
@@ -16,7 +16,8 @@ ZeroDivision = Literal["nan"] | float
 
 
 def safe_ratio(numerator, denominator, zero_division: ZeroDivision = "nan"):
-    r"""$n / d$ where $d \ne 0$, else the `zero_division` value (float32, elementwise)."""
+    r"""$n / d$ where $d \ne 0$, else the `zero_division` value (float32, elementwise;
+    float64 inside `_host.on_host()`, as every formula of this module)."""
     num = ops.cast(numerator, "float32")
     den = ops.cast(denominator, "float32")
     defined = ops.not_equal(den, 0.0)

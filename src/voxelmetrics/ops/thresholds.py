@@ -6,9 +6,8 @@ re-histograms the neighbourhood of each choice on a finer grid, one more O(N) pa
 
 import math
 
-from keras import ops
-
 from voxelmetrics.backends import compile_kernel
+from voxelmetrics.ops._host import is_on_host, ops
 from voxelmetrics.ops._inputs import (
     InputSpec,
     check_inputs,
@@ -31,13 +30,13 @@ MAX_FINE_BINS = 2**24  # thresholds i / (B·F) stay exact float32 integers over 
 def criterion_value(counts, criterion: Criterion):
     r"""The criterion at every candidate threshold, and which candidates may be chosen.
 
-    With $P = tp + fn$, $N = fp + tn$, $\hat P = tp + fp$ (all float32):
+    With $P = tp + fn$, $N = fp + tn$, $\hat P = tp + fp$ (float32; float64 on the host):
     f1 / dice $2tp / (2tp + fp + fn)$; fbeta $(1+\beta^2)tp / ((1+\beta^2)tp + \beta^2 fn + fp)$;
     iou $tp / (tp + fp + fn)$; youden $tp/P - fp/N$; recall_at_precision $tp / P$ where
     $tp / \hat P \ge p_{min}$; precision_at_recall $tp / \hat P$ where $tp / P \ge r_{min}$;
     recall_at_specificity $tp / P$ where $tn / N \ge s_{min}$; specificity_at_recall $tn / N$
     where $tp / P \ge r_{min}$; cost $c_{fp} fp + c_{fn} fn$ (minimised). Constraints compare
-    float32 ratios.
+    the ratios in that precision.
 
     Args:
         counts: `[..., K, 4]` columns `tp, fp, fn, tn` at K candidate thresholds.
@@ -205,7 +204,9 @@ def optimal_threshold(
         raise ValueError("refine works on the uniform grid; it cannot refine custom edges.")
     if refine is not None and not (isinstance(refine, tuple | list) and len(refine) == 2):
         raise ValueError("refine must be a (y_true, y_pred) pair, or use refine_threshold.")
-    best = _compiled_search(histogram, edges, criterion=crit)
+    # On the host (`_host.on_host`, the offline report) the search runs as numpy, uncompiled.
+    search = _search_kernel if is_on_host() else _compiled_search
+    best = search(histogram, edges, criterion=crit)
     if refine is None:
         return best
     return _refine(refine[0], refine[1], best[0], crit, num_bins=num_bins)
