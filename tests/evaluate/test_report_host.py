@@ -139,10 +139,12 @@ class _Counting:
         return counted
 
 
-def test_report_work_grows_linearly_with_the_cases(monkeypatch):
+def test_report_numpy_calls_do_not_grow_with_the_cases(monkeypatch):
+    """Every case and the pooled totals go through the formulas in one batch: the number of
+    host calls is the same for 1 and 5 cases; only the arrays grow (n + 1 scopes)."""
     sizes = (1, 2, 3, 5)
-    calls, tables = [], []
-    real_table = report.case_statistics_table
+    calls, tables, scopes = [], [], []
+    real_table, real_numbers = report.case_statistics_table, report._numbers
     for n in sizes:
         evaluation = _evaluation(n, seed=n)
         counting = _Counting(_host.HOST)
@@ -152,13 +154,17 @@ def test_report_work_grows_linearly_with_the_cases(monkeypatch):
             tables.append(values.shape)
             return real_table(values, names, **kwargs)
 
+        def numbers(counts, histogram, **kwargs):
+            scopes.append((counts.shape[0], histogram.shape[0]))
+            return real_numbers(counts, histogram, **kwargs)
+
         monkeypatch.setattr(report, "case_statistics_table", table)
+        monkeypatch.setattr(report, "_numbers", numbers)
         report.summarize(evaluation, criteria=CRITERIA, bootstrap=20)
         calls.append(counting.calls)
         monkeypatch.undo()
-    per_case = calls[1] - calls[0]
-    assert per_case > 0
-    assert calls == [calls[0] + per_case * (n - 1) for n in sizes], calls
+    assert calls[0] > 0 and calls == [calls[0]] * len(sizes), calls
+    assert scopes == [(n + 1, n + 1) for n in sizes]
     # the statistics: one vectorised call per report, every (row, metric) over the n cases
     assert tables == [(4 * 7, n) for n in sizes]
 
@@ -174,3 +180,24 @@ def test_scope_numbers_takes_int64_totals_beyond_float32_and_int32():
     assert numbers["classes"]["dice"][0] == 2 * tp / (2 * tp + fp + fn)  # float64 division
     o = numbers["optimal"]["f1"]
     assert o["bin"].tolist() == [2] and o["counts"].tolist() == counts.tolist()
+
+
+@pytest.mark.parametrize("hard", [False, True])
+def test_scopes_in_one_batch_equal_each_scope_alone(hard):
+    evaluation = _evaluation(4, seed=11, hard=hard)
+    criteria = () if hard else (*CRITERIA, "recall_at_specificity:0.9")
+    per_case, pooled = report._all_scopes(evaluation, "nan", [1], criteria)
+    scopes = [(c.counts, c.histogram) for c in evaluation.cases]
+    scopes.append((evaluation.counts, evaluation.histogram))
+    for batched, (counts, histogram) in zip([*per_case, pooled], scopes, strict=True):
+        alone = report.scope_numbers(counts, histogram, "nan", [1], criteria)
+        _assert_same_tree(batched, alone)
+
+
+def _assert_same_tree(a, b, path=""):
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for k in a:
+            _assert_same_tree(a[k], b[k], f"{path}/{k}")
+    else:
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, err_msg=path)

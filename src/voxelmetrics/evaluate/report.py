@@ -122,44 +122,45 @@ def add_surface(numbers: dict, surface: dict[str, np.ndarray], exclude: Sequence
 
 
 def _numbers(counts, histogram, *, zero_division, exclude, criteria):
-    """Every float of one scope from counts `[C, 4]` and histogram `[C, B, 2]` (None for
-    hard predictions): per-class metrics, the averages over the classes not in `exclude`,
-    how many were valid, and each criterion's threshold, value and bin.
+    """Every float of one or several scopes from counts `[..., C, 4]` and histograms
+    `[..., C, B, 2]` (None for hard predictions): per-class metrics `[..., C]`, the averages
+    over the classes not in `exclude` `[...]`, how many were valid, and each criterion's
+    threshold, value and bin `[..., C]`.
 
     The ops' own formulas through `_host.ops`: run inside `on_host()` (as `scope_numbers`
     does) they are numpy float64 on int64 totals; outside, the same code traces in-graph.
     """
-    c = ops.shape(counts)[0]
+    c = ops.shape(counts)[-2]
     kept = np.array([i for i in range(c) if i not in exclude], np.int32)
-    pairs = [(k, f, counts) for k, f in COUNT_METRICS.items()]
+    # (name, formula, totals, the totals' class axis)
+    pairs = [(k, f, counts, -2) for k, f in COUNT_METRICS.items()]
     if histogram is not None:
-        pairs += [(k, f, histogram) for k, f in CURVE_METRICS.items()]
-    classes = {k: f(x, zero_division=zero_division) for k, f, x in pairs}
+        pairs += [(k, f, histogram, -3) for k, f in CURVE_METRICS.items()]
+    classes = {k: f(x, zero_division=zero_division) for k, f, x, _ in pairs}
     averages = {
         average: {
-            k: f(ops.take(x, kept, axis=0), average=average, zero_division=zero_division)
-            for k, f, x in pairs
+            k: f(ops.take(x, kept, axis=axis), average=average, zero_division=zero_division)
+            for k, f, x, axis in pairs
         }
         for average in AVERAGES
     }
-    valid = {k: num_valid_classes(ops.take(v, kept, axis=0)) for k, v in classes.items()}
+    valid = {k: num_valid_classes(ops.take(v, kept, axis=-1)) for k, v in classes.items()}
     optimal = {}
     for text in criteria:
         t, v = optimal_threshold(histogram, Criterion.parse(text))
-        k = bin_index(ops.where(ops.isnan(t), 0.0, t), ops.shape(histogram)[1])
+        k = bin_index(ops.where(ops.isnan(t), 0.0, t), ops.shape(histogram)[-2])
         optimal[text] = {"threshold": t, "value": v, "bin": k}
     return {"classes": classes, "averages": averages, "valid": valid, "optimal": optimal}
 
 
-def scope_numbers(counts, histogram, zero_division="nan", exclude=(), criteria=()) -> dict:
-    """`_numbers` of one scope on the host: int64 totals in, numpy float64 out (bins and
-    valid counts int64), nothing compiled; plus the exact int64 counts at each criterion's
-    threshold (`counts_at_bins` on the int64 histogram; -1 where no threshold was found).
+def scopes_numbers(counts, histogram, zero_division="nan", exclude=(), criteria=()) -> list:
+    """`_numbers` of S scopes at once on the host, one dict per scope: int64 totals
+    `[S, C, 4]` and `[S, C, B, 2]` in, numpy float64 out (bins and valid counts int64),
+    nothing compiled; plus the exact int64 counts at each criterion's threshold
+    (`counts_at_bins` on the int64 histograms; -1 where no threshold was found).
 
-    Example:
-        >>> counts = np.array([[8, 2, 2, 88], [0, 0, 0, 100]])
-        >>> scope_numbers(counts, None, exclude=[1])["averages"]["macro"]["dice"]
-        array(0.8)
+    One call for every case and the pooled totals: the host's numpy calls do not grow with
+    the number of cases, only the arrays do.
     """
     counts = np.asarray(counts, np.int64)
     histogram = None if histogram is None else np.asarray(histogram, np.int64)
@@ -173,8 +174,39 @@ def scope_numbers(counts, histogram, zero_division="nan", exclude=(), criteria=(
         )
         for o in numbers["optimal"].values():
             exact = counts_at_bins(histogram, o["bin"])
-            o["counts"] = np.where(np.isnan(o["threshold"])[:, None], -1, exact)
-    return numbers
+            o["counts"] = np.where(np.isnan(o["threshold"])[..., None], -1, exact)
+    return [_scope_of(numbers, s) for s in range(counts.shape[0])]
+
+
+def _scope_of(tree, s: int):
+    """Scope `s` of every array of a `_numbers` tree."""
+    if isinstance(tree, dict):
+        return {k: _scope_of(v, s) for k, v in tree.items()}
+    return np.asarray(tree)[s]
+
+
+def scope_numbers(counts, histogram, zero_division="nan", exclude=(), criteria=()) -> dict:
+    """`scopes_numbers` of one scope: counts `[C, 4]`, histogram `[C, B, 2]` or None.
+
+    Example:
+        >>> counts = np.array([[8, 2, 2, 88], [0, 0, 0, 100]])
+        >>> float(scope_numbers(counts, None, exclude=[1])["averages"]["macro"]["dice"])
+        0.8
+    """
+    histogram = None if histogram is None else np.asarray(histogram)[None]
+    return scopes_numbers(np.asarray(counts)[None], histogram, zero_division, exclude, criteria)[0]
+
+
+def _all_scopes(evaluation: Evaluation, zero_division, exclude, criteria=()) -> tuple[list, dict]:
+    """`(per case, pooled)` numbers, from one `scopes_numbers` call over every case and the
+    pooled totals."""
+    cases = evaluation.cases
+    counts = np.stack([c.counts for c in cases] + [evaluation.counts])
+    histogram = None
+    if not evaluation.hard:
+        histogram = np.stack([c.histogram for c in cases] + [evaluation.histogram])
+    numbers = scopes_numbers(counts, histogram, zero_division, exclude, criteria)
+    return numbers[:-1], numbers[-1]
 
 
 def class_metrics(counts: np.ndarray, histogram: np.ndarray | None, zero_division="nan") -> dict:
@@ -253,9 +285,7 @@ def samplewise(
     hard = evaluation.hard
     metrics = metric_names(hard, _surface_measures(evaluation))
     if numbers is None:
-        numbers = [
-            scope_numbers(c.counts, c.histogram, zero_division, exclude) for c in evaluation.cases
-        ]
+        numbers, _ = _all_scopes(evaluation, zero_division, exclude)
     case_names = [c.name for c in evaluation.cases]
     rows = [*names, "macro"]
     # [rows, metrics, cases]: each class's per-case values, then each case's macro average.
@@ -345,10 +375,7 @@ def summarize(
     excluded = exclude_indices(exclude, names)
     scope = {"names": names, "threshold": t, "criteria": criteria}
 
-    def numbers(counts, histogram):
-        return scope_numbers(counts, histogram, zero_division, excluded, criteria)
-
-    per_case = [numbers(case.counts, case.histogram) for case in evaluation.cases]
+    per_case, pooled = _all_scopes(evaluation, zero_division, excluded, criteria)
     if options.surface is not None:
         per_case = [
             add_surface(n, case.surface, excluded)
@@ -385,7 +412,7 @@ def summarize(
         "pooled": _scope(
             evaluation.counts,
             evaluation.histogram,
-            numbers(evaluation.counts, evaluation.histogram),
+            pooled,
             **scope,
         ),
         "samplewise": samplewise(

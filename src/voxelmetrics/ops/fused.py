@@ -39,7 +39,8 @@ def threshold_bins(threshold, num_classes: int, num_bins: int):
 
 
 def counts_at_bins(histogram, k):
-    r"""Per-class `tp, fp, fn, tn` at threshold $t_{k_c}$, read off a `[C, B, 2]` histogram.
+    r"""Per-class `tp, fp, fn, tn` at threshold $t_{k_c}$, read off a `[..., C, B, 2]`
+    histogram with bins `k` `[..., C]`.
 
     Row $k_c$ of `curve_counts`: scores in bins $\ge k_c$ are the predicted positives, which
     is $s \ge t_{k_c}$ under the bin rule.
@@ -50,9 +51,10 @@ def counts_at_bins(histogram, k):
         >>> np.asarray(counts_at_bins(hist, np.int32([1]))).tolist()
         [[2, 1, 0, 3]]
     """
-    rows = curve_counts(histogram)  # [C, B, 4]
-    index = ops.reshape(ops.cast(k, "int32"), (-1, 1, 1))
-    return ops.take_along_axis(rows, ops.broadcast_to(index, (ops.shape(rows)[0], 1, 4)), 1)[:, 0]
+    rows = curve_counts(histogram)  # [..., C, B, 4]
+    index = ops.expand_dims(ops.expand_dims(ops.cast(k, "int32"), -1), -1)  # [..., C, 1, 1]
+    index = ops.broadcast_to(index, (*ops.shape(rows)[:-2], 1, 4))
+    return ops.take_along_axis(rows, index, axis=-2)[..., 0, :]
 
 
 def _fused_kernel(y_true, y_pred, threshold, sample_weight, mask, *, spec: InputSpec, num_bins):
