@@ -823,9 +823,10 @@ def engine_ratios(label_size: int = 512, seed: int = 0) -> dict:
     """The evaluation job's speed as ratios measured in one process (see `format_engine`).
 
     Scores: 2 cases of 128^3 x 4 float32 `.npy` + uint8 multi-hot truth, 3 criteria.
-    (a) the evaluation phase (`evaluate` on the files, warm) over `counts_and_histogram` on
-    the same arrays in memory (jitted, warm); (b) building the report (`summarize`, first
-    call in the process, as a run pays it) over the evaluation phase; (c) a whole
+    (a) the evaluation phase (`evaluate` on the files, warm, best of 3) over
+    `counts_and_histogram` on the same arrays in memory (jitted, warm, best of 3); (b)
+    building the report (`summarize`, first call in the process, as a run pays it) over the
+    evaluation phase; (c) a whole
     `voxelmetrics evaluate` run over python start + imports + the evaluation phase.
     Label maps: uint8 `label_size`^3, `evaluate` (warm) over a numpy bincount of
     `true * C + pred` on the same arrays.
@@ -854,9 +855,8 @@ def engine_ratios(label_size: int = 512, seed: int = 0) -> dict:
         out["evaluate_cold_s"], _ = _once(
             lambda: evaluate(y_true=true, y_pred=pred, options=Options())
         )
-        out["evaluate_s"], evaluation = _once(
-            lambda: evaluate(y_true=true, y_pred=pred, options=Options())
-        )
+        evaluation = evaluate(y_true=true, y_pred=pred, options=Options())
+        out["evaluate_s"] = _best(lambda: evaluate(y_true=true, y_pred=pred, options=Options()))
         _progress("engine: report")
         out["report_s"], _ = _once(lambda: summarize(evaluation, criteria=ENGINE_CRITERIA))
         out["report_warm_s"], _ = _once(lambda: summarize(evaluation, criteria=ENGINE_CRITERIA))
