@@ -1,4 +1,4 @@
-"""The `voxelmetrics` command line: `evaluate` volumes on disk, run the `demo`, or `bench`.
+"""The `voxelmetrics` command line: `evaluate` volumes on disk, `merge` shards, `demo`, `bench`.
 
 Heavy imports (Keras, JAX, matplotlib) happen inside the commands, so `--help` stays fast.
 Bad input exits with status 2 and one message naming the file and what was wrong; Ctrl-C
@@ -70,6 +70,16 @@ def _non_negative_int(text: str) -> int:
     return int(text)
 
 
+def _shard(text: str) -> tuple[int, int]:
+    """An argparse type: `I/N` with 0 <= I < N (`$SLURM_ARRAY_TASK_ID/N` with --array=0-(N-1))."""
+    index, _, count = text.partition("/")
+    if not (index.strip().isdigit() and count.strip().isdigit()) or int(index) >= int(count):
+        raise argparse.ArgumentTypeError(
+            f"expected I/N with 0 <= I < N (e.g. 0/4: the first of 4 shards); got {text!r}"
+        )
+    return int(index), int(count)
+
+
 def _criteria(text: str) -> list[str]:
     from voxelmetrics.evaluate.report import parse_criterion
 
@@ -108,6 +118,22 @@ def _zero_division(text: str):
     raise argparse.ArgumentTypeError(f"expected nan, 0 or 1; got {text!r}")
 
 
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    """Where the report goes: `evaluate` and `merge` alike."""
+    parser.add_argument("--out", type=Path, help="write report.json, report.csv (and plots) here")
+    parser.add_argument(
+        "--per-case",
+        type=Path,
+        metavar="FILE.csv",
+        help="also write one row per case and class (counts and metrics) to this CSV",
+    )
+    parser.add_argument("--plot", action="store_true", help="write PR and ROC curves (PNG)")
+    parser.add_argument(
+        "--json", action="store_true", help="print the JSON report instead of the table"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def _add_report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--criterion",
@@ -119,11 +145,7 @@ def _add_report_options(parser: argparse.ArgumentParser) -> None:
         "recall_at_specificity:MIN_SPECIFICITY, specificity_at_recall:MIN_RECALL, "
         "cost:FP:FN (default: f1)",
     )
-    parser.add_argument("--plot", action="store_true", help="write PR and ROC curves (PNG)")
-    parser.add_argument(
-        "--json", action="store_true", help="print the JSON report instead of the table"
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_output_options(parser)
     parser.add_argument(
         "--chunk-mb",
         type=_positive(float),
@@ -142,7 +164,6 @@ def _add_evaluate(sub) -> None:
     )
     p.add_argument("pred", help="prediction file or directory: probabilities or logits")
     p.add_argument("true", help="label file or directory: multi-hot masks or integer labels")
-    p.add_argument("--out", type=Path, help="write report.json, report.csv (and plots) here")
     p.add_argument(
         "--num-bins", type=_positive(int), default=1024, help="histogram bins (default: 1024)"
     )
@@ -173,6 +194,35 @@ def _add_evaluate(sub) -> None:
         help="JAX only: spread the cases over N local devices (0: all; default: 1)",
     )
     p.add_argument(
+        "--workers",
+        type=_positive(int),
+        default=1,
+        metavar="N",
+        help="evaluate the cases in N local processes, each with its own --chunk-mb budget "
+        "(default: 1, this process)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="evaluate the cases on a running dask.distributed scheduler, e.g. "
+        "tcp://host:8786 (pip install 'voxelmetrics[dask]')",
+    )
+    p.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="I/N",
+        help="evaluate only the cases whose index in the sorted case order is I modulo N "
+        "(0 <= I < N; SLURM: --array=0-(N-1) and --shard $SLURM_ARRAY_TASK_ID/N); needs "
+        "--partial",
+    )
+    p.add_argument(
+        "--partial",
+        type=Path,
+        metavar="FILE.npz",
+        help="write the exact state of this run (or shard) here instead of a report; "
+        "`voxelmetrics merge` writes the report of all parts",
+    )
+    p.add_argument(
         "--pred-kind",
         choices=("auto", "scores", "labels", "masks"),
         default="auto",
@@ -195,12 +245,6 @@ def _add_evaluate(sub) -> None:
         metavar="N",
         help="bootstrap resamples of the 95%% CI of each per-case mean (default: 1000, seeded; "
         "0: off)",
-    )
-    p.add_argument(
-        "--per-case",
-        type=Path,
-        metavar="FILE.csv",
-        help="also write one row per case and class (counts and metrics) to this CSV",
     )
     p.add_argument(
         "--surface",
@@ -228,6 +272,19 @@ def _add_evaluate(sub) -> None:
     p.set_defaults(run=_evaluate_command)
 
 
+def _add_merge(sub) -> None:
+    p = sub.add_parser(
+        "merge",
+        help="merge the partials of `evaluate --shard I/N --partial` into one report",
+        description="Check that the partials belong to one run (same options, classes and "
+        "report options, every shard once, no case twice) and write the report that one "
+        "`voxelmetrics evaluate` over every case writes.",
+    )
+    p.add_argument("partials", nargs="+", type=Path, metavar="PARTIAL", help="part-*.npz files")
+    _add_output_options(p)
+    p.set_defaults(run=_merge_command)
+
+
 def _add_demo(sub) -> None:
     p = sub.add_parser(
         "demo",
@@ -250,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voxelmetrics", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_evaluate(sub)
+    _add_merge(sub)
     _add_demo(sub)
     sub.add_parser("bench", help="benchmarks (see `voxelmetrics bench --help`)", add_help=False)
     return parser
@@ -351,6 +409,85 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
+def _guarded(work) -> int:
+    """`work(signals)` with signals turned into `Interrupted` and input warnings shown as one
+    line; returns its exit status, 2 after an `InputError` (its message on stderr), 128 +
+    the signal's number after Ctrl-C or SIGTERM."""
+    from voxelmetrics.evaluate.readers import InputError, InputWarning
+
+    with _Signals() as signals, warnings.catch_warnings():
+        warnings.simplefilter("always", InputWarning)
+        warnings.showwarning = _show_warning
+        try:
+            return work(signals)
+        except InputError as e:
+            return _fail(str(e))
+        except Interrupted as e:
+            print(f"voxelmetrics: {e} received: stopped; no report written.", file=sys.stderr)
+            return 128 + e.signum
+
+
+def _check_targets(*targets) -> str | None:
+    """The message for the first target directory that cannot be written, else None."""
+    from voxelmetrics.evaluate.report import check_writable
+
+    for target in targets:
+        if target is not None:
+            try:
+                check_writable(target)
+            except OSError as e:
+                return f"{target}: cannot write the report there ({e.strerror or e})."
+    return None
+
+
+def _report_command(produce, *, out, plot: bool, as_json: bool, per_case) -> int:
+    """`produce(signals) -> (evaluation, report options)`, then the report: printed, and
+    written with `--out`/`--per-case`. The one report path of `evaluate` and `merge`.
+
+    Returns the exit status: 0, 2 for bad input or an output that cannot be written
+    (nothing replaced), 128 + the signal's number after Ctrl-C or SIGTERM (no new report).
+    """
+    if plot and out is None:
+        return _fail("--plot needs --out DIR to write the PNG files into.")
+    problem = _check_targets(out, per_case and per_case.parent)
+    if problem:
+        return _fail(problem)
+
+    def work(signals) -> int:
+        evaluation, report_options = produce(signals)
+        summary = _summarize(evaluation, report_options)
+        _print_report(summary, as_json)
+        signals.check()
+        if out is None and per_case is None:
+            return 0
+        try:
+            written = _write_reports(summary, evaluation, out, plot, per_case)
+        except OSError as e:
+            return _fail(
+                f"{out}: writing the report failed ({e}); no file there was replaced "
+                f"and no temporary file was left."
+            )
+        if not as_json:
+            in_out = [p.name for p in written if out is not None and p.parent == Path(out)]
+            elsewhere = [str(p) for p in written if p.name not in in_out]
+            print(f"\nwrote {', '.join(in_out)} to {out}/" if in_out else "")
+            print(*(f"wrote {p}" for p in elsewhere), sep="\n")
+        return 0
+
+    return _guarded(work)
+
+
+def _report_options(class_names, criteria, zero_division, exclude, bootstrap) -> dict:
+    """`summarize`'s keyword arguments (what a partial stores and `merge` checks)."""
+    return {
+        "class_names": class_names,
+        "criteria": criteria,
+        "zero_division": zero_division,
+        "exclude": exclude,
+        "bootstrap": bootstrap,
+    }
+
+
 def run_evaluation(
     pred,
     true,
@@ -367,91 +504,118 @@ def run_evaluation(
     bootstrap: int = 1000,
     per_case: Path | None = None,
     criteria_given: bool = True,
+    workers: int = 1,
+    scheduler: str | None = None,
 ) -> int:
     """Evaluate, print the report, write the files; shared by `evaluate` and `demo`.
 
-    Returns the exit status: 0, 2 for bad input or an output that cannot be written
-    (nothing replaced), 128 + the signal's number after Ctrl-C or SIGTERM (no new report).
+    `workers` > 1 runs the cases in that many local processes, `scheduler` on a dask
+    cluster (see `evaluate.executors`). Returns the exit status (see `_report_command`).
     """
-    from voxelmetrics.evaluate.readers import InputError, InputWarning
-    from voxelmetrics.evaluate.report import check_writable
+    report_options = _report_options(class_names, criteria, zero_division, exclude, bootstrap)
+    curves_by = _curves_by(criteria_given, plot)
 
-    if plot and out is None:
-        return _fail("--plot needs --out DIR to write the PNG files into.")
-    for target in (out, per_case and per_case.parent):
-        if target is not None:
-            try:
-                check_writable(target)
-            except OSError as e:
-                return _fail(f"{target}: cannot write the report there ({e.strerror or e}).")
-    with _Signals() as signals, warnings.catch_warnings():
-        warnings.simplefilter("always", InputWarning)
-        warnings.showwarning = _show_warning
-        try:
-            curve_options = [
-                o for o, on in (("--criterion", criteria_given), ("--plot", plot)) if on
-            ]
-            report_options = {"criteria": criteria, "zero_division": zero_division}
-            report_options |= {"exclude": exclude, "bootstrap": bootstrap}
-            summary, evaluation = _evaluate(
-                pred,
-                true,
-                options,
-                signals,
-                class_names,
-                report_options,
-                quiet,
-                " and ".join(curve_options) or None,
-            )
-            _print_report(summary, as_json)
-            signals.check()
-            if out is None and per_case is None:
-                return 0
-            try:
-                written = _write_reports(summary, evaluation, out, plot, per_case)
-            except OSError as e:
-                return _fail(
-                    f"{out}: writing the report failed ({e}); no file there was replaced "
-                    f"and no temporary file was left."
-                )
-        except InputError as e:
-            return _fail(str(e))
-        except Interrupted as e:
-            print(f"voxelmetrics: {e} received: stopped; no report written.", file=sys.stderr)
-            return 128 + e.signum
-    if not as_json:
-        in_out = [p.name for p in written if out is not None and p.parent == Path(out)]
-        elsewhere = [str(p) for p in written if p.name not in in_out]
-        print(f"\nwrote {', '.join(in_out)} to {out}/" if in_out else "")
-        print(*(f"wrote {p}" for p in elsewhere), sep="\n")
-    return 0
+    def produce(signals):
+        run = (workers, scheduler)
+        return _evaluate(pred, true, options, signals, quiet, curves_by, run), report_options
+
+    return _report_command(produce, out=out, plot=plot, as_json=as_json, per_case=per_case)
 
 
-def _evaluate(pred, true, options, signals, class_names, report_options, quiet, curves_by):
-    """Run the engine (stopping at the next chunk once a signal came) and summarize."""
+def _curves_by(criteria_given: bool, plot: bool) -> str | None:
+    """The options given that need scores (for the message about hard predictions)."""
+    curve_options = [o for o, on in (("--criterion", criteria_given), ("--plot", plot)) if on]
+    return " and ".join(curve_options) or None
+
+
+def _evaluate(pred, true, options, signals, quiet, curves_by, run, cases=None):
+    """Run the engine (stopping at the next chunk once a signal came) on the executor of
+    `run = (workers, scheduler)`; `cases` instead of `pred`, `true` (a shard's)."""
     from voxelmetrics.evaluate.engine import evaluate
-    from voxelmetrics.evaluate.readers import InputError
-    from voxelmetrics.evaluate.report import summarize
+    from voxelmetrics.evaluate.executors import open_executor
 
-    with _Progress(quiet) as progress:
+    with _Progress(quiet) as progress, open_executor(*run) as executor:
 
         def on_chunk(name: str, done: int, total: int) -> None:
             signals.check()
             progress.on_chunk(name, done, total)
 
-        evaluation = evaluate(
+        return evaluate(
             y_true=true,
             y_pred=pred,
+            cases=cases,
             options=options,
             progress=on_chunk,
             on_case=progress.on_case,
             scores_needed_for=curves_by,
+            executor=executor,
         )
+
+
+def _summarize(evaluation, report_options: dict) -> dict:
+    from voxelmetrics.evaluate.readers import InputError
+    from voxelmetrics.evaluate.report import summarize
+
     try:
-        summary = summarize(evaluation, class_names=class_names, **report_options)
+        return summarize(evaluation, **report_options)
     except ValueError as e:
         raise InputError("the report", str(e)) from None
-    return summary, evaluation
+
+
+def write_partial(
+    pred, true, options, report_options, *, partial, shard, quiet, run, curves_by=None
+) -> int:
+    """Evaluate shard `(I, N)` of the cases (every N-th in case order, from the I-th) and
+    write its exact state to `partial` (no report: `voxelmetrics merge` writes it)."""
+    from voxelmetrics.evaluate.partial import save_partial, shard_indices
+    from voxelmetrics.evaluate.readers import pair_cases
+
+    problem = _check_targets(partial.parent)
+    if problem:
+        return _fail(problem)
+
+    def work(signals) -> int:
+        cases = pair_cases(pred, true)
+        indices = shard_indices(len(cases), shard)
+        chosen = [(cases[i][0], cases[i][2], cases[i][1]) for i in indices]
+        evaluation = None
+        if chosen:
+            evaluation = _evaluate(None, None, options, signals, quiet, curves_by, run, chosen)
+            _check_exclude(evaluation, report_options)
+        signals.check()
+        try:
+            save_partial(
+                partial,
+                evaluation,
+                options=options,
+                shard=shard,
+                num_cases=len(cases),
+                indices=indices,
+                report=report_options,
+            )
+        except OSError as e:
+            return _fail(f"{partial}: writing the partial failed ({e}); nothing was written.")
+        print(
+            f"wrote {partial}: shard {shard[0]}/{shard[1]}, {len(chosen)} of {len(cases)} case(s)"
+        )
+        return 0
+
+    return _guarded(work)
+
+
+def _check_exclude(evaluation, report_options: dict) -> None:
+    """Refuse an unknown `--exclude` class in a shard, when its class names are known (a
+    label map's class count without --num-classes is known only once merged)."""
+    from voxelmetrics.evaluate.readers import InputError
+    from voxelmetrics.evaluate.report import default_class_names, exclude_indices
+
+    if evaluation.pred_kind == "labels" and not evaluation.options.num_classes:
+        return
+    names = report_options["class_names"] or default_class_names(evaluation.num_classes)
+    try:
+        exclude_indices(report_options["exclude"], names)
+    except ValueError as e:
+        raise InputError("the report", str(e)) from None
 
 
 def _print_report(summary: dict, as_json: bool) -> None:
@@ -496,6 +660,28 @@ def _write_reports(summary, evaluation, out, plot: bool, per_case) -> list[Path]
     return write_atomically(out, writers) + alone
 
 
+def _scale_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the combination of --workers, --scheduler, --devices, --shard
+    and --partial, if anything."""
+    if args.workers > 1 and args.devices != 1:
+        return (
+            f"--workers {args.workers} with --devices {args.devices}: processes or the JAX "
+            f"devices of one process, not both; one of them must be 1."
+        )
+    if args.scheduler is not None and (args.workers > 1 or args.devices != 1):
+        return "--scheduler runs the cases on the dask workers: drop --workers and --devices."
+    if args.shard is not None and args.partial is None:
+        return "--shard I/N needs --partial FILE.npz (the shard's state for voxelmetrics merge)."
+    given = [o for o, v in (("--out", args.out), ("--per-case", args.per_case)) if v]
+    given += [o for o, v in (("--plot", args.plot), ("--json", args.json)) if v]
+    if args.partial is not None and given:
+        return (
+            f"--partial writes this run's state, not a report: give {', '.join(given)} to "
+            f"voxelmetrics merge."
+        )
+    return None
+
+
 def _evaluate_command(args: argparse.Namespace) -> int:
     from voxelmetrics.evaluate.engine import Options
 
@@ -506,6 +692,9 @@ def _evaluate_command(args: argparse.Namespace) -> int:
         return _fail(
             f"--class-names lists {len(class_names)} names but --num-classes is {num_classes}."
         )
+    problem = _scale_problem(args)
+    if problem:
+        return _fail(problem)
     options = Options(
         threshold=threshold,
         num_bins=args.num_bins,
@@ -526,12 +715,29 @@ def _evaluate_command(args: argparse.Namespace) -> int:
         surface=args.surface,
         spacing=args.spacing,
     )
+    criteria = args.criterion or ["f1"]
+    run = (args.workers, args.scheduler)
+    if args.partial is not None:
+        report = _report_options(
+            class_names, criteria, args.zero_division, args.exclude, args.bootstrap
+        )
+        return write_partial(
+            args.pred,
+            args.true,
+            options,
+            report,
+            partial=args.partial,
+            shard=args.shard or (0, 1),
+            quiet=args.quiet,
+            run=run,
+            curves_by=_curves_by(args.criterion is not None, False),
+        )
     return run_evaluation(
         args.pred,
         args.true,
         options,
         out=args.out,
-        criteria=args.criterion or ["f1"],
+        criteria=criteria,
         class_names=class_names,
         zero_division=args.zero_division,
         plot=args.plot,
@@ -541,6 +747,20 @@ def _evaluate_command(args: argparse.Namespace) -> int:
         bootstrap=args.bootstrap,
         per_case=args.per_case,
         criteria_given=args.criterion is not None,
+        workers=args.workers,
+        scheduler=args.scheduler,
+    )
+
+
+def _merge_command(args: argparse.Namespace) -> int:
+    from voxelmetrics.evaluate.partial import load_partials, merge_partials
+
+    def produce(signals):
+        needed_for = "--plot" if args.plot else None
+        return merge_partials(load_partials(args.partials), needed_for)
+
+    return _report_command(
+        produce, out=args.out, plot=args.plot, as_json=args.json, per_case=args.per_case
     )
 
 

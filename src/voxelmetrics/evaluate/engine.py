@@ -7,8 +7,11 @@ budget. Totals are kept on the host in numpy int64, exact for any volume size.
 
 import dataclasses
 import math
+import os
+import sys
 import warnings
 from collections.abc import Callable
+from concurrent.futures import BrokenExecutor, Executor
 
 import keras
 import numpy as np
@@ -758,6 +761,7 @@ def evaluate(
     progress: Progress | None = None,
     on_case: Callable[[str, int, int], None] | None = None,
     scores_needed_for: str | None = None,
+    executor: Executor | None = None,
 ) -> Evaluation:
     """Score prediction volumes against truth volumes, streamed in bounded memory.
 
@@ -769,10 +773,21 @@ def evaluate(
         options: see `Options`.
         cases: instead of `y_true`/`y_pred`, `(name, y_true, y_pred)` triples of arrays
             or files.
-        progress: optional `progress(case, chunks_done, num_chunks)` after every chunk.
-        on_case: optional `on_case(case, index, num_cases)` before every case.
+        progress: optional `progress(case, chunks_done, num_chunks)` after every chunk; in
+            this process only (not called for cases run by an `executor`).
+        on_case: optional `on_case(case, index, num_cases)` before every case (with an
+            `executor`: as this process turns to the case's result, in case order).
         scores_needed_for: what asks for curves (e.g. `"--plot"`): hard predictions (label
             maps, masks) then raise `InputError` before any voxel is read.
+        executor: optional `concurrent.futures.Executor` that runs the cases (see
+            `run_case_task`): a `ProcessPoolExecutor` (spawn context: see
+            `evaluate.executors.process_pool`), or a dask.distributed client's
+            `client.get_executor(pure=False)`. Each worker opens its case's files (or
+            receives its arrays) and returns the case's int64 totals; they are taken in
+            case order, so the result does not depend on which worker finished first. The
+            first failing case in case order raises its own `InputError`; the cases not
+            started are cancelled. Needs `options.devices == 1`; a pool that forks is
+            refused.
 
     Returns:
         An `Evaluation`: exact per-case int64 counts `[C, 4]` and histograms `[C, B, 2]`
@@ -793,6 +808,8 @@ def evaluate(
     cases = _cases(y_true, y_pred, cases)
     if not cases:
         raise ValueError("evaluate needs at least one case.")
+    if executor is not None:
+        _check_executor(executor, options)
     opened = []
     for name, pred_source, true_source in cases:
         pred_volume = open_volume(pred_source, key=options.pred_key)
@@ -800,33 +817,69 @@ def evaluate(
     _, first_pred, first_true = opened[0]
     kind = pred_kind(first_pred, first_true, options.pred_kind)
     if kind in HARD_KINDS and scores_needed_for:
-        raise InputError(
-            first_pred.path,
-            f"is a hard prediction ({'a label map' if kind == 'labels' else 'binary masks'}, "
-            f"{first_pred.dtype}): {scores_needed_for} needs scores, and a hard prediction "
-            f"ranks nothing. Drop {scores_needed_for}, or pass probabilities.",
-        )
+        raise scores_needed_error(first_pred.path, kind, scores_needed_for, first_pred.dtype)
     options = dataclasses.replace(options, pred_kind=kind)
+    threshold, expected_from = np.zeros(0, np.float32), ""
+    if kind != "labels":
+        threshold, expected_from = _score_threshold(first_pred, first_true, options, len(opened))
+    if executor is None:
+        run = _case_runner(opened, options, threshold, expected_from, progress, on_case)
+        totals = _run_all(run, len(opened), options.devices)
+    else:
+        totals = _run_on(executor, cases, options, threshold, expected_from, on_case)
     if kind == "labels":
-        return _evaluate_label_maps(opened, options, progress, on_case)
+        return finish_label_maps(totals, options)
+    return Evaluation(options, threshold, totals, kind)
+
+
+def _check_executor(executor: Executor, options: Options) -> None:
+    """Refuse `devices` with an executor, and a process pool that forks: a child forked
+    from a process running JAX's or TensorFlow's threads can deadlock on their locks."""
+    if options.devices != 1:
+        raise ValueError(
+            f"devices={options.devices} spreads cases over the JAX devices of this process; "
+            f"with an executor each worker runs its cases: pass devices=1 (or no executor)."
+        )
+    context = getattr(executor, "_mp_context", None)  # a ProcessPoolExecutor's
+    if context is not None and context.get_start_method() == "fork":
+        raise ValueError(
+            "a ProcessPoolExecutor that forks can deadlock once Keras' backend runs threads: "
+            "pass mp_context=multiprocessing.get_context('spawn'), or use "
+            "voxelmetrics.evaluate.executors.process_pool(n)."
+        )
+
+
+def scores_needed_error(path, kind: str, needed_for: str, dtype=None) -> InputError:
+    """The error for an option that needs scores (`needed_for`, e.g. "--plot") given hard
+    predictions of `kind` ("labels" or "masks")."""
+    what = "a label map" if kind == "labels" else "binary masks"
+    return InputError(
+        path,
+        f"is a hard prediction ({what}{f', {dtype}' if dtype is not None else ''}): "
+        f"{needed_for} needs scores, and a hard prediction ranks nothing. Drop {needed_for}, "
+        f"or pass probabilities.",
+    )
+
+
+def _score_threshold(first_pred: Volume, first_true: Volume, options: Options, num_cases: int):
+    """The threshold vector `[C]` of scores or masks, and where `C` came from (for messages),
+    once the first case's shapes are checked (a warning if its class axis looks spatial)."""
     spec = case_spec(first_pred, first_true, options)
     if implausible_class_axis(spec, first_pred.shape):
         warnings.warn(
             f"{first_pred.path}: class axis {spec.axis} gives {spec.num_classes} classes, "
             f"which looks like a voxel axis of shape {first_pred.shape}; is --axis right?",
             InputWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     num_classes, expected_from = _expected_classes(options, spec, first_pred)
-    if kind == "scores":
-        check_histogram_budget(num_classes, options.num_bins, len(opened), options.chunk_mb)
+    if options.pred_kind == "scores":
+        check_histogram_budget(num_classes, options.num_bins, num_cases, options.chunk_mb)
     try:
         threshold = threshold_vector(options.threshold, num_classes, expected_from)
     except ValueError as e:
         raise InputError(first_pred.path, f"does not fit the options: {e}") from None
-
-    run = _case_runner(opened, options, threshold, expected_from, progress, on_case)
-    return Evaluation(options, threshold, _run_all(run, len(opened), options.devices), kind)
+    return threshold, expected_from
 
 
 def _case_runner(opened, options, threshold, expected_from, progress, on_case):
@@ -862,19 +915,108 @@ def _run_all(run: Callable[..., CaseTotals], num_cases: int, requested_devices: 
         return [f.result() for f in futures]
 
 
-def _evaluate_label_maps(opened, options: Options, progress, on_case) -> Evaluation:
-    """Every case's `[C, C]` matrix; without `num_classes`, C is the largest id seen in
-    either map of any case, plus one. Per-class counts come from the matrices."""
+def run_case_task(
+    name: str,
+    pred_source,
+    true_source,
+    options: Options,
+    threshold: np.ndarray,
+    expected_from: str,
+    backend: str | None = None,
+) -> CaseTotals:
+    """One case in a worker: open its volumes (a path or an array each), stream them, and
+    return its `CaseTotals`. A top-level function of picklable arguments, so that any
+    `concurrent.futures` executor can run it in another process or on another machine.
 
-    run = _case_runner(opened, options, np.zeros(0, np.float32), "", progress, on_case)
-    cases = _run_all(run, len(opened), options.devices)
-    c = options.num_classes
-    if not c:
-        seen = np.flatnonzero(sum(case.matrix.sum(0) + case.matrix.sum(1) for case in cases))
-        c = int(seen[-1]) + 1 if seen.size else 1
+    Raises:
+        InputError: as `evaluate_case` (it pickles whole: path and problem).
+        InputError: also when the worker runs another Keras backend than `backend` (the
+            driver's), so that every case is counted by the same kernels.
+    """
+    if backend is not None and keras.backend.backend() != backend:
+        raise InputError(
+            f"case {name}",
+            f"this worker runs the Keras backend {keras.backend.backend()!r}, the driver "
+            f"{backend!r}; start the workers with KERAS_BACKEND={backend}.",
+        )
+    pred = open_volume(pred_source, key=options.pred_key)
+    true = open_volume(true_source, key=options.true_key)
+    return evaluate_case(name, pred, true, options, threshold, expected_from=expected_from)
+
+
+def _worker_deaths() -> tuple[type[BaseException], ...]:
+    """The exceptions that say a worker died (not that its case was bad)."""
+    deaths: list[type[BaseException]] = [BrokenExecutor]
+    if "distributed" in sys.modules:
+        deaths.append(sys.modules["distributed"].KilledWorker)
+    return tuple(deaths)
+
+
+def _run_on(executor: Executor, cases, options, threshold, expected_from, on_case) -> list:
+    """Every case as a `run_case_task` on `executor`, the results taken in case order.
+
+    On the first failure (in case order) or an interruption, the cases not started are
+    cancelled; a worker that died is reported as an `InputError` naming the case.
+    """
+    backend = keras.backend.backend()
+    futures = [
+        executor.submit(run_case_task, name, pred, true, options, threshold, expected_from, backend)
+        for name, pred, true in cases
+    ]
+    totals = []
+    try:
+        for index, ((name, pred, _), future) in enumerate(zip(cases, futures, strict=True)):
+            if on_case is not None:
+                on_case(name, index, len(cases))
+            try:
+                totals.append(future.result())
+            except _worker_deaths() as e:
+                raise InputError(
+                    pred if isinstance(pred, str | os.PathLike) else name,
+                    f"the worker evaluating case {name!r} died ({type(e).__name__}: {e}); "
+                    f"out of memory? Lower --chunk-mb or use fewer workers per machine.",
+                ) from e
+    finally:
+        for future in futures:
+            future.cancel()
+    return totals
+
+
+def finish_label_maps(cases: list[CaseTotals], options: Options) -> Evaluation:
+    """The `Evaluation` of label maps from every case's `[c, c]` matrix (any `c`).
+
+    C is `options.num_classes` or, without it, the largest id seen in either map of any
+    case, plus one. Each matrix is cut or zero-padded to `[C, C]`: beyond the ids a case
+    holds its matrix is zero, so neither loses a count, and cases counted at different
+    widths (shards of one dataset) finish as one run would. Per-class counts come from
+    the matrices; boundary measures are cut or NaN-padded (an absent class is NaN).
+
+    Example:
+        >>> import numpy as np
+        >>> a = CaseTotals("a", "", "", (2,), None, None, matrix=np.int64([[1, 0], [0, 1]]))
+        >>> b = CaseTotals("b", "", "", (2,), None, None, matrix=np.int64([[2]]))
+        >>> ev = finish_label_maps([a, b], Options())
+        >>> ev.num_classes, ev.cases[1].matrix.tolist()
+        (2, [[2, 0], [0, 0]])
+    """
+    c = options.num_classes or max([1, *(_largest_id(case.matrix) + 1 for case in cases)])
     for case in cases:
-        case.matrix = case.matrix[:c, :c]
+        case.matrix = _fit(_fit(case.matrix, c, 0, 0), c, 1, 0)
         case.counts = exact_counts(case.matrix)
         if case.surface is not None:
-            case.surface = {name: values[:c] for name, values in case.surface.items()}
+            case.surface = {name: _fit(v, c, 0, np.nan) for name, v in case.surface.items()}
     return Evaluation(options, np.full(c, 0.5, np.float32), cases, "labels")
+
+
+def _largest_id(matrix: np.ndarray) -> int:
+    """The largest class id with a voxel in a `[c, c]` confusion matrix (-1: none)."""
+    seen = np.flatnonzero(matrix.sum(0) + matrix.sum(1))
+    return int(seen[-1]) if seen.size else -1
+
+
+def _fit(values: np.ndarray, size: int, axis: int, fill) -> np.ndarray:
+    """`values` cut or padded with `fill` to `size` entries along `axis`."""
+    values = np.take(values, range(min(size, values.shape[axis])), axis=axis)
+    pad = [(0, 0)] * values.ndim
+    pad[axis] = (0, size - values.shape[axis])
+    return np.pad(values, pad, constant_values=fill)

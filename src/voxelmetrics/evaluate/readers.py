@@ -37,6 +37,10 @@ class InputError(ValueError):
         self.problem = problem
         super().__init__(f"{path}: {problem}")
 
+    def __reduce__(self):
+        """Pickle as `(path, problem)`, so that a worker process's error arrives whole."""
+        return type(self), (self.path, self.problem)
+
 
 class InputWarning(UserWarning):
     """Something in the inputs was skipped or looks wrong, but the run can go on."""

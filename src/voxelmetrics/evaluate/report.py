@@ -643,6 +643,32 @@ def write_atomically(
     return [out / name for name in writers]
 
 
+def write_file_atomically(path, write: Callable[[io.BufferedWriter], None]) -> Path:
+    """Write one file through a hidden temporary beside it, renamed into place once
+    `write(file)` succeeded: the target is complete or untouched, and on any error (a
+    signal turned into an exception included) the temporary is removed. Unlike
+    `write_atomically` it never touches other runs' temporaries, so processes on several
+    machines may write into one shared directory at once (shards' partials).
+
+    Raises:
+        OSError: the file could not be written or renamed, or the target is a directory.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _check_targets(path.parent, [path.name])
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as f:
+            write(f)
+        os.chmod(temporary, _default_file_mode())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    return path
+
+
 def _fmt(x, digits: int = 4) -> str:
     """A number with `digits` decimals; "-" for undefined, "inf" as it is."""
     if isinstance(x, str):

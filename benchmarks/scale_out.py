@@ -1,0 +1,91 @@
+"""`voxelmetrics evaluate --workers N` against one process: whole CLI runs, wall time.
+
+The data: `--cases` phantom cases (`evaluate.phantom.make_case`) of `--size`^3 x 4 float32
+probabilities and uint8 multi-hot labels, as `.npy` and/or `.nii.gz`. Each command runs
+`--repeat` times; the best time counts. Besides the speed-up it prints what the model
+
+    T(N workers) ~ T0 + S + cases * t / N        (N = 1: no S)
+
+needs: T0, the whole command on one tiny case (Python, imports, compilation, report); S,
+the cost of starting the workers (each imports Keras and its backend and compiles the
+chunk kernel; they start together); t, the time of one case.
+
+Run: KERAS_BACKEND=jax python -m benchmarks.scale_out [--workers 2] [--format npy nii.gz]
+     [--surface hd95]
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+TINY = 8
+
+
+def write_cases(folder: Path, cases: int, size: int, suffix: str) -> tuple[Path, Path]:
+    """`folder/pred`, `folder/true` holding `cases` phantom cases of `size`^3 x 4."""
+    from voxelmetrics.evaluate.phantom import make_case
+
+    pred, true = folder / "pred", folder / "true"
+    pred.mkdir(parents=True), true.mkdir(parents=True)
+    for i in range(cases):
+        y_pred, y_true = make_case((size, size, size), seed=i)
+        for side, values in ((pred, y_pred), (true, y_true)):
+            if suffix == ".npy":
+                np.save(side / f"case{i}.npy", values)
+            else:
+                import nibabel
+
+                nibabel.save(nibabel.Nifti1Image(values, np.eye(4)), side / f"case{i}{suffix}")
+    return pred, true
+
+
+def cli_seconds(pred: Path, true: Path, workers: int, repeat: int, extra=()) -> float:
+    """The best wall time of `python -m voxelmetrics evaluate PRED TRUE --workers N`."""
+    command = [sys.executable, "-m", "voxelmetrics", "evaluate", str(pred), str(true)]
+    command += ["--quiet", "--json", "--bootstrap", "0", "--workers", str(workers), *extra]
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cases", type=int, default=8)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--format", nargs="+", default=["npy"], choices=["npy", "nii.gz"])
+    parser.add_argument("--surface", help="also measure these boundary metrics (e.g. hd95)")
+    args = parser.parse_args(argv)
+    extra = ["--surface", args.surface] if args.surface else []
+    backend = os.environ.get("KERAS_BACKEND", "jax")
+    print(f"backend {backend}, {os.cpu_count()} CPUs, best of {args.repeat} runs")
+    with tempfile.TemporaryDirectory() as tmp:
+        for fmt in args.format:
+            suffix = f".{fmt}"
+            big = write_cases(Path(tmp) / fmt / "big", args.cases, args.size, suffix)
+            tiny = write_cases(Path(tmp) / fmt / "tiny", args.workers, TINY, suffix)
+            t0 = cli_seconds(*tiny, 1, args.repeat, extra)
+            start_cost = cli_seconds(*tiny, args.workers, args.repeat, extra) - t0
+            one = cli_seconds(*big, 1, args.repeat, extra)
+            many = cli_seconds(*big, args.workers, args.repeat, extra)
+            per_case = (one - t0) / args.cases
+            print(
+                f"{' '.join([fmt, *extra])}: {args.cases} cases of {args.size}^3 x 4: "
+                f"1 process {one:.1f} s, "
+                f"--workers {args.workers} {many:.1f} s, speed-up {one / many:.2f}x; "
+                f"T0 {t0:.1f} s, S {start_cost:.1f} s, t {per_case:.2f} s per case"
+            )
+
+
+if __name__ == "__main__":
+    main()
