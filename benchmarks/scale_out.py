@@ -8,7 +8,9 @@ probabilities and uint8 multi-hot labels, as `.npy` and/or `.nii.gz`. Each comma
 
 needs: T0, the whole command on one tiny case (Python, imports, compilation, report); S,
 the cost of starting the workers (each imports Keras and its backend and compiles the
-chunk kernel; they start together); t, the time of one case.
+chunk kernel; they start together); t, the time of one case. Then the evaluation phase
+alone once every process is started and warm (`evaluate()` in this process against a
+pool that has run the dataset once): the steady-state speed-up of a long dataset.
 
 Run: KERAS_BACKEND=jax python -m benchmarks.scale_out [--workers 2] [--format npy nii.gz]
      [--surface hd95]
@@ -57,6 +59,28 @@ def cli_seconds(pred: Path, true: Path, workers: int, repeat: int, extra=()) -> 
     return best
 
 
+def warm_seconds(pred: Path, true: Path, workers: int, repeat: int) -> tuple[float, float]:
+    """The evaluation phase once every process has started and compiled: the best time of
+    `evaluate()` in this process, and on a pool of `workers` spawned processes that has
+    already run the dataset once (the steady state of a long dataset)."""
+    from voxelmetrics.evaluate.engine import Options, evaluate
+    from voxelmetrics.evaluate.executors import process_pool
+
+    def best(run) -> float:
+        run()  # start, import, compile
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    one = best(lambda: evaluate(y_true=true, y_pred=pred, options=Options()))
+    with process_pool(workers) as pool:
+        many = best(lambda: evaluate(y_true=true, y_pred=pred, options=Options(), executor=pool))
+    return one, many
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", type=int, default=8)
@@ -85,6 +109,13 @@ def main(argv=None) -> None:
                 f"--workers {args.workers} {many:.1f} s, speed-up {one / many:.2f}x; "
                 f"T0 {t0:.1f} s, S {start_cost:.1f} s, t {per_case:.2f} s per case"
             )
+            if not extra:
+                warm_one, warm_many = warm_seconds(*big, args.workers, args.repeat)
+                print(
+                    f"  evaluation phase, processes started and warm: 1 process {warm_one:.2f} s,"
+                    f" {args.workers} workers {warm_many:.2f} s, speed-up "
+                    f"{warm_one / warm_many:.2f}x"
+                )
 
 
 if __name__ == "__main__":

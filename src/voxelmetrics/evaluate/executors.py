@@ -25,13 +25,23 @@ from voxelmetrics.evaluate.readers import InputError
 DASK_EXTRA = "pip install 'voxelmetrics[dask]'"
 
 
+STOP_GRACE_S = 5.0
+
+
 def _stop(pool: ProcessPoolExecutor) -> None:
-    """Cancel what has not started and end the workers now, their running cases with them."""
+    """Cancel what has not started and end the workers now, their running cases with them:
+    SIGTERM, then SIGKILL for a worker still alive after `STOP_GRACE_S` (one that was
+    still starting, or that a library taught to ignore SIGTERM)."""
     processes = list((getattr(pool, "_processes", None) or {}).values())  # shutdown forgets
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         if process.is_alive():
             process.terminate()
+    for process in processes:
+        process.join(STOP_GRACE_S)
+        if process.is_alive():
+            process.kill()
+            process.join(STOP_GRACE_S)
 
 
 @contextlib.contextmanager
