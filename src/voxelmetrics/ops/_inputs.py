@@ -6,7 +6,6 @@ raw tensors into boolean labels, float32 scores, a voxel weight and an `invalid`
 """
 
 import dataclasses
-import inspect
 from typing import Literal
 
 import numpy as np
@@ -201,25 +200,6 @@ def check_inputs(
     if sample_weight is not None and is_concrete(sample_weight):
         check_sample_weight(sample_weight)
     return spec
-
-
-def entry_inputs(op_locals: dict, **override) -> dict:
-    """The keywords of `check_inputs` from an op's `locals()` taken at its entry.
-
-    The public ops name their input parameters as `check_inputs` does (`y_true`, `y_pred`,
-    `axis`, `from_logits`, `sample_weight`, `mask`, `ignore_index`, `num_classes`,
-    `on_invalid`), so each entry point validates in one line,
-    `spec = check_inputs(**entry_inputs(locals()))`; `override` replaces what differs
-    (e.g. `from_logits="softmax"`). Other locals are ignored.
-
-    Example:
-        >>> sorted(entry_inputs({"y_true": 1, "y_pred": 2, "axis": -1, "threshold": 0.5}))
-        ['axis', 'y_pred', 'y_true']
-    """
-    return {k: v for k, v in op_locals.items() if k in _CHECK_INPUTS_PARAMETERS} | override
-
-
-_CHECK_INPUTS_PARAMETERS = frozenset(inspect.signature(check_inputs).parameters)
 
 
 def _first_index(flags: np.ndarray) -> tuple:

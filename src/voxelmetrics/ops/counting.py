@@ -12,7 +12,6 @@ from voxelmetrics.ops._inputs import (
     InputSpec,
     check_inputs,
     check_sparse_ids,
-    entry_inputs,
     grid_to_full,
     prepare,
     scores_and_invalid,
@@ -159,7 +158,16 @@ def confusion_counts(
         >>> np.asarray(confusion_counts(y_true, y_pred)).tolist()
         [[1, 1, 1, 0], [1, 0, 1, 1]]
     """
-    spec = check_inputs(**entry_inputs(locals()))
+    spec = check_inputs(
+        y_true,
+        y_pred,
+        axis=axis,
+        from_logits=from_logits,
+        sample_weight=sample_weight,
+        mask=mask,
+        ignore_index=ignore_index,
+        on_invalid=on_invalid,
+    )
     if per_sample and spec.axis == 0:
         raise ValueError("per_sample=True needs a leading sample axis; the class axis is 0.")
     check_threshold(threshold, spec.num_classes)
@@ -281,7 +289,16 @@ def sparse_confusion_matrix(
     scores_given = len(pred_shape) == len(true_shape) + 1
     if scores_given:
         # softmax: only NaN is invalid for scores here, any range is fine for argmax.
-        spec = check_inputs(**entry_inputs(locals(), y_true=labels, from_logits="softmax"))
+        spec = check_inputs(
+            labels,
+            y_pred,
+            axis=axis,
+            from_logits="softmax",
+            sample_weight=sample_weight,
+            mask=mask,
+            ignore_index=ignore_index,
+            num_classes=num_classes,
+        )
     elif true_shape == pred_shape:
         spec = InputSpec(
             len(true_shape) + 1,

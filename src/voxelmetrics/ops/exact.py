@@ -10,7 +10,6 @@ from voxelmetrics.backends import compile_kernel, run_starts
 from voxelmetrics.ops._inputs import (
     InputSpec,
     check_inputs,
-    entry_inputs,
     prepare,
     scores_and_invalid,
     to_probabilities,
@@ -88,7 +87,15 @@ def _exact(y_true, y_pred, from_logits, axis, sample_weight, mask, ignore_index)
 
 
 def _spec(y_true, y_pred, from_logits, axis, sample_weight, mask, ignore_index):
-    return check_inputs(**entry_inputs(locals()))
+    return check_inputs(
+        y_true,
+        y_pred,
+        axis=axis,
+        from_logits=from_logits,
+        sample_weight=sample_weight,
+        mask=mask,
+        ignore_index=ignore_index,
+    )
 
 
 def _pooled(y_true, y_pred, from_logits, axis, sample_weight, mask, ignore_index):

@@ -10,7 +10,7 @@ on every call.
 
 from voxelmetrics.backends import compile_kernel
 from voxelmetrics.ops._host import ops
-from voxelmetrics.ops._inputs import InputSpec, check_inputs, entry_inputs
+from voxelmetrics.ops._inputs import InputSpec, check_inputs
 from voxelmetrics.ops._options import NUM_BINS, check_num_bins, check_threshold
 from voxelmetrics.ops.counting import _check_voxel_count, _compiled_counts
 from voxelmetrics.ops.curves import curve_counts
@@ -122,7 +122,15 @@ def counts_and_histogram(
         >>> np.asarray(hist)[1].tolist()   # class 1: one negative below .5, two positives above
         [[1, 0], [0, 2]]
     """
-    spec = check_inputs(**entry_inputs(locals()))
+    spec = check_inputs(
+        y_true,
+        y_pred,
+        axis=axis,
+        from_logits=from_logits,
+        sample_weight=sample_weight,
+        mask=mask,
+        ignore_index=ignore_index,
+    )
     num_bins = check_num_bins(num_bins)
     check_threshold(threshold, spec.num_classes)
     if sample_weight is None:

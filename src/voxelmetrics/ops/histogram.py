@@ -18,7 +18,6 @@ from voxelmetrics.ops._inputs import (
     InputSpec,
     check_inputs,
     class_ids,
-    entry_inputs,
     prepare,
     scores_and_invalid,
     static_shape,
@@ -226,7 +225,16 @@ def score_histogram(
         >>> h[0].tolist()  # class 0: one negative in [0, .5), two positives in [.5, 1]
         [[1, 0], [0, 2]]
     """
-    spec = check_inputs(**entry_inputs(locals()))
+    spec = check_inputs(
+        y_true,
+        y_pred,
+        axis=axis,
+        from_logits=from_logits,
+        sample_weight=sample_weight,
+        mask=mask,
+        ignore_index=ignore_index,
+        on_invalid=on_invalid,
+    )
     num_bins = check_num_bins(num_bins) if edges is None else _check_edges(edges)
     _check_method(histogram_method, sample_weight)
     hist, invalid = _compiled_histogram(

@@ -11,7 +11,6 @@ from voxelmetrics.ops._host import is_on_host, ops
 from voxelmetrics.ops._inputs import (
     InputSpec,
     check_inputs,
-    entry_inputs,
     prepare,
     scores_and_invalid,
     static_shape,
@@ -267,7 +266,15 @@ def _refine(
     num_bins = check_int("num_bins", num_bins)
     refine_bins = num_bins if refine_bins is None else check_int("refine_bins", refine_bins)
     window = check_int("window", window)
-    spec = check_inputs(**entry_inputs(locals()))
+    spec = check_inputs(
+        y_true,
+        y_pred,
+        axis=axis,
+        from_logits=from_logits,
+        sample_weight=sample_weight,
+        mask=mask,
+        ignore_index=ignore_index,
+    )
     if num_bins * refine_bins > MAX_FINE_BINS:
         raise ValueError(
             f"num_bins * refine_bins = {num_bins * refine_bins} exceeds 2**24, where float32 "
