@@ -21,7 +21,7 @@ import distributed
 from voxelmetrics.cli import main
 from voxelmetrics.evaluate import InputError
 from voxelmetrics.evaluate.engine import Options, evaluate, run_case_task
-from voxelmetrics.evaluate.executors import process_pool
+from voxelmetrics.evaluate.executors import exited, process_pool
 from voxelmetrics.evaluate.partial import FORMAT_VERSION
 
 BACKEND = keras.backend.backend()
@@ -178,8 +178,7 @@ def test_an_interrupted_pool_stops_its_workers_at_once():
         processes = list(pool._processes.values())
         raise KeyboardInterrupt
     for process in processes:
-        process.join(10)
-        assert not process.is_alive()
+        assert exited(process, 10)  # its sentinel: is_alive() trusts waitpid, see `exited`
     assert time.perf_counter() - start < 30
     while not all(f.done() for f in futures):  # cancelled, or failed with the pool
         assert time.perf_counter() - start < 30

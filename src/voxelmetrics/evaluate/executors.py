@@ -15,6 +15,7 @@ seconds per worker (see README, "Scaling out: datasets").
 
 import contextlib
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 from collections.abc import Iterator
@@ -35,13 +36,19 @@ def _stop(pool: ProcessPoolExecutor) -> None:
     processes = list((getattr(pool, "_processes", None) or {}).values())  # shutdown forgets
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
-        if process.is_alive():
+        if not exited(process, 0):
             process.terminate()
     for process in processes:
-        process.join(STOP_GRACE_S)
-        if process.is_alive():
+        if not exited(process, STOP_GRACE_S):
             process.kill()
-            process.join(STOP_GRACE_S)
+            exited(process, STOP_GRACE_S)
+
+
+def exited(process, timeout: float) -> bool:
+    """Whether `process` has ended, waiting up to `timeout` seconds. Asks its sentinel (a
+    pipe the OS closes when the process ends), not `is_alive()`: that polls `waitpid`,
+    which never reports a child another part of the program has already reaped."""
+    return bool(multiprocessing.connection.wait([process.sentinel], timeout))
 
 
 @contextlib.contextmanager
