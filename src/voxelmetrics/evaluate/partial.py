@@ -194,7 +194,7 @@ def load_partial(path) -> Partial:
         (arrays of another dtype, shape, sign or finiteness than the metadata says), or of
         another format version.
     """
-    if Path(path).is_file() and not zipfile.is_zipfile(path):
+    if not _starts_as_zip(path):
         raise InputError(
             path,
             "is not an .npz archive: merge reads the parts written by `voxelmetrics evaluate "
@@ -226,6 +226,16 @@ def load_partial(path) -> Partial:
         raise InputError(path, f"is a corrupt voxelmetrics partial: {e}.") from None
     except (KeyError, IndexError, TypeError, ValueError) as e:
         raise InputError(path, f"is a corrupt voxelmetrics partial ({e!r}).") from None
+
+
+def _starts_as_zip(path) -> bool:
+    """Whether `path` begins as a zip archive does (an `.npz`, maybe truncated); True for
+    what cannot be read here (`np.load` names the problem)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"PK\x03\x04"
+    except OSError:
+        return True
 
 
 def _partial(path: str, meta: dict, arrays: dict) -> Partial:
