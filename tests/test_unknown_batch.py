@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import voxelmetrics as vm
-from tests.conftest import BACKEND, to_numpy
+from tests.conftest import BACKEND, jax_jitted_update, to_numpy
 from voxelmetrics import metrics
 
 C, B = 2, 8  # classes, histogram bins
@@ -234,16 +234,7 @@ def _metric_update(metric, example):
     """`metric.update_state` compiled with the batch unknown (TensorFlow), per shape
     through its stateless form (JAX), or as it is (PyTorch)."""
     if BACKEND == "jax":
-        import jax
-
-        step = jax.jit(metric.stateless_update_state)
-
-        def update(*args):
-            new = step([v.value for v in metric.variables], *args)
-            for v, value in zip(metric.variables, new, strict=True):
-                v.assign(value)
-
-        return update
+        return jax_jitted_update(metric)
     return _traced(metric.update_state, example)
 
 
