@@ -37,6 +37,21 @@ def compiled(fn: Callable) -> Callable:
     return fn
 
 
+def jax_jitted_update(metric) -> Callable:
+    """`metric.update_state` as JAX compiles it: the stateless update under `jax.jit`, its
+    new state assigned back to the metric's variables (eager; inside, tracers only)."""
+    import jax
+
+    step = jax.jit(metric.stateless_update_state)
+
+    def update(*args):
+        new = step([v.value for v in metric.variables], *args)
+        for v, value in zip(metric.variables, new, strict=True):
+            v.assign(value)
+
+    return update
+
+
 def unit_floats() -> st.SearchStrategy[float]:
     """float32 values in [0, 1] for hypothesis, without subnormals.
 

@@ -503,19 +503,6 @@ def test_help_imports_no_keras_jax_tensorflow_or_matplotlib(argv):
     assert not {m.split(".")[0] for m in imported} & heavy
 
 
-@pytest.mark.parametrize(("user_setting", "expected"), [(None, "2"), ("0", "0")])
-def test_tensorflow_logs_are_quiet_unless_the_user_chose(monkeypatch, user_setting, expected):
-    import os
-
-    if user_setting is None:
-        monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
-    else:
-        monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", user_setting)
-    with pytest.raises(SystemExit):
-        main(["--help"])
-    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == expected
-
-
 def _label_maps(tmp_path, c=3, masks=False):
     """Two cases of NIfTI label maps (or 0/1 bool masks as .npy); case1 lacks class 2."""
     import nibabel as nib

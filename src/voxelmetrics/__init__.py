@@ -8,6 +8,10 @@ KERAS_BACKEND yourself) for this default to apply.
 Importing the package imports Keras and registers the metrics, losses and calibration
 layers for `.keras` loading; started as the `voxelmetrics` command, it defers that to the
 first use, so that `voxelmetrics --help` imports no Keras, JAX or TensorFlow.
+
+Unless `TF_CPP_MIN_LOG_LEVEL` is set, importing voxelmetrics before TensorFlow also sets
+`TF_CPP_MIN_LOG_LEVEL=2` and `TF_ENABLE_ONEDNN_OPTS=0` (`_tf_logs.quiet_tensorflow_defaults`):
+TensorFlow then starts without its C++ log lines.
 """
 
 import importlib
@@ -15,8 +19,10 @@ import os
 import sys
 
 from voxelmetrics._backend_default import ensure_default_backend
+from voxelmetrics._tf_logs import quiet_tensorflow
 
 ensure_default_backend()
+quiet_tensorflow()
 
 __version__ = "0.1.0"
 

@@ -154,7 +154,7 @@ class ThresholdCalibration(keras.callbacks.Callback):
         from_logits, axis: how to read the scores, as in `score_histogram`.
         batch_size: batch size for array `validation_data`.
         frequency: calibrate after every `frequency` epochs; 0 only on demand.
-        beta, min_precision, min_recall, cost_fp, cost_fn: the criterion's options.
+        **options: with a criterion's name, its options as `Criterion` takes them.
 
     Attributes:
         thresholds, values: numpy `[C]`, the last calibration's optimum (NaN where none).
@@ -184,21 +184,10 @@ class ThresholdCalibration(keras.callbacks.Callback):
         axis: int = -1,
         batch_size: int = 8,
         frequency: int = 1,
-        beta: float = 1.0,
-        min_precision: float | None = None,
-        min_recall: float | None = None,
-        cost_fp: float = 1.0,
-        cost_fn: float = 1.0,
+        **options: float | None,
     ):
         super().__init__()
-        self.criterion = Criterion.of(
-            criterion,
-            beta=beta,
-            min_precision=min_precision,
-            min_recall=min_recall,
-            cost_fp=cost_fp,
-            cost_fn=cost_fn,
-        )
+        self.criterion = Criterion.of(criterion, **options)
         self.validation_data = validation_data
         self.layer = layer
         self.scoring_model = scoring_model

@@ -7,7 +7,6 @@ Bad input exits with status 2 and one message naming the file and what was wrong
 
 import argparse
 import math
-import os
 import signal
 import sys
 import threading
@@ -805,7 +804,6 @@ def _bench(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `voxelmetrics` console script; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO and WARNING
     if argv[:1] == ["bench"]:
         return _bench(argv[1:])
     args = build_parser().parse_args(argv)

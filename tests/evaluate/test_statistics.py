@@ -9,6 +9,7 @@ from voxelmetrics.evaluate.statistics import (
     bootstrap_mean_interval,
     case_statistics,
     case_statistics_table,
+    quantiles,
 )
 
 
@@ -77,6 +78,37 @@ def test_infinite_values_keep_their_meaning():
     assert s["min"] == 1.0 and s["n_defined"] == 4 and np.isnan(s["std"])
     # A resample misses case c with probability (3/4)**4 = 0.32 > 2.5%: a finite low end.
     assert s["ci_high"] == np.inf and np.isfinite(s["ci_low"])
+
+
+def test_order_statistics_of_infinite_values_are_inf_not_null():
+    """Issue 21 fault 10: HD95 of [0, 0, inf, inf] has median and q75 inf (numpy: NaN, from
+    inf - inf in its interpolation), and two missed structures have every quartile inf."""
+    s = case_statistics(np.array([0.0, 0.0, np.inf, np.inf]), list("abcd"), bootstrap=0)
+    assert (s["q25"], s["median"], s["q75"]) == (0.0, np.inf, np.inf)
+    s = case_statistics(np.array([np.inf, np.nan, np.inf]), list("abc"), bootstrap=0)
+    assert (s["q25"], s["median"], s["q75"]) == (np.inf, np.inf, np.inf) and s["n_defined"] == 2
+    assert quantiles(np.array([0.0, 1.0, np.inf]), [0.5, 0.75]).tolist() == [1.0, np.inf]
+    assert np.isnan(quantiles(np.array([-np.inf, np.inf]), [0.5])).all()  # no rule for that
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 8])
+def test_quantiles_equal_numpy_with_inf_as_a_huge_number(rng, k):
+    """The rule against numpy on a stand-in: inf replaced by 1e200 (far above every finite
+    value), numpy's interpolation is huge exactly where inf takes part with a positive
+    weight; there the quantile is inf, elsewhere numpy's value itself (finite rows: equal)."""
+    q = [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0]
+    values = rng.random((200, k))
+    values[rng.random(values.shape) < 0.3] = np.inf
+    values[:20] = rng.random((20, k))  # all finite
+    values[20:30] = np.inf  # all infinite
+    got = quantiles(values, q)
+    stand_in = np.quantile(np.where(np.isinf(values), 1e200, values), q, axis=-1)
+    expected = np.where(stand_in > 1e100, np.inf, stand_in)
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(got[:, :20], np.quantile(values[:20], q, axis=-1))
+    rows = case_statistics_table(values, [f"c{i}" for i in range(k)], bootstrap=0)
+    medians = [row["median"] for row in rows]
+    np.testing.assert_array_equal(medians, expected[q.index(0.5)])
 
 
 def test_the_vectorised_table_equals_case_statistics_row_by_row(rng):

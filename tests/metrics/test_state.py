@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from tests.conftest import jax_jitted_update
 from tests.metrics.conftest import assert_close, to_numpy
 from tests.reference import reference_counts
 from voxelmetrics import metrics
@@ -65,16 +66,7 @@ def test_update_state_under_jax_jit_counts_past_2_to_the_32_voxels():
 def _traced(metric):
     """metric.update_state compiled by the backend's tracer (no concrete values inside)."""
     if BACKEND == "jax":
-        import jax
-
-        step = jax.jit(metric.stateless_update_state)
-
-        def update(*args):
-            new = step([v.value for v in metric.variables], *args)
-            for v, value in zip(metric.variables, new, strict=True):
-                v.assign(value)
-
-        return update
+        return jax_jitted_update(metric)
     if BACKEND == "tensorflow":
         import tensorflow as tf
 

@@ -219,6 +219,10 @@ def test_counts_from_confusion_matrix_equal_sklearn_one_vs_rest(rng):
         multilabel_confusion_matrix(labels, predicted, labels=range(NUM_CLASSES)), 0, -1
     )
     np.testing.assert_array_equal(to_numpy(counts), np.stack([tp, fp, fn, tn], axis=-1))
+    # A batch [N, C, C] gives each matrix's counts [N, C, 4].
+    batch = np.stack([sklearn_matrix(*rng.integers(0, NUM_CLASSES, (2, 40))) for _ in range(3)])
+    expected = [to_numpy(vm.counts_from_confusion_matrix(m)) for m in batch]
+    np.testing.assert_array_equal(to_numpy(vm.counts_from_confusion_matrix(batch)), expected)
 
 
 def test_compiled_sparse_confusion_matrix_equals_eager(rng):

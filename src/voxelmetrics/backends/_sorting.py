@@ -98,12 +98,15 @@ def run_starts(sorted_keys):
 
 
 def generic_run_starts(sorted_keys):
-    """`run_starts` in O(M) with a bincount: runs are numbered, sized, then prefix-summed."""
+    """`run_starts` in O(M) with a bincount: runs are numbered, sized, then prefix-summed.
+
+    No branch on M: inside `tf.function` with an unknown batch M is a tensor, and the same
+    ops serve M = 0 and 1 (the first run number comes from `sorted_keys[:, :1]`, empty then).
+    """
     rows, size = ops.shape(sorted_keys)
-    if size < 2:
-        return ops.zeros((rows, size), "int32")
     new = ops.cast(ops.not_equal(sorted_keys[:, 1:], sorted_keys[:, :-1]), "int32")
-    run = ops.concatenate([ops.zeros_like(new[:, :1]), ops.cumsum(new, axis=1)], axis=1)
+    first = ops.zeros_like(sorted_keys[:, :1], dtype="int32")
+    run = ops.concatenate([first, ops.cumsum(new, axis=1)], axis=1)
     offset = ops.expand_dims(ops.arange(rows, dtype="int32") * size, 1)  # row c: bins c*M..
     sizes = ops.reshape(bincount(ops.reshape(run + offset, (-1,)), rows * size), (rows, size))
     return ops.take_along_axis(ops.cumsum(sizes, axis=1) - sizes, run, axis=1)
@@ -150,11 +153,18 @@ def searchsorted(sorted_sequence, values, side: str = "left"):
 
 
 def binary_searchsorted(sorted_sequence, values, side: str = "left"):
-    """`searchsorted` as a vectorised binary search with static trip count (any backend)."""
+    """`searchsorted` as a vectorised binary search with static trip count (any backend).
+
+    The trip count is ceil(log2(M + 1)) for a static length M; for a length known only at
+    run time (a `tf.function` with an unknown batch) 31 steps, enough for any int32 M: the
+    extra steps find `lo == hi` and change nothing.
+    """
     size = ops.shape(sorted_sequence)[0]
+    known = sorted_sequence.shape[0] if hasattr(sorted_sequence, "shape") else len(sorted_sequence)
+    steps = max(1, known).bit_length() if known is not None else 31
     lo = ops.zeros(ops.shape(values), "int32")
     hi = ops.full(ops.shape(values), size, "int32")
-    for _ in range(max(1, size).bit_length()):
+    for _ in range(steps):
         mid = ops.right_shift(lo + hi, 1)
         probe = ops.take(sorted_sequence, ops.minimum(mid, size - 1))
         right = ops.less(probe, values) if side == "left" else ops.less_equal(probe, values)

@@ -97,6 +97,42 @@ def _percentiles(means: np.ndarray, tail: float) -> tuple[np.ndarray, np.ndarray
     return low, high
 
 
+def quantiles(values: np.ndarray, q: Sequence[float]) -> np.ndarray:
+    r"""Quantiles of each row of `values` `[..., k]` (no NaN): numpy's linear interpolation,
+    exact where an order statistic is infinite (a missed structure's distance).
+
+    With the row sorted, $x_{(0)} \le \dots \le x_{(k-1)}$, $h = (k - 1) q$, $j = \lfloor h
+    \rfloor$, $g = h - j$: the quantile is $x_{(j)} + g (x_{(j+1)} - x_{(j)})$, numpy's default.
+    numpy evaluates that literally, so `inf - inf` makes it NaN wherever an infinite value
+    takes part (`np.quantile([0, 0, inf, inf], 0.5)` is NaN). Here instead: $g = 0$ gives
+    $x_{(j)}$ itself; two equal neighbours give their value (inf between inf and inf); a
+    finite and an infinite neighbour with $0 < g$ give the infinite one (the line towards inf
+    is inf at every inner point). Only -inf next to +inf stays NaN. Finite rows equal numpy.
+
+    Args:
+        values: `[..., k]`, k >= 1, float64, finite or infinite.
+        q: the quantiles, each in [0, 1].
+
+    Returns:
+        `[len(q), ...]` float64.
+
+    Example:
+        >>> quantiles(np.array([0.0, 0.0, np.inf, np.inf]), [0.25, 0.5, 0.75]).tolist()
+        [0.0, inf, inf]
+    """
+    values = np.asarray(values, np.float64)
+    q = np.asarray(q, np.float64)
+    with np.errstate(invalid="ignore"):
+        linear = np.quantile(values, q, axis=-1)
+    low = np.quantile(values, q, axis=-1, method="lower")
+    high = np.quantile(values, q, axis=-1, method="higher")
+    h = (values.shape[-1] - 1) * q.reshape((-1,) + (1,) * (values.ndim - 1))
+    exact = (h == np.floor(h)) | (low == high)
+    one_infinite = np.isinf(low) != np.isinf(high)
+    out = np.where(one_infinite, np.where(np.isinf(low), low, high), linear)
+    return np.where(exact, low, out)
+
+
 def case_statistics(
     values: np.ndarray,
     case_names: Sequence[str],
@@ -119,7 +155,8 @@ def case_statistics(
 
     Returns:
         A dict: `mean`, `std` (sample standard deviation, ddof=1; NaN below two cases),
-        `median`, `q25`, `q75` (linear interpolation, numpy's default), `min`, `min_case`,
+        `median`, `q25`, `q75` (linear interpolation, numpy's default, exact for inf:
+        `quantiles`), `min`, `min_case`,
         `max`, `max_case`, `n_defined`, `n_cases`, and `ci_low`, `ci_high` when
         `bootstrap > 0`. Statistics of no defined case are NaN (cases None).
 
@@ -181,8 +218,8 @@ def _spreads(values: np.ndarray, case_names: Sequence[str]) -> list[dict]:
             continue
         kept = values[group][defined[group]].reshape(len(group), k)
         cases = np.nonzero(defined[group])[1].reshape(len(group), k)
+        q25, median, q75 = quantiles(kept, [0.25, 0.5, 0.75])
         with np.errstate(invalid="ignore"):  # inf - inf of a missed structure's distance
-            q25, median, q75 = np.quantile(kept, [0.25, 0.5, 0.75], axis=1)
             std = kept.std(ddof=1, axis=1) if k > 1 else np.full(len(group), NAN)
         # ddof=1: NaN below two values, or with an infinite one (a missed structure).
         std = np.where(np.all(np.isfinite(kept), axis=1), std, NAN)

@@ -435,12 +435,15 @@ class OptimalThreshold(HistogramState):
     Candidates are the `num_bins` thresholds `k / B`; ties go to the highest threshold.
 
     Args:
-        criterion: a `voxelmetrics.Criterion` (e.g. `Criterion.parse("cost:1:5")`), or its
-            name ("f1", "fbeta", "dice", "iou", "youden", "recall_at_precision",
-            "precision_at_recall" or "cost") with the options below.
-        beta, min_precision, min_recall, cost_fp, cost_fn: the criterion's options.
+        criterion: a `voxelmetrics.Criterion` (e.g. `Criterion.parse("cost:1:5")`), its text
+            spelling, or one of its names with the options as keywords.
         num_bins, mode, from_logits, axis, num_classes, class_names, ignore_index, name,
             dtype: as in `voxelmetrics.AveragePrecision`.
+        **options: with a criterion's name, its options as `Criterion` takes them (`beta`,
+            `min_precision`, `min_recall`, `min_specificity`, `cost_fp`, `cost_fn`).
+
+    The config holds the criterion as `str(criterion)` (`"recall_at_specificity:0.9"`), the
+    spelling `Criterion.parse` reads back exactly.
 
     Standalone usage:
 
@@ -466,11 +469,6 @@ class OptimalThreshold(HistogramState):
         self,
         criterion: Criterion | str = "f1",
         *,
-        beta: float = 1.0,
-        min_precision: float | None = None,
-        min_recall: float | None = None,
-        cost_fp: float = 1.0,
-        cost_fn: float = 1.0,
         num_bins: int = NUM_BINS,
         mode: str = "multilabel",
         from_logits: bool = False,
@@ -480,16 +478,10 @@ class OptimalThreshold(HistogramState):
         ignore_index: int | None = None,
         name: str = "optimal_threshold",
         dtype=None,
+        **options: float | None,
     ):
-        self._criterion = Criterion.of(
-            criterion,
-            beta=beta,
-            min_precision=min_precision,
-            min_recall=min_recall,
-            cost_fp=cost_fp,
-            cost_fn=cost_fn,
-        )
-        super().__init__(**arguments(locals(), "criterion", *self._criterion.keywords))
+        self._criterion = Criterion.of(criterion, **options)
+        super().__init__(**arguments(locals(), "criterion", "options"))
 
     @property
     def _keys(self) -> tuple[str, str]:
@@ -507,15 +499,7 @@ class OptimalThreshold(HistogramState):
     def get_config(self):
         config = super().get_config()
         del config["zero_division"]
-        c = self._criterion
-        config.update(
-            criterion=c.name,
-            beta=c.beta,
-            min_precision=c.min_precision,
-            min_recall=c.min_recall,
-            cost_fp=c.cost_fp,
-            cost_fn=c.cost_fn,
-        )
+        config["criterion"] = str(self._criterion)
         return config
 
 
@@ -566,6 +550,6 @@ class BestFBeta(OptimalThreshold):
 
     def get_config(self):
         config = super().get_config()
-        for key in ("criterion", "min_precision", "min_recall", "cost_fp", "cost_fn"):
-            del config[key]
+        del config["criterion"]
+        config["beta"] = self._criterion.beta
         return config

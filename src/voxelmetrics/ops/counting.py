@@ -325,16 +325,16 @@ def sparse_confusion_matrix(
 
 
 def counts_from_confusion_matrix(matrix):
-    r"""Per-class one-vs-rest `tp, fp, fn, tn` from a `C x C` confusion matrix.
+    r"""Per-class one-vs-rest `tp, fp, fn, tn` from a `C x C` confusion matrix (or a batch).
 
     $tp_c = M_{cc}$, $fp_c = \sum_i M_{ic} - M_{cc}$, $fn_c = \sum_j M_{cj} - M_{cc}$,
     $tn_c = \sum M - tp_c - fp_c - fn_c$.
 
     Args:
-        matrix: `[C, C]`, rows true class, columns predicted class.
+        matrix: `[..., C, C]`, rows true class, columns predicted class.
 
     Returns:
-        `[C, 4]` of the matrix's dtype, columns `tp, fp, fn, tn`.
+        `[..., C, 4]` of the matrix's dtype, columns `tp, fp, fn, tn`.
 
     Example:
         >>> import numpy as np
@@ -342,7 +342,8 @@ def counts_from_confusion_matrix(matrix):
         >>> np.asarray(counts_from_confusion_matrix(m)).tolist()
         [[1, 0, 0, 3], [0, 1, 1, 2], [1, 1, 1, 1]]
     """
-    tp = ops.diagonal(matrix)
-    fp = ops.sum(matrix, axis=0) - tp
-    fn = ops.sum(matrix, axis=1) - tp
-    return ops.stack([tp, fp, fn, ops.sum(matrix) - tp - fp - fn], axis=-1)
+    tp = ops.diagonal(matrix, axis1=-2, axis2=-1)
+    fp = ops.sum(matrix, axis=-2) - tp
+    fn = ops.sum(matrix, axis=-1) - tp
+    total = ops.sum(matrix, axis=(-2, -1))[..., None]
+    return ops.stack([tp, fp, fn, total - tp - fp - fn], axis=-1)

@@ -113,8 +113,10 @@ class Criterion:
         return {key: getattr(self, key) for key in OPTIONS.get(self.name, ())}
 
     def __str__(self) -> str:
-        """The text spelling `Criterion.parse` reads: `name[:option[:option]]`."""
-        return ":".join([self.name, *(f"{v:g}" for v in self.options.values())])
+        """The text spelling `Criterion.parse` reads back exactly: `name[:option[:option]]`,
+        each option the shortest decimal that is the same float (`0.9`, `5`, `0.123456789`).
+        Saved configs hold this string, so that it is the one place the options live."""
+        return ":".join([self.name, *(_spelling(v) for v in self.options.values())])
 
     @classmethod
     def parse(cls, text: str) -> "Criterion":
@@ -135,7 +137,14 @@ class Criterion:
     def of(cls, criterion: "Criterion | str" = "f1", **options) -> "Criterion":
         """Every accepted spelling as one `Criterion`: a `Criterion`, a text spelling
         (`"fbeta:2"`), or a name with keyword options (`"fbeta", beta=2`). Options equal to
-        their defaults are ignored, so callers may pass all of them."""
+        their defaults are ignored, so callers may pass all of them, and so may a config
+        saved before configs held `str(criterion)` (its name plus every option)."""
+        unknown = sorted(set(options) - set(_DEFAULTS))
+        if unknown:
+            raise TypeError(
+                f"unexpected criterion option {unknown[0]!r}; the options are "
+                f"{', '.join(_DEFAULTS)}."
+            )
         given = {k: v for k, v in options.items() if v != _DEFAULTS[k]}
         if isinstance(criterion, Criterion) or ":" in str(criterion):
             if given:
@@ -144,3 +153,9 @@ class Criterion:
                 )
             return criterion if isinstance(criterion, Criterion) else cls.parse(criterion)
         return cls(criterion, **given)
+
+
+def _spelling(value: float) -> str:
+    """`repr` of a float, the shortest text that parses back to it, without a trailing `.0`."""
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text

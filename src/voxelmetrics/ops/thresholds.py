@@ -118,13 +118,9 @@ def optimal_threshold(
     histogram,
     criterion: Criterion | str = "f1",
     *,
-    beta: float = 1.0,
-    min_precision: float | None = None,
-    min_recall: float | None = None,
-    cost_fp: float = 1.0,
-    cost_fn: float = 1.0,
     edges=None,
     refine=None,
+    **options: float | None,
 ):
     r"""The best threshold of each class and the criterion's value there, in-graph.
 
@@ -136,10 +132,8 @@ def optimal_threshold(
     the constrained criteria it would turn an unreachable floor into a silent recall (or
     precision) of 0. For "cost" this means the cheapest point is sought among the $t_k$ only.
 
-    Criteria (formulas in `criterion_value`): "f1" (= "dice"), "fbeta", "iou", "youden"
-    (TPR - FPR), "recall_at_precision" (max recall with precision >= `min_precision`),
-    "precision_at_recall" (max precision with recall >= `min_recall`), "cost" (min
-    $c_{fp} FP + c_{fn} FN$, in counts or summed weights; the value is the cost).
+    Criteria: those of `Criterion`, each with its options (formulas in `criterion_value`;
+    for "cost" the value is the cost $c_{fp} FP + c_{fn} FN$, in counts or summed weights).
 
     Ties go to the **highest** threshold: among thresholds with equal float32 values (e.g.
     across empty bins, which give identical counts) the most conservative mask wins.
@@ -171,12 +165,10 @@ def optimal_threshold(
     Args:
         histogram: `[..., C, B, 2]` from `score_histogram` (or summed over batches, or
             `total_as_float` of accumulated totals): negatives and positives per bin.
-        criterion: a `Criterion` (`Criterion.parse("recall_at_precision:0.8")`), or one of
-            the names above with its options as keywords (the older spelling).
-        beta: $\beta > 0$ of "fbeta".
-        min_precision: the precision floor of "recall_at_precision", in [0, 1].
-        min_recall: the recall floor of "precision_at_recall", in [0, 1].
-        cost_fp, cost_fn: the costs of "cost", >= 0.
+        criterion: a `Criterion` (`Criterion.parse("recall_at_precision:0.8")`), its text
+            spelling, or one of the names above with its options as keywords.
+        **options: with a name, its options as `Criterion` takes them (`beta`,
+            `min_precision`, `min_recall`, `min_specificity`, `cost_fp`, `cost_fn`).
         edges: the custom edges the histogram was built with, if any.
         refine: optional `(y_true, y_pred)`, the data the histogram was built from
             (probabilities, class axis last, unweighted): runs `refine_threshold` on it with
@@ -186,14 +178,7 @@ def optimal_threshold(
     Returns:
         `(thresholds, values)`, float32 `[..., C]` each.
     """
-    crit = Criterion.of(
-        criterion,
-        beta=beta,
-        min_precision=min_precision,
-        min_recall=min_recall,
-        cost_fp=cost_fp,
-        cost_fn=cost_fn,
-    )
+    crit = Criterion.of(criterion, **options)
     shape = static_shape(histogram)
     if len(shape) < 3 or shape[-1] != 2:
         raise ValueError(f"histogram must have shape [..., C, B, 2]; got {shape}.")
@@ -307,16 +292,12 @@ def refine_threshold(
     num_bins: int = NUM_BINS,
     refine_bins: int | None = None,
     window: int = 1,
-    beta: float = 1.0,
-    min_precision: float | None = None,
-    min_recall: float | None = None,
-    cost_fp: float = 1.0,
-    cost_fn: float = 1.0,
     from_logits: bool | str = False,
     axis: int = -1,
     sample_weight=None,
     mask=None,
     ignore_index: int | None = None,
+    **options: float | None,
 ):
     r"""Sharpen coarse thresholds to resolution $1/(B F)$ with one more pass over the data.
 
@@ -334,8 +315,7 @@ def refine_threshold(
         y_true, y_pred, from_logits, axis, sample_weight, mask, ignore_index: the data the
             coarse histogram was built from, as in `score_histogram`.
         thresholds: float32 `[C]` coarse thresholds, each one of the $t_k$ (or NaN).
-        criterion, beta, min_precision, min_recall, cost_fp, cost_fn: as in
-            `optimal_threshold`.
+        criterion, **options: as in `optimal_threshold`.
         num_bins: B of the coarse histogram.
         refine_bins: F fine bins per coarse bin (default B, resolution $1/B^2$);
             $B F \le 2^{24}$.
@@ -358,14 +338,7 @@ def refine_threshold(
         >>> float(t[0]), round(float(v[0]), 3)     # u_i = i / 16 splits 0.3 from 0.35
         (0.3125, 1.0)
     """
-    crit = Criterion.of(
-        criterion,
-        beta=beta,
-        min_precision=min_precision,
-        min_recall=min_recall,
-        cost_fp=cost_fp,
-        cost_fn=cost_fn,
-    )
+    crit = Criterion.of(criterion, **options)
     return _refine(
         y_true,
         y_pred,
