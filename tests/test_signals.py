@@ -2,10 +2,11 @@
 number, the old report untouched, no traceback, no process left behind.
 
 Each run is a child started as the `voxelmetrics` command (so the package defers Keras, as
-for a user) with Python's garbage collector forced on every allocation: the condition in
-which a signal handler runs inside a GC callback or a finalizer, where Python prints and
-swallows its exception (JAX's `_xla_gc_callback`, any `__del__`). The child sends itself
-(or its whole process group, as a terminal does) SIGINT at a chosen moment.
+for a user) that sends itself (or its whole process group, as a terminal does) SIGINT at a
+chosen moment, most of them from inside a finalizer: the condition (met by chance once
+Python's garbage collector runs often) in which a signal handler runs inside a GC callback
+or a finalizer, where Python prints and swallows its exception (JAX's `_xla_gc_callback`,
+any `__del__`).
 """
 
 import os
@@ -22,15 +23,16 @@ BACKEND = keras.backend.backend()
 # The child: `sys.argv[1]` the moment, the rest `voxelmetrics` arguments. A moment is
 # `import:MODULE` (as MODULE starts being imported), `call:NAME` (as the function or method
 # NAME is first called) or `return:NAME` (once it returned), after optional prefixes:
-# `group:` (SIGINT to the whole process group, as a terminal sends it) and `swallowed:` (the
+# `group:` (SIGINT to the whole process group, as a terminal sends it), `swallowed:` (the
 # handler runs inside a finalizer, which prints and swallows what it raises, as JAX's GC
-# callback does).
+# callback does) and `gc:` (the garbage collector forced on every allocation: where such
+# callbacks run the handler by themselves; slow, so once).
 CHILD = r"""
 import gc, importlib, importlib.abc, os, signal, sys
 moment, argv = sys.argv[1], sys.argv[2:]
 sys.argv[0] = "voxelmetrics"  # as the console script: Keras is imported by the command
 flags = set()
-while moment.startswith(("group:", "swallowed:")):
+while moment.startswith(("group:", "swallowed:", "gc:")):
     flag, _, moment = moment.partition(":")
     flags.add(flag)
 kind, _, where = moment.partition(":")
@@ -77,11 +79,14 @@ def at_call(name):
 
 if kind == "import":
     sys.meta_path.insert(0, AtImport())
-gc.set_threshold(1)
+if "gc" in flags:
+    gc.set_threshold(1)
 import voxelmetrics.cli as cli
 if kind != "import":
     at_call(where)
-sys.exit(cli.main(argv))
+status = cli.main(argv)
+gc.set_threshold(700)  # forced at shutdown too, JAX's callback fails there
+sys.exit(status)
 """
 
 
@@ -138,6 +143,7 @@ MOMENTS = {
     "start-up": "call:voxelmetrics.cli.build_parser",
     "imports": "import:keras",
     "imports, swallowed": "swallowed:import:keras",
+    "imports, GC forced": "gc:import:keras.src.ops",
     "first compile, swallowed": "swallowed:call:voxelmetrics.evaluate.engine._run_chunk",
     "plots, swallowed": "swallowed:import:matplotlib",
 }
