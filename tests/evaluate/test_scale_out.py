@@ -308,7 +308,7 @@ def test_a_shard_finishing_second_on_one_path_is_refused_at_commit(tmp_path):
     from voxelmetrics.evaluate.partial import save_partial
 
     part = tmp_path / "part.npz"
-    empty = {"evaluation": None, "options": Options(), "num_cases": 0, "indices": [], "report": {}}
+    empty = {"evaluation": None, "options": Options(), "dataset": [], "indices": [], "report": {}}
     save_partial(part, shard=(0, 2), **empty)
     first = part.read_bytes()
     with pytest.raises(InputError, match="holds the partial of shard 0/2, not 1/2"):

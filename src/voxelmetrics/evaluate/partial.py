@@ -208,7 +208,7 @@ def check_partial_target(path, shard: tuple[int, int]) -> None:
         InputError naming the file: it holds another shard's partial, or is no partial.
     """
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():  # absent; a directory is the writer's error to name
         return
     try:
         with np.load(path, allow_pickle=False) as archive:
