@@ -107,13 +107,13 @@ def _spawning(environment: dict[str, str]) -> Iterator[None]:
     try:
         yield
     finally:
-        if blocking:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+        if blocking:  # last: a signal that came meanwhile is raised here
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 @contextlib.contextmanager
