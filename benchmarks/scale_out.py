@@ -12,8 +12,14 @@ chunk kernel; they start together); t, the time of one case. Then the evaluation
 alone once every process is started and warm (`evaluate()` in this process against a
 pool that has run the dataset once): the steady-state speed-up of a long dataset.
 
+With `--threads-rule`, the thread rule instead (issue 21: N workers of all cores' worth of
+threads each spin-wait on oversubscribed cores, torch most): whole runs of one process
+(the backend's default threads), `--workers N` (each `cores // N` threads, the rule) and
+`--workers N --threads CORES` (each all cores' worth: as before the rule).
+
 Run: KERAS_BACKEND=jax python -m benchmarks.scale_out [--workers 2] [--format npy nii.gz]
      [--surface hd95]
+     KERAS_BACKEND=torch python -m benchmarks.scale_out --threads-rule [--cases 8 --size 96]
 """
 
 import argparse
@@ -81,6 +87,25 @@ def warm_seconds(pred: Path, true: Path, workers: int, repeat: int) -> tuple[flo
     return one, many
 
 
+def thread_rule(cases: int, size: int, workers: int, repeat: int) -> None:
+    """Whole runs on `cases` `.npy` cases of `size`^3 x 4: one process, `--workers` with
+    the rule's threads, and `--workers` with every worker on all cores' threads."""
+    from voxelmetrics._threads import case_threads, machine_cores
+
+    cores = machine_cores()
+    with tempfile.TemporaryDirectory() as tmp:
+        data = write_cases(Path(tmp) / "big", cases, size, ".npy")
+        one = cli_seconds(*data, 1, repeat)
+        rule = cli_seconds(*data, workers, repeat)
+        every = cli_seconds(*data, workers, repeat, ["--threads", str(cores)])
+    print(
+        f"{cases} cases of {size}^3 x 4 (.npy), {cores} cores: 1 process {one:.1f} s; "
+        f"--workers {workers} ({case_threads(workers)} thread(s) each, the rule) {rule:.1f} s "
+        f"= {one / rule:.2f}x; --workers {workers} --threads {cores} (all cores' each) "
+        f"{every:.1f} s = {one / every:.2f}x"
+    )
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", type=int, default=8)
@@ -89,10 +114,13 @@ def main(argv=None) -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--format", nargs="+", default=["npy"], choices=["npy", "nii.gz"])
     parser.add_argument("--surface", help="also measure these boundary metrics (e.g. hd95)")
+    parser.add_argument("--threads-rule", action="store_true", help="time the thread rule")
     args = parser.parse_args(argv)
     extra = ["--surface", args.surface] if args.surface else []
     backend = os.environ.get("KERAS_BACKEND", "jax")
     print(f"backend {backend}, {os.cpu_count()} CPUs, best of {args.repeat} runs")
+    if args.threads_rule:
+        return thread_rule(args.cases, args.size, args.workers, args.repeat)
     with tempfile.TemporaryDirectory() as tmp:
         for fmt in args.format:
             suffix = f".{fmt}"

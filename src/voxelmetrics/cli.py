@@ -201,6 +201,13 @@ def _add_evaluate(sub) -> None:
         "(default: 1, this process)",
     )
     p.add_argument(
+        "--threads",
+        type=_positive(int),
+        metavar="T",
+        help="intra-op threads of each process evaluating cases (default: the cores divided "
+        "among the --workers, at least 1; one process: the backend's default)",
+    )
+    p.add_argument(
         "--scheduler",
         metavar="ADDRESS",
         help="evaluate the cases on a running dask.distributed scheduler, e.g. "
@@ -368,34 +375,61 @@ class Interrupted(KeyboardInterrupt):
 class _Signals:
     """Turn SIGINT and SIGTERM into `Interrupted`, and remember that they came.
 
-    JAX runs Python callbacks from the garbage collector, where an exception is printed
-    and swallowed; `check()` at every chunk and before the report is committed stops the
-    run even then. SIGTERM becomes an exception (not a silent death) so that the report's
-    staging files are removed on the way out.
+    `main` installs it first thing, so that a signal during the imports, the parsing or
+    the first compilation counts; nested uses share the installed one. JAX runs Python
+    callbacks from the garbage collector, where an exception is printed and swallowed:
+    `check()` at every chunk, between report files and before the report is committed
+    stops the run even then, and a run whose signal was swallowed ends with 128 + its
+    number all the same. The swallowed `Interrupted` is not printed (`_quiet_unraisable`).
+    SIGTERM becomes an exception (not a silent death) so that the report's staging files
+    are removed on the way out.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    active: "_Signals | None" = None  # the installed one
 
     def __init__(self):
         self.received: int | None = None
         self.previous: dict = {}
+        self.hook = None
 
     def __enter__(self):
+        if _Signals.active is not None:
+            return _Signals.active
         if threading.current_thread() is threading.main_thread():
             self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+            self.hook, sys.unraisablehook = sys.unraisablehook, self._quiet_unraisable
+            _Signals.active = self
         return self
 
     def __exit__(self, *exc):
+        if _Signals.active is self:
+            _Signals.active = None
+            sys.unraisablehook = self.hook
         for s, handler in self.previous.items():
             signal.signal(s, handler)
+        self.previous = {}
 
     def _handle(self, signum, frame):
         self.received = signum
         raise Interrupted(signum)
 
+    def _quiet_unraisable(self, unraisable) -> None:
+        """Python's report of an exception nobody could catch, except our `Interrupted`
+        (recorded in `received`, acted on at the next `check`)."""
+        if not isinstance(unraisable.exc_value, Interrupted):
+            self.hook(unraisable)
+
     def check(self) -> None:
         if self.received is not None:
             raise Interrupted(self.received)
+
+
+def _stopped(signum: int, unwritten: str) -> int:
+    """Say that signal `signum` stopped the run and what it left unwritten; 128 + signum."""
+    name = signal.Signals(signum).name
+    print(f"voxelmetrics: {name} received: stopped; {unwritten}.", file=sys.stderr)
+    return 128 + signum
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -408,22 +442,26 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
-def _guarded(work) -> int:
+def _guarded(work, output: str = "report") -> int:
     """`work(signals)` with signals turned into `Interrupted` and input warnings shown as one
     line; returns its exit status, 2 after an `InputError` (its message on stderr), 128 +
-    the signal's number after Ctrl-C or SIGTERM."""
+    the signal's number after Ctrl-C or SIGTERM (`output`, what the run writes, unwritten;
+    or written, when the signal came once it was)."""
     from voxelmetrics.evaluate.readers import InputError, InputWarning
 
     with _Signals() as signals, warnings.catch_warnings():
         warnings.simplefilter("always", InputWarning)
         warnings.showwarning = _show_warning
         try:
-            return work(signals)
+            signals.check()  # one that came during the imports
+            status = work(signals)
         except InputError as e:
             return _fail(str(e))
         except Interrupted as e:
-            print(f"voxelmetrics: {e} received: stopped; no report written.", file=sys.stderr)
-            return 128 + e.signum
+            return _stopped(e.signum, f"no {output} written")
+        if signals.received is not None:  # swallowed after the last check
+            return _stopped(signals.received, f"the {output} was complete")
+        return status
 
 
 def _check_targets(*targets) -> str | None:
@@ -460,7 +498,7 @@ def _report_command(produce, *, out, plot: bool, as_json: bool, per_case) -> int
         if out is None and per_case is None:
             return 0
         try:
-            written = _write_reports(summary, evaluation, out, plot, per_case)
+            written = _write_reports(summary, evaluation, out, plot, per_case, signals.check)
         except OSError as e:
             return _fail(
                 f"{out}: writing the report failed ({e}); no file there was replaced "
@@ -505,17 +543,19 @@ def run_evaluation(
     criteria_given: bool = True,
     workers: int = 1,
     scheduler: str | None = None,
+    threads: int | None = None,
 ) -> int:
     """Evaluate, print the report, write the files; shared by `evaluate` and `demo`.
 
     `workers` > 1 runs the cases in that many local processes, `scheduler` on a dask
-    cluster (see `evaluate.executors`). Returns the exit status (see `_report_command`).
+    cluster (see `evaluate.executors`), with `threads` intra-op threads each. Returns the
+    exit status (see `_report_command`).
     """
     report_options = _report_options(class_names, criteria, zero_division, exclude, bootstrap)
     curves_by = _curves_by(criteria_given, plot)
 
     def produce(signals):
-        run = (workers, scheduler)
+        run = (workers, scheduler, threads)
         return _evaluate(pred, true, options, signals, quiet, curves_by, run), report_options
 
     return _report_command(produce, out=out, plot=plot, as_json=as_json, per_case=per_case)
@@ -529,7 +569,7 @@ def _curves_by(criteria_given: bool, plot: bool) -> str | None:
 
 def _evaluate(pred, true, options, signals, quiet, curves_by, run, cases=None):
     """Run the engine (stopping at the next chunk once a signal came) on the executor of
-    `run = (workers, scheduler)`; `cases` instead of `pred`, `true` (a shard's)."""
+    `run = (workers, scheduler, threads)`; `cases` instead of `pred`, `true` (a shard's)."""
     from voxelmetrics.evaluate.engine import evaluate
     from voxelmetrics.evaluate.executors import open_executor
 
@@ -566,7 +606,7 @@ def write_partial(
 ) -> int:
     """Evaluate shard `(I, N)` of the cases (every N-th in case order, from the I-th) and
     write its exact state to `partial` (no report: `voxelmetrics merge` writes it)."""
-    from voxelmetrics.evaluate.partial import save_partial, shard_indices
+    from voxelmetrics.evaluate.partial import check_partial_target, save_partial, shard_indices
     from voxelmetrics.evaluate.readers import pair_cases
 
     problem = _check_targets(partial.parent)
@@ -574,6 +614,7 @@ def write_partial(
         return _fail(problem)
 
     def work(signals) -> int:
+        check_partial_target(partial, shard)  # before hours of work (again when committing)
         cases = pair_cases(pred, true)
         indices = shard_indices(len(cases), shard)
         chosen = [(cases[i][0], cases[i][2], cases[i][1]) for i in indices]
@@ -591,6 +632,7 @@ def write_partial(
                 dataset=cases,
                 indices=indices,
                 report=report_options,
+                before_commit=signals.check,
             )
         except OSError as e:
             return _fail(f"{partial}: writing the partial failed ({e}); nothing was written.")
@@ -599,7 +641,7 @@ def write_partial(
         )
         return 0
 
-    return _guarded(work)
+    return _guarded(work, "partial")
 
 
 def _check_exclude(evaluation, report_options: dict) -> None:
@@ -630,16 +672,17 @@ def _print_report(summary: dict, as_json: bool) -> None:
         render_table(summary, Console())
 
 
-def _write_reports(summary, evaluation, out, plot: bool, per_case) -> list[Path]:
+def _write_reports(summary, evaluation, out, plot: bool, per_case, check=None) -> list[Path]:
     """report.json, report.csv (and plots) into `out`, all or nothing; the `--per-case`
-    CSV with them when it goes into `out`, else committed the same way on its own after."""
+    CSV with them when it goes into `out`, else committed the same way on its own after.
+    `check()` runs after every file is written (before the files are committed)."""
     from voxelmetrics.evaluate.report import to_csv, to_json, to_per_case_csv, write_atomically
 
     per_case_writer = {}
     if per_case is not None:
         per_case_writer = {per_case.name: lambda f: f.write(to_per_case_csv(summary).encode())}
     if out is None or (per_case is not None and per_case.parent.resolve() != out.resolve()):
-        alone = write_atomically(per_case.parent, per_case_writer) if per_case else []
+        alone = write_atomically(per_case.parent, _then(per_case_writer, check)) if per_case else []
         per_case_writer = {}
         if out is None:
             return alone
@@ -656,7 +699,14 @@ def _write_reports(summary, evaluation, out, plot: bool, per_case) -> list[Path]
         histogram = evaluation.histogram
         for kind, name in PLOT_FILES.items():
             writers[name] = lambda f, kind=kind: plot_curves(summary, histogram, kind, f)
-    return write_atomically(out, writers) + alone
+    return write_atomically(out, _then(writers, check)) + alone
+
+
+def _then(writers: dict, check) -> dict:
+    """Each writer of `writers` followed by `check()` (when given)."""
+    if check is None:
+        return writers
+    return {name: (lambda f, w=write: (w(f), check())) for name, write in writers.items()}
 
 
 def _scale_problem(args: argparse.Namespace) -> str | None:
@@ -694,6 +744,10 @@ def _evaluate_command(args: argparse.Namespace) -> int:
     problem = _scale_problem(args)
     if problem:
         return _fail(problem)
+    if args.threads is not None:  # this process's too
+        from voxelmetrics._threads import apply_threads
+
+        apply_threads(args.threads)
     options = Options(
         threshold=threshold,
         num_bins=args.num_bins,
@@ -717,7 +771,7 @@ def _evaluate_command(args: argparse.Namespace) -> int:
         spacing=args.spacing,
     )
     criteria = args.criterion or ["f1"]
-    run = (args.workers, args.scheduler)
+    run = (args.workers, args.scheduler, args.threads)
     if args.partial is not None:
         report = _report_options(
             class_names, criteria, args.zero_division, args.exclude, args.bootstrap
@@ -750,6 +804,7 @@ def _evaluate_command(args: argparse.Namespace) -> int:
         criteria_given=args.criterion is not None,
         workers=args.workers,
         scheduler=args.scheduler,
+        threads=args.threads,
     )
 
 
@@ -802,8 +857,22 @@ def _bench(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `voxelmetrics` console script; returns the exit status."""
-    argv = sys.argv[1:] if argv is None else list(argv)
+    """Entry point of the `voxelmetrics` console script; returns the exit status.
+
+    The signal handlers come first: Ctrl-C at any moment (the imports, parsing, the first
+    compilation) ends with 130 and no output, never with a traceback or a finished run.
+    """
+    with _Signals() as signals:
+        try:
+            status = _command(sys.argv[1:] if argv is None else list(argv))
+        except Interrupted as e:  # outside a command's own guard: before any output
+            return _stopped(e.signum, "nothing written")
+        if signals.received is not None and status != 128 + signals.received:
+            return _stopped(signals.received, "nothing more written")
+        return status
+
+
+def _command(argv: list[str]) -> int:
     if argv[:1] == ["bench"]:
         return _bench(argv[1:])
     args = build_parser().parse_args(argv)

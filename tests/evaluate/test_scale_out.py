@@ -287,6 +287,62 @@ def test_a_partial_that_cannot_be_written_leaves_nothing(scores, tmp_path, capsy
     assert [p.name for p in tmp_path.iterdir()] == ["part.npz"]
 
 
+def test_two_shards_given_one_partial_path_are_refused(scores, tmp_path, capsys):
+    part, other = tmp_path / "part.npz", tmp_path / "other.npz"
+    args = ["evaluate", *scores, "--num-bins", "32", "--quiet", "--partial"]
+    assert main([*args, str(part), "--shard", "0/2"]) == 0
+    first = part.read_bytes()
+    assert main([*args, str(part), "--shard", "1/2"]) == 2
+    assert "part.npz: holds the partial of shard 0/2, not 1/2" in capsys.readouterr().err
+    assert part.read_bytes() == first
+    assert main([*args, str(part), "--shard", "0/2"]) == 0  # a rerun replaces its own
+    other.write_bytes(b"not a partial")
+    assert main([*args, str(other), "--shard", "0/2"]) == 2
+    assert "other.npz: exists and is not a voxelmetrics partial" in capsys.readouterr().err
+    assert other.read_bytes() == b"not a partial"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.npz", "part.npz"]
+
+
+def test_a_shard_finishing_second_on_one_path_is_refused_at_commit(tmp_path):
+    """Both shards passed the check at their start; the second to commit finds the first."""
+    from voxelmetrics.evaluate.partial import save_partial
+
+    part = tmp_path / "part.npz"
+    empty = {"evaluation": None, "options": Options(), "dataset": [], "indices": [], "report": {}}
+    save_partial(part, shard=(0, 2), **empty)
+    first = part.read_bytes()
+    with pytest.raises(InputError, match="holds the partial of shard 0/2, not 1/2"):
+        save_partial(part, shard=(1, 2), **empty)
+    assert part.read_bytes() == first and [p.name for p in tmp_path.iterdir()] == ["part.npz"]
+
+
+def test_ctrl_c_during_a_scheduler_run_stops_with_130_and_no_traceback(scores, cluster, tmp_path):
+    from tests.test_signals import _run
+
+    out = tmp_path / "out"
+    args = ["evaluate", *scores, "--scheduler", cluster.scheduler_address, "--out", str(out)]
+    for moment in ("import:keras", "swallowed:call:voxelmetrics.evaluate.engine._run_on"):
+        run = _run(moment, *args, "--quiet")
+        assert run.returncode == 130, run.stderr
+        assert "Traceback" not in run.stderr and "Exception ignored" not in run.stderr, run.stderr
+        assert not out.exists()
+
+
+def test_dask_workers_take_their_share_of_the_cores(cluster):
+    from voxelmetrics._threads import case_threads, thread_settings
+    from voxelmetrics.evaluate.executors import dask_executor
+
+    with dask_executor(cluster.scheduler_address) as executor:
+        settings = [executor.submit(thread_settings).result() for _ in range(4)]
+    expected = case_threads(2)  # 2 workers of 1 thread on this machine
+    for worker in settings:
+        assert worker["OMP_NUM_THREADS"] == str(expected)
+        if BACKEND == "torch":
+            assert worker["torch"][0] == expected
+        if BACKEND == "tensorflow":
+            assert worker["tensorflow"][0] == expected
+
+
 def test_a_forking_pool_and_devices_with_an_executor_are_refused():
     y_true = np.zeros((4, 2), np.uint8)
     cases = [("c0", y_true, y_true.astype(np.float32))]

@@ -136,10 +136,14 @@ def save_partial(
     dataset: Sequence[tuple],
     indices: Sequence[int],
     report: dict,
+    before_commit=None,
 ) -> Path:
     """Write one shard's exact state to `path` (`.npz`), atomically: a hidden temporary
     beside it, renamed into place once complete (`write_file_atomically`; nothing is left
-    on failure, and shards on other machines may write into the same directory).
+    on failure, and shards on other machines may write into the same directory). An
+    existing `path` is replaced only by the same shard (a rerun): two shards given one
+    path raise instead of the second silently replacing the first (`check_partial_target`,
+    also when both finish at once). `before_commit()` runs once the file is complete.
 
     Args:
         evaluation: the shard's `evaluate(...)` result; None for a shard without cases.
@@ -149,6 +153,9 @@ def save_partial(
             stored with the files' sizes as the run's fingerprint (`dataset_entries`).
         indices: each case's index in the dataset's case order.
         report: the report options (`summarize`'s keyword arguments).
+
+    Raises:
+        InputError: `path` holds another shard's partial, or a file that is no partial.
     """
     cases = evaluation.cases if evaluation is not None else []
     if len(indices) != len(cases):
@@ -182,7 +189,46 @@ def save_partial(
                 arrays[name] = np.stack([getattr(c, name) for c in cases]).astype(np.int64)
         if surface is not None:
             arrays["surface"] = np.stack([[c.surface[m] for m in surface] for c in cases])
-    return write_file_atomically(path, lambda f: np.savez_compressed(f, **arrays))
+
+    def write(f) -> None:
+        np.savez_compressed(f, **arrays)
+        if before_commit is not None:
+            before_commit()
+
+    return write_file_atomically(
+        path, write, before_replacing=lambda existing: check_partial_target(existing, shard)
+    )
+
+
+def check_partial_target(path, shard: tuple[int, int]) -> None:
+    """Refuse to let shard `(I, N)` replace `path` unless it is absent or holds the partial
+    of the same shard (a rerun). Reads the metadata only.
+
+    Raises:
+        InputError naming the file: it holds another shard's partial, or is no partial.
+    """
+    path = Path(path)
+    if not path.is_file():  # absent; a directory is the writer's error to name
+        return
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            meta = json.loads(bytes(archive["metadata"]).decode())
+        found = tuple(meta["shard"]) if meta.get("format") == FORMAT else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError, zipfile.BadZipFile):
+        found = None
+    if found == tuple(shard):
+        return
+    if found is None:
+        raise InputError(
+            path,
+            "exists and is not a voxelmetrics partial: not replaced; remove it or give "
+            "--partial another path.",
+        )
+    raise InputError(
+        path,
+        f"holds the partial of shard {found[0]}/{found[1]}, not {shard[0]}/{shard[1]}: give "
+        f"each shard its own --partial (e.g. part-{shard[0]}.npz); nothing was replaced.",
+    )
 
 
 def load_partial(path) -> Partial:

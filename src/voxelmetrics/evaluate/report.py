@@ -643,12 +643,18 @@ def write_atomically(
     return [out / name for name in writers]
 
 
-def write_file_atomically(path, write: Callable[[io.BufferedWriter], None]) -> Path:
+def write_file_atomically(
+    path, write: Callable[[io.BufferedWriter], None], before_replacing=None
+) -> Path:
     """Write one file through a hidden temporary beside it, renamed into place once
     `write(file)` succeeded: the target is complete or untouched, and on any error (a
     signal turned into an exception included) the temporary is removed. Unlike
     `write_atomically` it never touches other runs' temporaries, so processes on several
     machines may write into one shared directory at once (shards' partials).
+
+    With `before_replacing(path)` (raises to keep an existing target), a new target is
+    created exclusively (a hard link: a second process creating it meanwhile finds it
+    there) and an existing one is replaced only once `before_replacing` returned.
 
     Raises:
         OSError: the file could not be written or renamed, or the target is a directory.
@@ -661,12 +667,26 @@ def write_file_atomically(path, write: Callable[[io.BufferedWriter], None]) -> P
         with os.fdopen(handle, "wb") as f:
             write(f)
         os.chmod(temporary, _default_file_mode())
-        os.replace(temporary, path)
+        if before_replacing is None or not _created_exclusively(temporary, path):
+            if before_replacing is not None:
+                before_replacing(path)
+            os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
     return path
+
+
+def _created_exclusively(temporary, path: Path) -> bool:
+    """Link `temporary` as `path` if no `path` exists (then remove `temporary`); False if
+    one does, or the filesystem has no hard links (then the caller checks and replaces)."""
+    try:
+        os.link(temporary, path)
+    except OSError:  # FileExistsError, or no hard links here
+        return False
+    os.unlink(temporary)
+    return True
 
 
 def _fmt(x, digits: int = 4) -> str:
