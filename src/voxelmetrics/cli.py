@@ -14,7 +14,7 @@ import threading
 import warnings
 from pathlib import Path
 
-from voxelmetrics import defaults  # imports nothing: --help stays free of Keras
+import voxelmetrics.defaults as defaults  # (`from voxelmetrics import` would load Keras)
 
 EXIT_BAD_INPUT = 2
 DEMO_CRITERIA = ("f1", "youden", "recall_at_precision:0.8")

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from voxelmetrics import defaults
+import voxelmetrics.defaults as defaults
 from voxelmetrics.bench.extra import require
 
 NUM_BINS = defaults.NUM_BINS

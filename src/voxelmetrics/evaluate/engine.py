@@ -17,7 +17,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from voxelmetrics import defaults
+import voxelmetrics.defaults as defaults
 from voxelmetrics.backends import compile_kernel
 from voxelmetrics.evaluate.readers import (
     InputError,
