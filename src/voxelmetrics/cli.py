@@ -720,7 +720,7 @@ def _evaluate_command(args: argparse.Namespace) -> int:
         surface=args.surface,
         spacing=args.spacing,
     )
-    criteria = args.criterion or [defaults.CRITERION]
+    criteria = args.criterion or ["f1"]
     run = (args.workers, args.scheduler)
     if args.partial is not None:
         report = _report_options(
