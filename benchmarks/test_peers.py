@@ -53,14 +53,17 @@ def test_scaling(benchmark, shape, factor: int) -> None:
 
 
 def test_report_grows_at_most_linearly(shape) -> None:
-    """Our report's time over N, 4N and 16N scores fits a log-log slope <= `MAX_EXPONENT`.
+    """Our report's time from 4N to 16N scores grows with a log-log slope <= `MAX_EXPONENT`.
 
-    Robust on a shared machine: the sizes are timed in turns (a burst of load slows all
-    three alike) and each keeps its best of 5; a linear path needs its largest size to be
-    4x slower than linear in every turn to reach 1.5. An upper bound only: at small sizes
-    fixed costs flatten the slope, so "linear" (1.0) itself is not claimed there.
+    The slope is taken between the two largest sizes: the smallest (N) can sit in cache
+    (measured on JAX at the default size, shared 2-core machine: 1.3, 36, 145 ms for 1M,
+    4M, 16M scores: a 3-point fit of 1.7 from the cache step alone, 1.0 from 4N to 16N).
+    Robust on a shared machine: the sizes are timed in turns (a burst of load slows each
+    alike) and each keeps its best of 5; a linear path needs 16N to be 2x slower than
+    linear in every turn to reach 1.5. An upper bound only: in the small CI mode fixed
+    costs flatten the slope, so "linear" (1.0) itself is not claimed there.
     """
-    shapes = bench.scaling_shapes(shape)
+    shapes = bench.scaling_shapes(shape)[1:]
     reports = [bench.our_paths(*bench.synthetic_volume(s))["ours_report"] for s in shapes]
     for report in reports:
         report()  # compiled before timing
