@@ -1,13 +1,19 @@
-"""`voxelmetrics bench` end to end in tiny mode: a worker per backend, a table, valid JSON."""
+"""`voxelmetrics bench` end to end in tiny mode: a worker per backend, a table, valid JSON;
+its arithmetic on injected timings; the `bench` extra named when a peer is missing."""
 
 import argparse
 import json
+import sys
+import tomllib
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.conftest import BACKEND
 from voxelmetrics import bench
+from voxelmetrics.bench import command, extra
+from voxelmetrics.bench import engine as bench_engine
 
 
 def _args(*argv: str) -> argparse.Namespace:
@@ -19,7 +25,7 @@ def _args(*argv: str) -> argparse.Namespace:
 @pytest.fixture(scope="module")
 def results() -> dict:
     """One tiny run of the active backend's worker, in its own process, as JSON."""
-    return bench._spawn(
+    return command._spawn(
         BACKEND,
         [
             "--worker",
@@ -56,7 +62,7 @@ def test_table_lists_every_comparison(results):
 
 
 def test_run_prints_json(capsys, monkeypatch, results):
-    monkeypatch.setattr(bench, "_spawn", lambda backend, argv: results)  # spawned above
+    monkeypatch.setattr(command, "_spawn", lambda backend, argv: results)  # spawned above
     code = bench.run(_args("--size", "tiny", "--backends", BACKEND, "--repeats", "1", "--json"))
     out = json.loads(capsys.readouterr().out)
     assert code == 0
@@ -120,17 +126,96 @@ def test_table_columns_are_aligned():
 
 def test_workers_report_progress_as_they_go(capfd):
     request = {"shape": [1, 4, 4, 4, 2], "repeats": 1, "budget": 30.0, "scaling": False, "seed": 0}
-    out = bench._spawn(BACKEND, ["--worker", json.dumps({**request, "paths": ["floor"]})])
+    out = command._spawn(BACKEND, ["--worker", json.dumps({**request, "paths": ["floor"]})])
     assert set(out["times"]) == {"floor"}
     assert f"{BACKEND}: timing floor" in capfd.readouterr().err
 
 
-def test_engine_ratios_are_printed_with_their_targets(monkeypatch):
-    monkeypatch.setattr(bench, "ENGINE_EDGE", 8)
+def _scripted(values: list[float]):
+    """A stand-in timer that still runs what it times (so a broken path fails) and returns
+    the next of `values` as its seconds: the ratios become numbers known in advance."""
+    script = iter(values)
+
+    def best(fn, repeats=3):
+        fn()
+        return next(script)
+
+    return best
+
+
+def test_engine_ratios_are_the_injected_timings_ratios(monkeypatch):
+    """(a), (b), (c) and the label-map ratio against hand-computed values of chosen timings
+    (not the formula `engine_ratios` uses, re-typed): each ratio must take the right two
+    timings, and none may be swapped or dropped."""
+    monkeypatch.setattr(bench_engine, "ENGINE_EDGE", 8)
+    # _best, in call order: in-memory kernel, warm evaluate, numpy bincount, warm labels.
+    monkeypatch.setattr(bench_engine, "_best", _scripted([2.0, 6.0, 0.5, 1.5]))
+    # _once: evaluate (first call), report, report again, labels (first call).
+    once = _scripted([7.0, 0.3, 0.2, 1.9])
+    monkeypatch.setattr(bench_engine, "_once", lambda fn: (once(fn), None))
+    # _cli_seconds: python + imports, then the whole CLI run (not run: a subprocess each).
+    cli = iter([1.5, 9.0])
+    monkeypatch.setattr(bench_engine, "_cli_seconds", lambda argv: next(cli))
     results = bench.engine_ratios(label_size=8)
-    text = bench.format_engine(results)
-    for key, (label, _) in bench.ENGINE_TARGETS.items():
-        assert results["ratios"][key] > 0 and label in text
-    assert results["ratios"]["a_evaluate_over_kernel"] == pytest.approx(
-        results["evaluate_s"] / results["kernel_s"]
+    assert results["ratios"] == pytest.approx(
+        {
+            "a_evaluate_over_kernel": 3.0,  # 6.0 / 2.0
+            "b_report_over_evaluate": 0.05,  # 0.3 / 6.0
+            "c_cli_over_import_plus_evaluate": 1.2,  # 9.0 / (1.5 + 6.0)
+            "labels_over_bincount": 3.0,  # 1.5 / 0.5
+        }
     )
+    assert (results["evaluate_cold_s"], results["report_warm_s"]) == (7.0, 0.2)
+    text = bench.format_engine(results)
+    for label, _ in bench.ENGINE_TARGETS.values():
+        assert label in text
+    assert "3.00  (target < 3)" in text and "1.20  (target < 2)" in text
+
+
+def test_compare_divides_the_peer_by_ours_on_injected_timings():
+    times = {
+        "keras_counts": {"seconds": 0.9},
+        "ours_counts": {"seconds": 0.3},
+        "ours_report": {"seconds": 0.05},
+        "floor": {"seconds": 0.01},
+        "sklearn": {"error": "MemoryError"},  # an error gives no ratio, not a crash
+    }
+    rows = {r["comparison"]: r for r in bench.compare({"jax": {"times": times}})}
+    assert rows["Keras P/R(class_id) / our fused counts"]["ratios"] == {"jax": pytest.approx(3.0)}
+    assert rows["our report / floor (lower is better)"]["ratios"] == {"jax": pytest.approx(5.0)}
+    assert rows["our counts / floor (lower is better)"]["ratios"] == {"jax": pytest.approx(30.0)}
+    assert rows["sklearn mcm+PR curves+AP / our report"]["ratios"] == {}
+
+
+def test_a_missing_peer_names_the_bench_extra(monkeypatch, capsys):
+    """No worker starts: one line on stderr naming the package and `voxelmetrics[bench]`."""
+    for module in ("sklearn", "sklearn.metrics"):  # as if not installed (even if imported)
+        monkeypatch.setitem(sys.modules, module, None)
+    spawned = []
+    monkeypatch.setattr(command, "_spawn", lambda backend, argv: spawned.append(backend))
+    assert bench.run(_args("--backends", "jax", "--size", "tiny")) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "voxelmetrics bench: error: voxelmetrics bench needs scikit-learn (not installed): "
+        "pip install 'voxelmetrics[bench]'"
+    )
+    assert spawned == []
+    y_true, y_pred = bench.synthetic_volume((1, 4, 4, 4, 2))
+    with pytest.raises(bench.MissingExtra, match=r"scikit-learn.*voxelmetrics\[bench\]"):
+        bench.path_builders(y_true, y_pred)["sklearn"]()  # what a worker would raise
+
+
+def test_our_paths_need_no_extra(monkeypatch, results):
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    monkeypatch.setitem(sys.modules, "torchmetrics", None)
+    monkeypatch.setattr(command, "_spawn", lambda backend, argv: results)
+    args = _args("--backends", "torch", "--paths", "floor,ours_report", "--size", "tiny", "--json")
+    assert bench.run(args) == 0
+
+
+def test_the_bench_extra_declares_what_bench_imports():
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    extras = pyproject["project"]["optional-dependencies"]
+    declared = {r.split(">")[0].split("=")[0].strip() for r in extras["bench"]}
+    assert declared == set(extra.PACKAGES.values())
+    assert "voxelmetrics[bench]" in extras["test"]

@@ -13,6 +13,8 @@ import threading
 import warnings
 from pathlib import Path
 
+import voxelmetrics.defaults as defaults  # (`from voxelmetrics import` would load Keras)
+
 EXIT_BAD_INPUT = 2
 DEMO_CRITERIA = ("f1", "youden", "recall_at_precision:0.8")
 PLOT_FILES = {"pr": "pr_curves.png", "roc": "roc_curves.png"}
@@ -139,17 +141,15 @@ def _add_report_options(parser: argparse.ArgumentParser) -> None:
         type=_criteria,
         default=None,
         metavar="LIST",
-        help="comma-separated criteria for the optimal thresholds: f1, dice, iou, youden, "
-        "fbeta:BETA, recall_at_precision:MIN_PRECISION, precision_at_recall:MIN_RECALL, "
-        "recall_at_specificity:MIN_SPECIFICITY, specificity_at_recall:MIN_RECALL, "
-        "cost:FP:FN (default: f1)",
+        help=f"comma-separated criteria for the optimal thresholds: "
+        f"{defaults.CRITERION_SPELLINGS} (default: {defaults.CRITERION})",
     )
     _add_output_options(parser)
     parser.add_argument(
         "--chunk-mb",
         type=_positive(float),
-        default=256.0,
-        help="memory budget of one chunk in MiB (default: 256)",
+        default=defaults.CHUNK_MB,
+        help=f"memory budget of one chunk in MiB (default: {defaults.CHUNK_MB:g})",
     )
 
 
@@ -164,13 +164,16 @@ def _add_evaluate(sub) -> None:
     p.add_argument("pred", help="prediction file or directory: probabilities or logits")
     p.add_argument("true", help="label file or directory: multi-hot masks or integer labels")
     p.add_argument(
-        "--num-bins", type=_positive(int), default=1024, help="histogram bins (default: 1024)"
+        "--num-bins",
+        type=_positive(int),
+        default=defaults.NUM_BINS,
+        help=f"histogram bins (default: {defaults.NUM_BINS})",
     )
     p.add_argument(
         "--threshold",
         type=_thresholds,
-        default=(0.5,),
-        help="working threshold, one or one per class (default: 0.5)",
+        default=(defaults.THRESHOLD,),
+        help=f"working threshold, one or one per class (default: {defaults.THRESHOLD:g})",
     )
     p.add_argument("--from-logits", action="store_true", help="scores are logits")
     p.add_argument(
@@ -230,8 +233,8 @@ def _add_evaluate(sub) -> None:
     )
     p.add_argument(
         "--pred-kind",
-        choices=("auto", "scores", "labels", "masks"),
-        default="auto",
+        choices=defaults.PRED_KINDS,
+        default=defaults.PRED_KIND,
         help="what PRED holds: scores (probabilities or logits), labels (an integer label map "
         "of the truth's shape), masks (0/1 multi-hot with a class axis); auto (default): bool "
         "means masks, integers a label map, floats scores",
@@ -247,10 +250,10 @@ def _add_evaluate(sub) -> None:
     p.add_argument(
         "--bootstrap",
         type=_non_negative_int,
-        default=1000,
+        default=defaults.BOOTSTRAP,
         metavar="N",
-        help="bootstrap resamples of the 95%% CI of each per-case mean (default: 1000, seeded; "
-        "0: off)",
+        help=f"bootstrap resamples of the 95%% CI of each per-case mean (default: "
+        f"{defaults.BOOTSTRAP}, seeded; 0: off)",
     )
     p.add_argument(
         "--surface",
@@ -538,7 +541,7 @@ def run_evaluation(
     as_json: bool,
     quiet: bool,
     exclude=(),
-    bootstrap: int = 1000,
+    bootstrap: int = defaults.BOOTSTRAP,
     per_case: Path | None = None,
     criteria_given: bool = True,
     workers: int = 1,

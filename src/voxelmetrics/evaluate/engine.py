@@ -17,6 +17,7 @@ import keras
 import numpy as np
 from keras import ops
 
+import voxelmetrics.defaults as defaults
 from voxelmetrics.backends import compile_kernel
 from voxelmetrics.evaluate.readers import (
     InputError,
@@ -33,7 +34,7 @@ from voxelmetrics.ops.fused import counts_and_histogram
 from voxelmetrics.ops.labels import label_confusion_matrix
 
 MB = 2**20
-DEFAULT_CHUNK_MB = 256.0
+DEFAULT_CHUNK_MB = defaults.CHUNK_MB
 # Bytes of working memory per score element of a chunk beyond its own buffers (device copies,
 # float32 scores, int32 bin ids, bool temporaries): measured on the JAX CPU backend as the
 # growth of peak RSS per element between chunks of 1 and 92 rows of 128x128x4 scores. On top
@@ -43,7 +44,7 @@ KERNEL_BYTES_PER_ELEMENT = 40
 # suggests that the class axis is a spatial one (a wrong `axis`).
 PLAUSIBLE_CLASSES = 64
 SPATIAL_CLASSES = 16
-PRED_KINDS = ("auto", "scores", "labels", "masks")
+PRED_KINDS = defaults.PRED_KINDS
 HARD_KINDS = ("labels", "masks")
 # Label maps without a given class count are counted in a matrix this wide (every uint8
 # id), then cut to the largest id seen + 1 in either map.
@@ -82,8 +83,8 @@ class Options:
             NIfTI headers, else 1.0.
     """
 
-    threshold: float | tuple[float, ...] = 0.5
-    num_bins: int = 1024
+    threshold: float | tuple[float, ...] = defaults.THRESHOLD
+    num_bins: int = defaults.NUM_BINS
     from_logits: bool = False
     axis: int = -1
     num_classes: int | None = None
@@ -93,7 +94,7 @@ class Options:
     true_key: str | None = None
     devices: int = 1
     num_classes_from: str = "num_classes"
-    pred_kind: str = "auto"
+    pred_kind: str = defaults.PRED_KIND
     surface: SurfaceRequest | None = None
     spacing: tuple[float, ...] | None = None
 

@@ -19,6 +19,7 @@ from voxelmetrics.ops._inputs import (
 )
 from voxelmetrics.ops._options import (
     NUM_BINS,
+    THRESHOLD,
     check_axis,
     check_exclude,
     check_from_logits,
@@ -37,7 +38,7 @@ def working_threshold(threshold, num_classes: int | None, mode: str):
     """The threshold a count metric stores: None means 0.5 for "multilabel" and the argmax
     over classes (kept as None) for exclusive classes; else a float or one per class."""
     if threshold is None:
-        return 0.5 if mode == "multilabel" else None
+        return THRESHOLD if mode == "multilabel" else None
     return check_threshold_values(threshold, num_classes)
 
 

@@ -3,11 +3,12 @@
 Each `check_*` raises a ValueError saying what was expected and what arrived, and returns the
 option in the form the caller stores (e.g. a threshold as a float or a list of floats).
 
-Defaults and names decided here, in one table:
+Names decided here, in one table (the defaults themselves, `NUM_BINS` among them, live in
+the Keras-free `voxelmetrics.defaults`, which the CLI reads too):
 
 | option                      | decision                                              |
 | --------------------------- | ----------------------------------------------------- |
-| `num_bins`                  | `NUM_BINS = 1024` in ops, metrics, calibration, CLI   |
+| `num_bins`                  | `defaults.NUM_BINS` in ops, metrics, calibration, CLI |
 | `threshold`                 | `score >= threshold`, in [0, 1], one or one per class |
 | `class_weights` (scores)    | "inverse_frequency" is $1 / support_c$                |
 | `class_weights` (BCE loss)  | "balanced" is $N^-_c / N^+_c$ (pos_weight)            |
@@ -15,9 +16,9 @@ Defaults and names decided here, in one table:
 | `class_names`               | unique strings, none of `RESERVED_NAMES`              |
 | `on_invalid`                | "raise" in eager ops; "tally" in every metric         |
 
-1024 is a power of two, so `bin_index` needs no edge correction; the metrics used 200
-before (`num_bins=200` still gives those numbers). The loss's "balanced" was spelled
-"inverse_frequency" before; that spelling still works, with a DeprecationWarning.
+The metrics used 200 bins before (`num_bins=200` still gives those numbers). The loss's
+"balanced" was spelled "inverse_frequency" before; that spelling still works, with a
+DeprecationWarning.
 """
 
 import numbers
@@ -27,8 +28,9 @@ import numpy as np
 from keras import ops
 
 from voxelmetrics.backends import is_concrete
+from voxelmetrics.defaults import NUM_BINS as NUM_BINS  # re-exported: ops, metrics read it
+from voxelmetrics.defaults import THRESHOLD as THRESHOLD
 
-NUM_BINS = 1024
 MODES = ("multilabel", "multiclass", "sparse")
 AVERAGES = (None, "none", "micro", "macro", "weighted")
 RESERVED_NAMES = ("micro", "macro", "weighted", "none", "samplewise")

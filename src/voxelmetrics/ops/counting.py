@@ -18,7 +18,7 @@ from voxelmetrics.ops._inputs import (
     static_shape,
     undefined_voxels,
 )
-from voxelmetrics.ops._options import check_int, check_threshold
+from voxelmetrics.ops._options import THRESHOLD, check_int, check_threshold
 
 INT32_MAX = 2**31 - 1
 
@@ -111,7 +111,7 @@ _compiled_counts = compile_kernel(
 def confusion_counts(
     y_true,
     y_pred,
-    threshold=0.5,
+    threshold=THRESHOLD,
     *,
     from_logits: bool | str = False,
     axis: int = -1,

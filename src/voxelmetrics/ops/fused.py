@@ -11,7 +11,7 @@ on every call.
 from voxelmetrics.backends import compile_kernel
 from voxelmetrics.ops._host import ops
 from voxelmetrics.ops._inputs import InputSpec, check_inputs
-from voxelmetrics.ops._options import NUM_BINS, check_num_bins, check_threshold
+from voxelmetrics.ops._options import NUM_BINS, THRESHOLD, check_num_bins, check_threshold
 from voxelmetrics.ops.counting import _check_voxel_count, _compiled_counts
 from voxelmetrics.ops.curves import curve_counts
 from voxelmetrics.ops.histogram import (
@@ -83,7 +83,7 @@ _compiled_fused = compile_kernel(_fused_kernel, static_argnames=("spec", "num_bi
 def counts_and_histogram(
     y_true,
     y_pred,
-    threshold=0.5,
+    threshold=THRESHOLD,
     num_bins: int = NUM_BINS,
     *,
     from_logits: bool | str = False,

@@ -1,0 +1,51 @@
+"""The defaults the CLI shows and the library uses, in one module that imports nothing.
+
+`voxelmetrics --help` prints these without importing Keras; the ops, metrics, calibration
+layers, the engine and `voxelmetrics bench` read the same names, so a default changes here
+or nowhere (`tests/test_defaults.py` checks every signature against this module).
+
+| name                  | value                  | read by                                   |
+| --------------------- | ---------------------- | ----------------------------------------- |
+| `NUM_BINS`            | 1024 histogram bins    | ops, metrics, calibration, engine, CLI    |
+| `THRESHOLD`           | 0.5 (`score >= 0.5`)   | ops, engine, CLI, bench                   |
+| `CHUNK_MB`            | 256 MiB per chunk      | engine, CLI                               |
+| `BOOTSTRAP`           | 1000 resamples (CI)    | CLI (statistics, report: same value)      |
+| `CRITERION`           | "f1"                   | CLI, report, `Criterion`                  |
+| `CRITERIA`            | the criterion names    | `ops.criterion`, CLI help                 |
+| `PRED_KINDS`          | auto, scores, labels, masks | engine, CLI (`--pred-kind`)     |
+
+1024 is a power of two, so `bin_index` needs no edge correction.
+
+Example:
+    >>> from voxelmetrics import defaults
+    >>> defaults.NUM_BINS, defaults.PRED_KINDS[0]
+    (1024, 'auto')
+"""
+
+NUM_BINS = 1024
+THRESHOLD = 0.5
+CHUNK_MB = 256.0
+BOOTSTRAP = 1000
+CRITERION = "f1"
+# The criterion names of `ops.criterion.CriterionName` (its Literal spells them for type
+# checkers; `tests/test_defaults.py` checks that the two agree).
+CRITERIA = (
+    "f1",
+    "fbeta",
+    "dice",
+    "iou",
+    "youden",
+    "recall_at_precision",
+    "precision_at_recall",
+    "recall_at_specificity",
+    "specificity_at_recall",
+    "cost",
+)
+# How each criterion is written on the command line (`Criterion.parse`).
+CRITERION_SPELLINGS = (
+    "f1, dice, iou, youden, fbeta:BETA, recall_at_precision:MIN_PRECISION, "
+    "precision_at_recall:MIN_RECALL, recall_at_specificity:MIN_SPECIFICITY, "
+    "specificity_at_recall:MIN_RECALL, cost:FP:FN"
+)
+PRED_KINDS = ("auto", "scores", "labels", "masks")
+PRED_KIND = PRED_KINDS[0]

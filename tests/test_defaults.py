@@ -1,0 +1,125 @@
+"""Every default the library, the engine, the CLI and bench use is `voxelmetrics.defaults`'.
+
+The signatures are read with `inspect` over every module of the package, so a new function
+with `num_bins=1024` typed again (or a changed value) fails here; `voxelmetrics --help`
+importing no Keras is `tests/test_cli.py::test_help_imports_no_keras_jax_tensorflow_or_matplotlib`.
+"""
+
+import ast
+import importlib
+import inspect
+import pkgutil
+from typing import get_args
+
+import pytest
+
+import voxelmetrics
+from voxelmetrics import defaults
+
+# parameter name -> the default it must have wherever it has one (None: resolved inside).
+EXPECTED = {
+    "num_bins": defaults.NUM_BINS,
+    "threshold": defaults.THRESHOLD,
+    "chunk_mb": defaults.CHUNK_MB,
+    "bootstrap": defaults.BOOTSTRAP,
+    "resamples": defaults.BOOTSTRAP,
+    "criterion": defaults.CRITERION,
+}
+
+
+def _signatures():
+    """(qualified name, inspect.Signature) of every function and method of the package."""
+    for info in pkgutil.walk_packages(voxelmetrics.__path__, "voxelmetrics."):
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        for obj in vars(module).values():
+            if getattr(obj, "__module__", None) != module.__name__:
+                continue
+            functions = [obj] if inspect.isfunction(obj) else []
+            if inspect.isclass(obj):
+                functions = [f for f in vars(obj).values() if inspect.isfunction(f)]
+            for function in functions:
+                yield f"{module.__name__}.{function.__qualname__}", inspect.signature(function)
+
+
+def _defaults_of(name: str) -> dict[str, object]:
+    found = {}
+    for where, signature in _signatures():
+        parameter = signature.parameters.get(name)
+        if parameter is not None and parameter.default not in (inspect.Parameter.empty, None):
+            found[where] = parameter.default
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_signature_default_is_the_one_module(name):
+    found = _defaults_of(name)
+    assert found, f"no function takes {name}=: the walk over the package found nothing"
+    wrong = {where: value for where, value in found.items() if value != EXPECTED[name]}
+    assert not wrong, f"{name} defaults other than defaults' {EXPECTED[name]!r}: {wrong}"
+
+
+def test_the_walk_sees_the_layers_that_take_each_default():
+    """The walk reaches the ops, metrics, calibration, engine, report and CLI (a walk that
+    missed a layer would pass the test above vacuously for it)."""
+    num_bins = _defaults_of("num_bins")
+    for layer in ("ops.", "metrics.", "calibration.", "evaluate.engine."):
+        assert any(where.startswith(f"voxelmetrics.{layer}") for where in num_bins), layer
+    assert any(w.startswith("voxelmetrics.cli.") for w in _defaults_of("bootstrap"))
+    assert any(w.startswith("voxelmetrics.ops.") for w in _defaults_of("threshold"))
+
+
+def test_engine_options_and_the_metrics_threshold():
+    from voxelmetrics.evaluate.engine import PRED_KINDS, Options
+    from voxelmetrics.metrics._base import working_threshold
+
+    options = Options()
+    assert options.num_bins == defaults.NUM_BINS and options.chunk_mb == defaults.CHUNK_MB
+    assert options.threshold == defaults.THRESHOLD and options.pred_kind == defaults.PRED_KIND
+    assert PRED_KINDS == defaults.PRED_KINDS
+    assert working_threshold(None, 3, "multilabel") == defaults.THRESHOLD
+
+
+def test_cli_shows_and_uses_the_defaults():
+    from voxelmetrics.cli import build_parser
+
+    args = build_parser().parse_args(["evaluate", "pred", "true"])
+    assert args.num_bins == defaults.NUM_BINS and args.chunk_mb == defaults.CHUNK_MB
+    assert args.threshold == (defaults.THRESHOLD,) and args.bootstrap == defaults.BOOTSTRAP
+    assert args.pred_kind == defaults.PRED_KIND
+    evaluate = next(
+        a.choices["evaluate"] for a in build_parser()._actions if getattr(a, "choices", None)
+    )
+    kinds = next(a for a in evaluate._actions if a.dest == "pred_kind")
+    assert tuple(kinds.choices) == defaults.PRED_KINDS
+    text = evaluate.format_help()
+    assert f"(default: {defaults.NUM_BINS})" in text
+    assert f"(default: {defaults.BOOTSTRAP}, seeded; 0: off)" in " ".join(text.split())
+
+
+def test_criterion_names_and_statistics_agree_with_the_one_module():
+    """Until `ops.criterion` and `evaluate.statistics` read `defaults` themselves (their
+    owners' files), their values are pinned to it here."""
+    from voxelmetrics.evaluate import statistics
+    from voxelmetrics.ops import criterion
+
+    assert get_args(criterion.CriterionName) == defaults.CRITERIA
+    assert criterion.CRITERIA == defaults.CRITERIA
+    assert criterion.SPELLINGS == defaults.CRITERION_SPELLINGS
+    assert criterion.Criterion().name == defaults.CRITERION
+    assert statistics.DEFAULT_BOOTSTRAP == defaults.BOOTSTRAP
+    spelled = {s.split(":")[0] for s in defaults.CRITERION_SPELLINGS.split(", ")}
+    assert spelled == set(defaults.CRITERIA)
+
+
+def test_bench_reads_the_defaults():
+    from voxelmetrics import bench
+
+    assert bench.NUM_BINS == defaults.NUM_BINS and bench.THRESHOLD == defaults.THRESHOLD
+
+
+def test_defaults_imports_nothing():
+    """The CLI imports it before parsing: it must not pull Keras (or anything) in."""
+    tree = ast.parse(inspect.getsource(defaults))
+    assert not [n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)]
