@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 from keras import ops
 
+from voxelmetrics.backends import compile_kernel
 from voxelmetrics.ops._inputs import static_shape
 
 
@@ -131,6 +132,22 @@ def _lower_envelope(g, axis: int, weight: float):
     return _unlines(f, shape, axis)
 
 
+def _transform_kernel(features, *, spacing: tuple[float, ...]):
+    """`squared_distance_transform`, traced once per shape and spacing under JAX."""
+    features = ops.convert_to_tensor(features, "bool")
+    rank = len(static_shape(features))
+    axes = range(rank - len(spacing), rank)
+    isotropic = len(set(spacing)) == 1
+    weights = [1.0] * len(spacing) if isotropic else [s * s for s in spacing]
+    d2 = _first_axis(features, axes[0], weights[0])
+    for axis, weight in zip(axes[1:], weights[1:], strict=True):
+        d2 = _lower_envelope(d2, axis, weight)
+    return d2 * np.float32(spacing[0] ** 2) if isotropic else d2
+
+
+_compiled_transform = compile_kernel(_transform_kernel, static_argnames=("spacing",))
+
+
 def squared_distance_transform(features, spacing: Sequence[float]):
     r"""Squared Euclidean distance from every voxel to the nearest feature voxel, exact.
 
@@ -157,15 +174,7 @@ def squared_distance_transform(features, spacing: Sequence[float]):
     >>> np.asarray(squared_distance_transform(f, (3.0, 2.0))).tolist()
     [[[0.0, 4.0, 16.0, 36.0], [9.0, 13.0, 25.0, 45.0]]]
     """
-    features = ops.convert_to_tensor(features, "bool")
-    rank = len(static_shape(features))
-    axes = range(rank - len(spacing), rank)
-    isotropic = len(set(spacing)) == 1
-    weights = [1.0] * len(spacing) if isotropic else [s * s for s in spacing]
-    d2 = _first_axis(features, axes[0], weights[0])
-    for axis, weight in zip(axes[1:], weights[1:], strict=True):
-        d2 = _lower_envelope(d2, axis, weight)
-    return d2 * np.float32(spacing[0] ** 2) if isotropic else d2
+    return _compiled_transform(features, spacing=tuple(float(s) for s in spacing))
 
 
 def distances_at(features, queries, spacing: Sequence[float]):
