@@ -30,38 +30,52 @@ def _at(buffer, index):
     return ops.take_along_axis(buffer, ops.expand_dims(index, 0), axis=0)[0]
 
 
+def _index_dtype(n: int) -> str:
+    """The narrowest integer dtype holding `-1 .. n` (positions along an axis, and `n`)."""
+    return "int16" if n < 2**15 - 1 else "int32"
+
+
 def _first_axis(features, axis: int, weight: float):
     r"""$g(x) = w\,\min_{p \in F} (p - x)^2$ along one axis: the steps to the nearest feature
-    before and after each voxel, two scans; `+inf` on lines without a feature.
-    float32 `[..., n, ...]` from bool features of the same shape."""
+    before each voxel (one scan), then after it (a reverse scan that keeps the smaller);
+    `+inf` on lines without a feature. float32 from bool features of the same shape."""
     rows, shape = _lines(features, axis)
     far = static_shape(rows)[0]  # "no feature on this side": more steps than the axis has
 
-    def step(run, row):
-        run = ops.where(row, 0, ops.minimum(run + 1, far))
+    def walk(run, row):
+        return ops.where(row, ops.zeros_like(run), ops.minimum(run + 1, far))
+
+    def forward(run, row):
+        run = walk(run, row)
         return run, run
 
-    start = ops.full_like(rows[0], far, dtype="int32")
-    _, before = ops.scan(step, start, rows)
-    _, after = ops.scan(step, start, rows, reverse=True)
-    steps = ops.minimum(before, after)
-    found = ops.less(steps, far)
-    d2 = ops.where(found, ops.square(ops.cast(steps, "float32")) * np.float32(weight), np.inf)
+    def backward(run, row_before):
+        row, before = row_before
+        run = walk(run, row)
+        return run, ops.minimum(run, before)
+
+    start = ops.full_like(rows[0], far, dtype=_index_dtype(far))
+    _, before = ops.scan(forward, start, rows)
+    _, steps = ops.scan(backward, start, (rows, before), reverse=True)
+    d = ops.cast(steps, "float32")
+    d2 = ops.where(ops.less(steps, far), d * d * np.float32(weight), np.inf)
     return _unlines(d2, shape, axis)
 
 
 def _lower_envelope(g, axis: int, weight: float):
     r"""$f(x) = \min_q g(q) + w\,(x - q)^2$ along one axis, exactly: the lower envelope of
     the parabolas rooted at every `q` with a finite `g(q)` (Felzenszwalb and Huttenlocher,
-    "Distance transforms of sampled functions", 2012), every line at once.
+    "Distance transforms of sampled functions", 2012; integer starts as Meijster, Roerdink
+    and Hesselink, 2000), every line at once.
 
     A loop over `q` pushes parabola `q` on each line's envelope after popping the parabolas
-    it hides; a second loop over `x`, from the last voxel down, walks each envelope to the
-    parabola that covers `x`. The envelope is a linked list indexed by `q` (`prev`, and
-    `start`: where each parabola begins to be the lowest), so each step writes one row,
-    the same for every line. The pop loops run while some line still pops: their total is
-    the number of parabolas popped on the busiest line at each step, at most `n` at one
-    step. Values below $2^{24}$ with integer `g` and `w` are exact integers.
+    it beats from where they begin to be the lowest; a second loop over `x`, from the last
+    voxel down, walks each envelope to the parabola that covers `x`. The envelope is a
+    linked list indexed by `q` (`prev`, and `start`: the first voxel where the parabola is
+    the lowest), two narrow integer rows written per step, the same row for every line.
+    The pop loops run while some line still pops: per step as many rounds as the busiest
+    line pops (at most its envelope's length). With integer `g` and `w` every value and
+    comparison below $2^{24}$ is exact.
 
     Args:
         g: float32 `[..., n, ...]`, `+inf` where no feature.
@@ -73,59 +87,60 @@ def _lower_envelope(g, axis: int, weight: float):
     """
     rows, shape = _lines(g, axis)
     n = static_shape(rows)[0]
-    index = "int16" if n < 2**15 else "int32"
+    index = _index_dtype(n)
     w = np.float32(weight)
 
-    def crossing(p, q, g_q):
-        """Where parabola `q` starts to lie below parabola `p < q` (`p` per line)."""
-        pf = ops.cast(p, "float32")
-        return (g_q - _at(rows, p)) / (2 * w * (q - pf)) + (q + pf) / 2
+    def parabola(p, x):
+        """$g(p) + w (x - p)^2$, `p` (a feature's position, >= 0) and `x` per line."""
+        d = ops.cast(x - p, "float32")
+        return _at(rows, p) + w * d * d
+
+    def link(buffer, top):
+        return ops.cast(_at(buffer, ops.maximum(top, 0)), "int32")
 
     def push(q, state):
         top, prev, start = state
         g_q = ops.take(rows, q, axis=0)
-        qf = ops.cast(q, "float32")
         real = ops.less(g_q, np.inf)
 
-        def hides(top):  # parabola q lies below top's where top begins to be the lowest
-            t = ops.maximum(top, 0)
-            below = ops.less_equal(crossing(t, qf, g_q), _at(start, t))
-            return real & ops.greater_equal(top, 0) & below
+        def beaten(top):  # parabola q is lower than top's where top begins to be the lowest
+            t, x = ops.maximum(top, 0), link(start, top)
+            d = ops.cast(x - q, "float32")
+            return real & ops.greater_equal(top, 0) & ops.greater(parabola(t, x), g_q + w * d * d)
 
         def pop(top, popping):
-            top = ops.where(popping, ops.cast(_at(prev, ops.maximum(top, 0)), "int32"), top)
-            return top, hides(top)
+            top = ops.where(popping, link(prev, top), top)
+            return top, beaten(top)
 
-        top, _ = ops.while_loop(lambda _, popping: ops.any(popping), pop, (top, hides(top)))
+        top, _ = ops.while_loop(lambda _, popping: ops.any(popping), pop, (top, beaten(top)))
+        # the first voxel where q is strictly lower than top: past their crossing
+        t = ops.maximum(top, 0)
+        num = (g_q - _at(rows, t)) + w * ops.cast((q - t) * (q + t), "float32")
+        crossing = num / (2 * w * ops.cast(q - t, "float32"))
         begins = ops.where(
-            ops.greater_equal(top, 0), crossing(ops.maximum(top, 0), qf, g_q), -np.inf
+            ops.greater_equal(top, 0), ops.floor(ops.clip(crossing, -1.0, float(n))) + 1, 0.0
         )
+        lowest = real & ops.less(begins, n)  # else top stays lower on the whole axis
         prev = ops.slice_update(prev, (q, 0), ops.expand_dims(ops.cast(top, index), 0))
-        start = ops.slice_update(start, (q, 0), ops.expand_dims(begins, 0))
-        return ops.where(real, q, top), prev, start
+        start = ops.slice_update(start, (q, 0), ops.expand_dims(ops.cast(begins, index), 0))
+        return ops.where(lowest, q, top), prev, start
 
     empty = ops.full_like(rows[0], -1, dtype="int32")
-    top, prev, start = ops.fori_loop(
-        0,
-        n,
-        push,
-        (empty, ops.zeros_like(rows, dtype=index), ops.zeros_like(rows)),
-    )
+    buffers = ops.zeros_like(rows, dtype=index)
+    top, prev, start = ops.fori_loop(0, n, push, (empty, buffers, buffers))
 
     def read(carry, x):  # the carry is float32, as the values (TensorFlow's scan wants it)
-        top, xf = ops.cast(carry, "int32"), ops.cast(x, "float32")
+        top = ops.cast(carry, "int32")
 
         def after(top):  # the parabola on top begins to the right of x
-            return ops.greater_equal(top, 0) & ops.greater(_at(start, ops.maximum(top, 0)), xf)
+            return ops.greater_equal(top, 0) & ops.greater(link(start, top), x)
 
         def down(top, moving):
-            top = ops.where(moving, ops.cast(_at(prev, ops.maximum(top, 0)), "int32"), top)
+            top = ops.where(moving, link(prev, top), top)
             return top, after(top)
 
         top, _ = ops.while_loop(lambda _, moving: ops.any(moving), down, (top, after(top)))
-        t = ops.maximum(top, 0)
-        offset = xf - ops.cast(t, "float32")
-        value = ops.where(ops.greater_equal(top, 0), _at(rows, t) + w * offset * offset, np.inf)
+        value = ops.where(ops.greater_equal(top, 0), parabola(ops.maximum(top, 0), x), np.inf)
         return ops.cast(top, "float32"), value
 
     _, f = ops.scan(read, ops.cast(top, "float32"), ops.arange(n, dtype="int32"), reverse=True)
