@@ -126,8 +126,11 @@ def _lower_envelope(g, axis: int, weight: float):
         return ops.where(lowest, q, top), prev, start
 
     empty = ops.full_like(rows[0], -1, dtype="int32")
-    buffers = ops.zeros_like(rows, dtype=index)
-    top, prev, start = ops.fori_loop(0, n, push, (empty, buffers, buffers))
+    # zeros computed from this pass's input, two distinct expressions: XLA would allocate a
+    # constant buffer for the whole program (every pass's at once) and copy a shared one
+    prev = ops.cast(ops.isnan(rows), index)
+    start = ops.cast(ops.less(rows, 0.0), index)
+    top, prev, start = ops.fori_loop(0, n, push, (empty, prev, start))
 
     def read(carry, x):  # the carry is float32, as the values (TensorFlow's scan wants it)
         top = ops.cast(carry, "int32")
