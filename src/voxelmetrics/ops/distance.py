@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 from keras import ops
 
-from voxelmetrics.backends import compile_kernel
+from voxelmetrics.backends import compile_kernel, set_row
 from voxelmetrics.ops._inputs import static_shape
 
 
@@ -121,8 +121,8 @@ def _lower_envelope(g, axis: int, weight: float):
             ops.greater_equal(top, 0), ops.floor(ops.clip(crossing, -1.0, float(n))) + 1, 0.0
         )
         lowest = real & ops.less(begins, n)  # else top stays lower on the whole axis
-        prev = ops.slice_update(prev, (q, 0), ops.expand_dims(ops.cast(top, index), 0))
-        start = ops.slice_update(start, (q, 0), ops.expand_dims(ops.cast(begins, index), 0))
+        prev = set_row(prev, q, ops.cast(top, index))
+        start = set_row(start, q, ops.cast(begins, index))
         return ops.where(lowest, q, top), prev, start
 
     empty = ops.full_like(rows[0], -1, dtype="int32")
@@ -163,7 +163,9 @@ def _transform_kernel(features, *, spacing: tuple[float, ...]):
     return d2 * np.float32(spacing[0] ** 2) if isotropic else d2
 
 
-_compiled_transform = compile_kernel(_transform_kernel, static_argnames=("spacing",))
+_compiled_transform = compile_kernel(
+    _transform_kernel, static_argnames=("spacing",), tensorflow_jit=True
+)
 
 
 def squared_distance_transform(features, spacing: Sequence[float]):
