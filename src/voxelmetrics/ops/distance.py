@@ -1,7 +1,7 @@
 """Exact squared Euclidean distance transform with per-axis spacing, in `keras.ops`.
 
-Linear in the voxels: the first spatial axis by two scans, each later axis by the lower
-envelope of parabolas, vectorised over every line; static shapes, jit-safe.
+The first spatial axis by two scans, each later axis by the lower envelope of parabolas,
+vectorised over every line; static shapes, jit-safe, no window that distances widen.
 """
 
 from collections.abc import Sequence
@@ -175,7 +175,8 @@ def squared_distance_transform(features, spacing: Sequence[float]):
     the same volume (the leading axes are batch axes), `+inf` where $F$ is empty. Separable
     (Saito and Toriwaki): the first spatial axis by two scans (distance to the nearest
     feature on each line), each later axis by the lower envelope of parabolas
-    (`_lower_envelope`); cost and memory linear in the voxels, whatever the distances.
+    (`_lower_envelope`); memory linear in the voxels, and the cost too but for the pop
+    rounds of the busiest line at each step, whatever the distances.
     With isotropic spacing $s$ the passes run in voxel units (integers, exact below
     $2^{24}$) and the result is scaled by $s^2$ at the end; with anisotropic spacing each
     pass weighs its axis by $s_i^2$ in float32. Equal to
