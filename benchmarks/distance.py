@@ -10,8 +10,8 @@ against scipy before timing:
   of both classes, one batched call) vs four scipy EDTs of the same boundaries;
 - `surface_metrics`: `vm.surface_metrics` (HD95, ASSD, NSD) of the two classes vs the four
   scipy EDTs it needs (each boundary's transform).
-`--memory` runs one row in a child process and reports its peak RSS above the case's own
-arrays, per voxel and class.
+Under JAX, XLA's planned temporaries of each row per voxel and class; `--memory` also runs
+each row in a child process and reports its peak RSS above the case's own arrays.
 
 Usage: KERAS_BACKEND=jax python -m benchmarks.distance [--size small] [--memory]
 (`VOXELMETRICS_BENCH_SIZE=small` as `--size small`: 24x40x40, CI's smoke run). Timings on
@@ -53,13 +53,11 @@ def stray_voxel_case(shape, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def boundaries(mask: np.ndarray) -> np.ndarray:
-    """bool: mask voxels with a face neighbour outside the mask or the volume."""
-    padded = np.pad(mask, 1)
-    interior = mask.copy()
-    for axis in range(mask.ndim):
-        for step in (-1, 1):
-            interior &= np.roll(padded, step, axis)[(slice(1, -1),) * mask.ndim]
-    return mask & ~interior
+    """bool: mask voxels with a face neighbour outside the mask or the volume (MONAI's
+    `mask ^ binary_erosion(mask)`)."""
+    from scipy import ndimage
+
+    return mask & ~ndimage.binary_erosion(mask, border_value=0)
 
 
 def the_four_boundaries(truth, pred) -> np.ndarray:
@@ -144,6 +142,31 @@ def peak_memory(shape, row: str) -> list[float]:
     return peaks
 
 
+def xla_temporaries(shape) -> dict[str, float]:
+    """JAX only: XLA's temporaries (`memory_analysis().temp_size_in_bytes`) of each of our
+    rows compiled whole, bytes per voxel and class: the peak the program plans, without the
+    allocator's and the compiler's noise in the RSS."""
+    import jax
+
+    from voxelmetrics.ops.distance import squared_distance_transform
+    from voxelmetrics.ops.surface import surface_metrics
+
+    truth, pred = stray_voxel_case(shape)
+    edges = the_four_boundaries(truth, pred)
+    rows = {
+        "transform x4": (lambda e: squared_distance_transform(e, SPACING), (edges,)),
+        "surface_metrics": (
+            lambda t, p: surface_metrics(t, p, TOLERANCE, spacing=SPACING, percentile=95),
+            (truth, pred),
+        ),
+    }
+    per = np.prod(shape) * len(CLASSES)
+    return {
+        name: jax.jit(fn).lower(*args).compile().memory_analysis().temp_size_in_bytes / per
+        for name, (fn, args) in rows.items()
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", choices=SHAPES, default=None)
@@ -164,6 +187,9 @@ def main() -> None:
     found = timings(shape)
     for name, seconds in found.items():
         print(f"| {name} | {seconds:.2f} s | {seconds / found['scipy EDT x4']:.2f}x scipy |")
+    if backend == "jax":
+        for name, per in xla_temporaries(shape).items():
+            print(f"| XLA temporaries of ours {name} | {per:.0f} B/voxel/class |")
     if args.memory:
         for row in ("transform", "surface_metrics"):
             child = [sys.executable, "-m", "benchmarks.distance", "--size", size, "--row", row]
