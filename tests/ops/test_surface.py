@@ -21,7 +21,6 @@ from voxelmetrics.ops import (
     normalized_surface_dice,
     surface_distances,
 )
-from voxelmetrics.ops.surface import squared_distance_transform
 
 SHAPE = (2, 12, 10, 9, 3)  # (N, *spatial, C)
 ANISOTROPIC = (0.8, 1.0, 2.5)
@@ -208,18 +207,6 @@ def test_far_outlier_widens_the_window():
     t[0, 0, 1, 1, 0] = True
     p[0, 0, 1, 1, 0] = p[0, 39, 1, 1, 0] = True
     np.testing.assert_allclose(to_numpy(hausdorff_distance(t, p)), [[39.0]])
-
-
-def test_distance_transform_is_exact(rng):
-    """Full windows: the squared distances equal brute force, as exact integers."""
-    features = rng.random((2, 7, 6, 5)) < 0.05
-    features[1] = False
-    ours = to_numpy(squared_distance_transform(features, (1.0, 1.0, 1.0), 100.0))
-    grid = np.stack(np.meshgrid(*map(np.arange, (7, 6, 5)), indexing="ij"), -1).reshape(-1, 3)
-    points = np.argwhere(features[0])
-    expected = ((grid[:, None] - points[None]) ** 2).sum(-1).min(1).reshape(7, 6, 5)
-    np.testing.assert_array_equal(ours[0], expected)
-    assert np.isinf(ours[1]).all()
 
 
 def test_input_forms_agree(rng):

@@ -10,6 +10,7 @@ from voxelmetrics.backends._dispatch import (
     compile_kernel,
     is_concrete,
     is_meta,
+    set_row,
     to_host,
     value_range,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "process_split",
     "run_starts",
     "searchsorted",
+    "set_row",
     "sharded_totals",
     "sort_with_labels",
     "sorted_histogram",

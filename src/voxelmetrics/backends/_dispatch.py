@@ -154,8 +154,24 @@ class Streaming:
             raise TypeError(f"{fn.__name__} declares streaming over {missing}, not its arguments.")
 
 
+def set_row(buffer, index, row):
+    """`buffer` `[n, ...]` with `buffer[index] = row`, inside a loop over `index`.
+
+    XLA updates in place (`slice_update` of a loop's carry). Keras' torch loops run eagerly
+    and its `slice_update` copies the whole buffer, so there the row is written in place
+    (a loop that writes every row would copy `n` buffers).
+    """
+    if _backend() == "torch":
+        buffer[index] = row
+        return buffer
+    return ops.slice_update(buffer, (index,) + (0,) * (len(buffer.shape) - 1), row[None])
+
+
 def compile_kernel(
-    fn: Callable, static_argnames: tuple[str, ...] = (), streaming: Streaming | None = None
+    fn: Callable,
+    static_argnames: tuple[str, ...] = (),
+    streaming: Streaming | None = None,
+    tensorflow_jit: bool = False,
 ) -> Callable:
     """Compile `fn` for eager callers on the active backend; traced callers run it inline.
 
@@ -164,7 +180,9 @@ def compile_kernel(
     how its arguments lie on the voxel grid (`Streaming`); a large eager call then runs slab
     by slab over one non-class axis (`stream_kernel`) and adds the slabs' results, which
     keeps every temporary at about `STREAM_ELEMENTS` scores. Other backends run the
-    `keras.ops` code as it is, op by op.
+    `keras.ops` code as it is, op by op, except a kernel built on loops (`tensorflow_jit`):
+    TensorFlow runs an eager loop step by step from Python, so there it is compiled with
+    `tf.function(jit_compile=True)` (static arguments by keyword, one trace per value).
     """
     if streaming is not None:
         streaming.check(fn)
@@ -177,6 +195,12 @@ def compile_kernel(
             return fn(*args, **kwargs)
         if backend == "torch" and streaming is not None:
             return stream_kernel(fn, args, kwargs, streaming)
+        if backend == "tensorflow" and tensorflow_jit:
+            if backend not in cache:
+                import tensorflow as tf
+
+                cache[backend] = tf.function(fn, jit_compile=True)
+            return cache[backend](*args, **kwargs)
         if backend != "jax":
             return fn(*args, **kwargs)
         if backend not in cache:

@@ -18,6 +18,7 @@ from voxelmetrics.ops._inputs import (
     static_shape,
     to_probabilities,
 )
+from voxelmetrics.ops.distance import distances_at
 
 _NO_KEY = 2**31 - 1  # sorts after every float32 key, +inf included
 
@@ -145,130 +146,11 @@ def boundary(mask, spatial_dims: int):
     return ops.logical_and(mask, ops.logical_not(interior))
 
 
-def _min_plus(g, axis: int, weight, window: int, fill):
-    r"""$f(x) = \min_{|o| \le W} g(x + o) + w\,o^2$ along `axis`: one separable EDT pass.
-
-    One copy padded with `fill` (no feature), `2W + 1` static slices of it: XLA fuses them
-    into one loop.
-    """
-    n = static_shape(g)[axis]
-    pad = [(0, 0)] * len(static_shape(g))
-    pad[axis] = (window, window)
-    padded = ops.pad(g, pad, constant_values=fill)
-    lead = (slice(None),) * axis
-    f = g
-    for o in range(-window, window + 1):
-        if o:
-            step = ops.cast(weight * o * o, ops.dtype(g))
-            f = ops.minimum(f, padded[(*lead, slice(window + o, window + o + n))] + step)
-    return f
-
-
-def _integer_dtype(windows: Sequence[int]) -> tuple[str, int] | None:
-    """The narrowest integer dtype that holds windowed squared distances in voxel units,
-    and its "no feature" value `S`: `S = 1 + sum_i W_i^2` (above every distance found) and
-    `S + max_i W_i^2` must fit (a pass adds `o^2` to `S`). Narrow integers move less memory
-    than float32: on XLA's CPU a uint8 pass runs about 10x faster."""
-    none = 1 + sum(w * w for w in windows)
-    for dtype, top in (("uint8", 255), ("int16", 2**15 - 1), ("int32", 2**31 - 1)):
-        if none + max(w * w for w in windows) <= top:
-            return dtype, none
-    return None
-
-
-def squared_distance_transform(features, spacing: Sequence[float], radius: float):
-    r"""Squared Euclidean distance from every voxel to the nearest feature voxel, windowed.
-
-    $d^2(x) = \min_{p \in F, |p_i - x_i| \le W_i} \sum_i s_i^2 (p_i - x_i)^2$ with the
-    per-axis window $W_i = \min(\lfloor r / s_i \rfloor, n_i - 1)$: three separable
-    min-plus passes (Saito and Toriwaki), each over offsets $|o| \le W_i$. A value
-    $d^2(x) < R^2$, $R = \min_i (W_i + 1) s_i$, is exact (the nearest feature then lies
-    inside the window); with full windows every value is. With isotropic spacing $s$ the
-    passes add integers ($d^2 / s^2$, exact, in the narrowest integer dtype); with
-    anisotropic spacing they add float32 $s_i^2 o^2$. `+inf` where no feature is within
-    the window.
-
-    Args:
-        features: bool `[..., *spatial]`, the spatial axes last (`len(spacing)` of them).
-        spacing: the voxel size along each spatial axis.
-        radius: `r`, in the spacing's units.
-
-    Returns:
-        float32 `[..., *spatial]`, the squared distances in the spacing's units.
-
-    >>> import numpy as np
-    >>> f = np.zeros((1, 4), bool); f[0, 0] = True
-    >>> np.asarray(squared_distance_transform(f, (1.0, 2.0), 10.0)).tolist()
-    [[0.0, 4.0, 16.0, 36.0]]
-    """
-    features = ops.convert_to_tensor(features, "bool")
-    shape = static_shape(features)
-    axes = range(len(shape) - len(spacing), len(shape))
-    windows = [_window(radius, s, shape[a]) for a, s in zip(axes, spacing, strict=True)]
-    integer = _integer_dtype(windows) if len(set(spacing)) == 1 else None
-    if integer is None:
-        weights, dtype, none = [s * s for s in spacing], "float32", np.inf
-    else:
-        weights, (dtype, none) = [1] * len(spacing), integer
-    d2 = ops.where(features, ops.zeros((), dtype), ops.full((), none, dtype))
-    for axis, weight, window in zip(axes, weights, windows, strict=True):
-        d2 = _min_plus(d2, axis, weight, window, none)
-    if integer is None:
-        return d2
-    found = ops.less(d2, none)
-    return ops.where(found, ops.cast(d2, "float32") * (spacing[0] * spacing[0]), np.inf)
-
-
-def _window(radius: float, s: float, n: int) -> int:
-    return min(int(radius // s), n - 1)
-
-
-def _certified_radius(radius: float, spacing: Sequence[float], spatial: Sequence[int]) -> float:
-    """`R`: windowed values below `R**2` are exact; inf when every window spans its axis."""
-    if all(_window(radius, s, n) == n - 1 for s, n in zip(spacing, spatial, strict=True)):
-        return np.inf
-    return min((_window(radius, s, n) + 1) * s for s, n in zip(spacing, spatial, strict=True))
-
-
-def _distances_at(features, queries, spacing: Sequence[float]):
-    """float32 squared distances from each query voxel to the nearest feature voxel (0 off
-    the queries, `+inf` where there is no feature), exact.
-
-    The windows grow through a ladder of radii (4, 16, 64, ... voxels, then the whole
-    volume); a rung is kept when it certifies every query (a distance below its `R`, or no
-    feature at all in that volume and class), so the cost follows the largest query
-    distance, not the volume's extent. Data-dependent, but static shapes: `ops.cond`.
-    Windows rather than a lower-envelope scan (Felzenszwalb, Meijster): a scan is
-    sequential along every line, while a window is a few fused slices of narrow integers,
-    and the two boundaries of a segmentation lie close (an outlier costs a wider rung).
-    """
-    spatial = static_shape(features)[-len(spacing) :]
-    step = min(spacing)
-    radii = [step * 4**k for k in range(1, 8)]
-    radii = [r for r in radii if _certified_radius(r, spacing, spatial) < np.inf] + [
-        max(s * n for s, n in zip(spacing, spatial, strict=True))
-    ]
-
-    spatial_axes = tuple(range(-len(spacing), 0))
-    has_feature = ops.any(features, axis=spatial_axes, keepdims=True)
-
-    def solve(level: int):
-        d2 = ops.where(queries, squared_distance_transform(features, spacing, radii[level]), 0.0)
-        if level == len(radii) - 1:
-            return d2
-        bound = _certified_radius(radii[level], spacing, spatial) ** 2 * (1 - 1e-6)
-        # inf is certain only where there is no feature at all; else it is "outside the window"
-        certain = ops.logical_or(ops.less(d2, bound), ops.logical_not(has_feature))
-        return ops.cond(ops.all(certain), lambda: d2, lambda: solve(level + 1))
-
-    return solve(0)
-
-
 def _distance_maps(truth, predicted, spacing: Sequence[float]) -> SurfaceDistances:
     """Both boundaries and both directed distance maps, as one batched transform."""
     spatial_dims = len(spacing)
     edges = boundary(ops.stack([predicted, truth]), spatial_dims)  # [2, N, C, *spatial]
-    d2 = _distances_at(ops.flip(edges, axis=0), edges, spacing)  # to the other boundary
+    d2 = distances_at(ops.flip(edges, axis=0), edges, spacing)  # to the other boundary
     distances = ops.sqrt(d2)
     return SurfaceDistances(distances[0], distances[1], edges[0], edges[1])
 
