@@ -474,7 +474,9 @@ def hausdorff_distance(
     $HD = \max(h(P, T), h(T, P))$ with $h(A, B) = \max_{a \in \partial A} d(a, \partial B)$;
     with `percentile=q`, $h$ is the q-th percentile of those distances instead of the max
     (linear interpolation, as `np.percentile` and MONAI's `compute_hausdorff_distance`).
-    `directed=True` gives $h(P, T)$ alone (prediction to truth).
+    `directed=True` gives $h(P, T)$ alone (prediction to truth). That is `monai`; `deepmind`
+    takes area-weighted nearest-rank percentiles over surfels, `medpy` the percentile of
+    both directions pooled (`surface_rules`).
 
     Empty masks (as MONAI): NaN when both boundaries are empty (undefined; left out of
     volume means), `+inf` when exactly one is.
@@ -514,7 +516,8 @@ def average_surface_distance(
 
     $ASSD = \frac{\sum_{p \in \partial P} d(p, \partial T) + \sum_{t \in \partial T}
     d(t, \partial P)}{|\partial P| + |\partial T|}$ (MONAI's pooled mean); with
-    `symmetric=False`, the mean of $d(p, \partial T)$ over the predicted boundary.
+    `symmetric=False`, the mean of $d(p, \partial T)$ over the predicted boundary. `medpy`
+    pools as `monai`; `deepmind` averages its two directed area-weighted means.
 
     Empty masks (as MONAI): NaN when both boundaries are empty, `+inf` when exactly one is.
     {args}
@@ -546,7 +549,8 @@ def normalized_surface_dice(
 
     $NSD = \frac{|\{p \in \partial P: d(p, \partial T) \le \tau\}| + |\{t \in \partial T:
     d(t, \partial P) \le \tau\}|}{|\partial P| + |\partial T|}$ (Nikolov et al. 2021), with
-    boundary voxels counted as MONAI's `compute_surface_dice` counts them (not surfels).
+    boundary voxels counted as MONAI's `compute_surface_dice` counts them (`monai`,
+    `medpy`), or surfel areas summed (`deepmind`, `compute_surface_dice_at_tolerance`).
 
     Empty masks (as MONAI): NaN when both boundaries are empty; 0 when exactly one is (no
     boundary voxel lies within any tolerance of an empty boundary).
