@@ -7,7 +7,12 @@ import pytest
 
 from tests.metrics.conftest import to_numpy
 from tests.ops.test_surface import monai
-from voxelmetrics.metrics import AverageSurfaceDistance, HausdorffDistance, SurfaceDice
+from voxelmetrics.metrics import (
+    AverageSurfaceDistance,
+    HausdorffDistance,
+    SamplewiseDice,
+    SurfaceDice,
+)
 
 NAMES = ["organ", "lesion"]
 SPACING = (1.0, 1.5, 2.0)
@@ -199,3 +204,16 @@ def test_logits_take_the_library_activation():
     np.testing.assert_allclose(to_numpy(ours.result()), to_numpy(expected.result()))
     assert to_numpy(ours.result())[0] == pytest.approx(np.sqrt(12))  # the winner counts
     np.testing.assert_array_equal(ours.invalid_count(), [1, 1])
+
+
+@pytest.mark.parametrize("name", [*METRICS, "samplewise_dice"])
+def test_a_bad_volume_weight_is_left_out_and_tallied(rng, name):
+    """Fault 6: a NaN `[B]` volume weight made the mean NaN without a word; now that volume
+    weighs nothing and its voxels are tallied as invalid in every class."""
+    y, scores = volumes(rng)
+    make = METRICS.get(name, lambda **kw: SamplewiseDice(**kw))
+    ours, expected = make(average=None), make(average=None)
+    ours.update_state(y, scores, sample_weight=np.array([np.nan, 2.0, 1.0], np.float32))
+    expected.update_state(y[1:], scores[1:], sample_weight=np.array([2.0, 1.0], np.float32))
+    np.testing.assert_allclose(to_numpy(ours.result()), to_numpy(expected.result()), 1e-6)
+    np.testing.assert_array_equal(ours.invalid_count(), [10**3, 10**3])

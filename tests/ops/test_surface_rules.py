@@ -226,7 +226,8 @@ def test_graph_equals_the_reference(rng, convention, case, k, spacing):
     t, p = CASES[case](rng, k)
     present = both_present(t, p)
     kw = {"spacing": spacing, "spatial_dims": k, "convention": convention}
-    for percentile in PERCENTILES[convention]:
+    # each percentile compiles anew: all of them on the adversarial masks, HD95 elsewhere
+    for percentile in PERCENTILES[convention] if case == "adversarial" else (95,):
         expected = reference(t, p, spacing, convention, percentile)
         ours = surface_metrics(t, p, TOLERANCE, percentile=percentile, **kw)
         for m in MEASURES:
@@ -236,6 +237,8 @@ def test_graph_equals_the_reference(rng, convention, case, k, spacing):
                 rtol=2e-6,
                 err_msg=f"{m} p={percentile}",
             )
+    if case != "blobs":
+        return
     alone = {
         "hausdorff": hausdorff_distance(t, p, percentile=95, **kw),
         "average_surface_distance": average_surface_distance(t, p, **kw),

@@ -65,7 +65,7 @@ class SurfaceScore(SamplewiseScore):
         defined = ops.logical_not(ops.isnan(values))
         weight = ops.cast(defined, "float32")
         if sample_weight is not None:
-            weight = weight * ops.cast(sample_weight, "float32")[:, None]
+            weight = weight * self._volume_weight(sample_weight, y_pred, axis)
         self.score_sum.assign(self.score_sum + ops.sum(ops.where(defined, values, 0.0) * weight, 0))
         self.volumes.assign(self.volumes + ops.sum(weight, axis=0))
 
