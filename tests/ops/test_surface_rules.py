@@ -17,7 +17,7 @@ from monai.metrics import (
 )
 from scipy import ndimage
 
-from tests.conftest import to_numpy
+from tests.conftest import compiled, to_numpy
 from voxelmetrics.metrics import AverageSurfaceDistance, HausdorffDistance, SurfaceDice
 from voxelmetrics.ops import surface_rules as rules
 from voxelmetrics.ops._host import on_host
@@ -247,6 +247,20 @@ def test_graph_equals_the_reference(rng, convention, case, k, spacing):
     together = surface_metrics(t, p, TOLERANCE, percentile=95, **kw)
     for m in MEASURES:
         np.testing.assert_array_equal(to_numpy(alone[m]), to_numpy(together[m]))
+
+
+@pytest.mark.parametrize("convention", ["deepmind", "medpy"])
+def test_compiled_equals_eager(rng, convention):
+    """Traced (`jax.jit`, `tf.function(jit_compile=True)`; torch eager): the same values."""
+    t, p = blob_masks(rng, 3)
+
+    def measures(a, b):
+        kw = {"spacing": (0.8, 1.0, 2.5), "convention": convention}
+        return surface_metrics(a, b, TOLERANCE, percentile=95, **kw)
+
+    eager, traced = measures(t, p), compiled(measures)(t, p)
+    for m in MEASURES:
+        np.testing.assert_allclose(to_numpy(traced[m]), to_numpy(eager[m]), rtol=1e-6)
 
 
 @pytest.mark.parametrize("convention", rules.CONVENTIONS)
