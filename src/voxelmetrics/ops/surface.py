@@ -432,16 +432,18 @@ def surface_distances(
     spatial_dims: int = 3,
     convention: str = "monai",
 ) -> SurfaceDistances:
-    """Boundaries of both masks and each boundary voxel's distance to the other boundary.
+    """Boundaries of both masks and each boundary point's distance to the other boundary.
 
     The primitive of every boundary measure, for every volume and class at once. The
     boundary of a mask is its voxels with a face neighbour outside it (the volume's border
-    included); a distance is Euclidean, in the spacing's units, from an exact distance
-    transform (`squared_distance_transform`). The form is dense and fixed-size: see
-    `SurfaceDistances`.
+    included; weight 1), or for `convention="deepmind"` its surfels on the corner grid
+    (weight: their area); a distance is Euclidean, in the spacing's units, from an exact
+    distance transform (`squared_distance_transform`). The form is dense and fixed-size:
+    see `SurfaceDistances`.
     {args}
     Returns:
-        `SurfaceDistances`, each field `[N, C, *spatial]`.
+        `SurfaceDistances`, each map `[N, C, *spatial]` (`deepmind`: `[N, C, *(n_i + 1)]`),
+        its `convention` field naming which points and weights it holds.
 
     >>> import numpy as np
     >>> t = np.zeros((1, 1, 6, 1), bool); t[0, 0, 1] = True
