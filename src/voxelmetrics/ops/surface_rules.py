@@ -121,7 +121,13 @@ def _cube_area(inside: np.ndarray, spacing: Sequence[float]) -> float:
     in the mask: Lorensen's triangles, on whichever of the configuration and its complement
     has fewer inside corners (the classic table's complementary symmetry, which is what
     `surface-distance` measures), vertices at the edges' midpoints."""
-    from skimage.measure import marching_cubes, mesh_surface_area
+    try:
+        from skimage.measure import marching_cubes, mesh_surface_area
+    except ImportError as error:  # an optional dependency (the `cli` extra)
+        raise ImportError(
+            "convention='deepmind' in 3-D takes its surfel areas from scikit-image's marching "
+            "cubes: pip install scikit-image (or voxelmetrics[cli])."
+        ) from error
 
     if inside.sum() > 4:
         inside = ~inside
