@@ -31,9 +31,9 @@ class SurfaceDistances(NamedTuple):
     The fixed-size form: every field is `[N, C, *grid]`, so batches stack and compile with
     static shapes (and only arrays: a `jax.jit` may return it). The grid says which points
     it holds: boundary voxels of weight 1 on the voxel grid (`grid = spatial`; `monai`,
-    `medpy`), or surfels on the corner grid weighted by their marching-cubes area (`grid = spatial + 1` per axis; `deepmind`). A
-    distance is defined on its own boundary (0 elsewhere) and is `+inf` where the other
-    boundary is empty.
+    `medpy`), or surfels on the corner grid weighted by their marching-cubes area
+    (`grid = spatial + 1` per axis; `deepmind`). A distance is defined on its own boundary
+    (0 elsewhere) and is `+inf` where the other boundary is empty.
 
     Attributes:
         pred_to_true: float32, from each predicted boundary point to the nearest true one.
