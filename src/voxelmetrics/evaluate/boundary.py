@@ -349,7 +349,8 @@ def case_boundary_measures(
     tolerance: Callable[[int], float] | float = 1.0,
     check: Callable[[], None] | None = None,
 ) -> dict[int, dict[str, float]]:
-    """`{c: {"hausdorff", "average_surface_distance", "surface_dice"}}` for each class.
+    """`{c: {"hausdorff", "average_surface_distance", "surface_dice", "missed"}}` per class
+    (`missed`: exactly one side has no voxel of the class).
 
     Args:
         truth, pred: the two sides (`Side`).
@@ -367,6 +368,7 @@ def case_boundary_measures(
         if check is not None:
             check()
         t_pts, p_pts = true_edges(c), pred_edges(c)
+        missed = (len(t_pts) == 0) != (len(p_pts) == 0)
         if _uses_surfels(convention):
             box = _union_box(t_pts, p_pts) or tuple(slice(0, 0) for _ in spacing)
             out[c] = _surfel_measures(
@@ -374,4 +376,5 @@ def case_boundary_measures(
             )
         else:
             out[c] = _voxel_measures(p_pts, t_pts, spacing, convention, percentile, tol(c))
+        out[c]["missed"] = missed
     return out
