@@ -213,7 +213,6 @@ def test_per_class_nsd_tolerances_must_cover_every_measured_class(tmp_path, caps
 
 @pytest.mark.parametrize("convention", ["monai", "deepmind", "medpy"])
 def test_the_report_records_the_convention(tmp_path, convention):
-    pytest.importorskip("voxelmetrics.ops.surface_rules")
     pred, true, maps = _folders(tmp_path)
     extra = (
         "--surface",
