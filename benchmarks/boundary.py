@@ -44,10 +44,13 @@ CONVENTIONS = ("monai", "deepmind", "medpy")
 TOOLS = ("ours", "monai", "surface-distance", "medpy")
 
 
-def case_shape(case: str) -> tuple[int, ...]:
-    """The phantom's shape, shrunk under `VOXELMETRICS_BENCH_SIZE=small` (or tiny)."""
-    shape, _, _, small = CASES[case]
-    return small if os.environ.get("VOXELMETRICS_BENCH_SIZE") in ("small", "tiny") else shape
+def case_shape(case: str, small: bool | None = None) -> tuple[int, ...]:
+    """The phantom's shape, shrunk if `small` (None: under `VOXELMETRICS_BENCH_SIZE=small`
+    or tiny)."""
+    shape, _, _, small_shape = CASES[case]
+    if small is None:
+        small = os.environ.get("VOXELMETRICS_BENCH_SIZE") in ("small", "tiny")
+    return small_shape if small else shape
 
 
 def organs(shape, count: int, rng) -> np.ndarray:
@@ -81,11 +84,11 @@ def stray_prediction(truth: np.ndarray, num_labels: int, rng) -> np.ndarray:
     return pred
 
 
-def phantom(case: str, seed: int = 0):
+def phantom(case: str, seed: int = 0, small: bool | None = None):
     """`(truth, pred, spacing, classes)`: label maps (`b`, `c`) or multi-hot masks with
     the class axis last (`a`); `classes` are the class ids measured (the organs)."""
     shape, spacing, count, _ = CASES[case]
-    shape = case_shape(case)
+    shape = case_shape(case, small)
     rng = np.random.default_rng(seed)
     if case == "a":
         from benchmarks.test_surface import ellipsoids
