@@ -228,3 +228,31 @@ def test_the_report_records_the_convention(tmp_path, convention):
     got = report["cases"][0]["classes"]["class_1"]
     for key, name in zip(KEYS, ("hd95", "assd", "nsd"), strict=True):
         assert got[name] == pytest.approx(want[key], rel=1e-6)
+
+
+def test_a_partial_keeps_every_boundary_rule():
+    from voxelmetrics.evaluate.engine import Options
+    from voxelmetrics.evaluate.partial import options_from_json, options_to_json
+    from voxelmetrics.evaluate.surface import SurfaceRequest
+
+    request = SurfaceRequest(
+        ("hd95", "nsd"), None, ((1, 2.0), (2, 0.5)), "deepmind", "diagonal", (0,)
+    )
+    options = Options(surface=request, spacing=(1.0, 2.0, 3.0))
+    assert options_from_json(options_to_json(options)) == options
+
+
+def test_shards_merge_with_the_missed_counts(tmp_path):
+    pred, true, _ = _folders(tmp_path)
+    extra = ("--surface", "hd95", "--num-classes", "3", "--surface-missing", "374")
+    parts = [tmp_path / f"part-{i}.npz" for i in range(2)]
+    for i, part in enumerate(parts):
+        args = ["evaluate", str(pred), str(true), "--quiet", *extra]
+        assert main([*args, "--shard", f"{i}/2", "--partial", str(part)]) == 0
+    out = tmp_path / "merged"
+    assert main(["merge", *map(str, parts), "--out", str(out), "--quiet"]) == 0
+    merged = json.loads((out / "report.json").read_text())
+    whole = _run(tmp_path, pred, true, *extra)[1]
+    assert merged["cases"] == whole["cases"]
+    assert merged["samplewise"]["class_2"]["surface_missed_cases"] == 1
+    assert merged["config"]["surface_missing"] == "374"
