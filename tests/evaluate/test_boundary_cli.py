@@ -92,14 +92,14 @@ def test_fault_14_a_trailing_singleton_nifti_axis_works_with_surface(tmp_path):
 def test_fault_14_the_boundary_table_is_not_cut_when_piped(tmp_path, capsys):
     pred, true, _ = _folders(tmp_path)
     extra = ("--surface", "hd95,assd,nsd:2", "--class-names", ",".join(NAMES))
-    assert _run(tmp_path, pred, true, *extra)[0] == 0
+    assert _run(tmp_path, pred, true, *extra, "--bootstrap", "50")[0] == 0  # with CIs
     out = capsys.readouterr().out
     table = out[out.index("boundary: mean") :]
     for name in NAMES:
         assert name in table
     rows = [line for line in table.splitlines() if line.strip().startswith(tuple(NAMES))]
     assert len(rows) == 3 and all("…" not in row and "..." not in row for row in rows)
-    assert all(row.count("[") == row.count("]") for row in rows)
+    assert all(row.count("[") == row.count("]") == 3 for row in rows)
 
 
 @pytest.mark.parametrize(

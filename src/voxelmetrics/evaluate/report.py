@@ -765,7 +765,12 @@ def _print_whole(table, console) -> None:
     from rich.measure import Measurement
 
     needed = Measurement.get(console, console.options.update_width(10_000), table).maximum
-    console.print(table, width=max(console.width, needed))
+    width = console.width
+    console.width = max(width, needed)  # print(width=...) is capped at the console's width
+    try:
+        console.print(table)
+    finally:
+        console.width = width
 
 
 def render_table(summary: dict, console) -> None:
