@@ -256,3 +256,12 @@ def test_shards_merge_with_the_missed_counts(tmp_path):
     assert merged["cases"] == whole["cases"]
     assert merged["samplewise"]["class_2"]["surface_missed_cases"] == 1
     assert merged["config"]["surface_missing"] == "374"
+
+
+def test_deepmind_needs_two_or_three_spatial_axes(tmp_path, capsys):
+    for folder in ("pred", "true"):
+        (tmp_path / folder).mkdir()
+        np.save(tmp_path / folder / "case.npy", np.zeros((1, 2, 2, 3), np.uint8))
+    extra = ("--surface", "hd95", "--spacing", "1,1,1,1", "--surface-convention", "deepmind")
+    assert _run(tmp_path, tmp_path / "pred", tmp_path / "true", *extra)[0] == 2
+    assert "2-D contours or 3-D surfaces" in capsys.readouterr().err

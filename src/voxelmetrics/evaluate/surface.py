@@ -331,6 +331,12 @@ def case_measures(
 
     grid = y_pred.shape if pred_labels else tuple(np.delete(y_pred.shape, axis))
     spatial = spatial_grid(grid, len(spacing), path)
+    if request.convention == "deepmind" and len(spatial) not in (2, 3):
+        raise InputError(
+            path,
+            f"has {len(spatial)} spatial axes; --surface-convention deepmind measures 2-D "
+            "contours or 3-D surfaces (give --spacing for 2 or 3 axes).",
+        )
     thresholds = np.broadcast_to(np.asarray(threshold, np.float64), (num_classes,))
 
     def side(array, labels: bool, cut: np.ndarray) -> Side:
