@@ -714,11 +714,12 @@ def _surface_request(args: argparse.Namespace, class_names):
     import dataclasses
 
     if args.surface is None:
+        lesions = getattr(args, "lesions", None) is not None  # --lesions uses them too
         alone = [
             option
             for option, value in (
-                ("--spacing", args.spacing),
-                ("--surface-convention", args.surface_convention),
+                ("--spacing", None if lesions else args.spacing),
+                ("--surface-convention", None if lesions else args.surface_convention),
                 ("--surface-missing", args.surface_missing),
             )
             if value is not None
