@@ -173,7 +173,7 @@ def test_exclude_classes_are_not_measured_and_say_so(tmp_path, capsys, monkeypat
         ("diagonal", float(np.hypot(np.hypot(14 * 0.8, 12 * 0.8), 8 * 2.5))),
     ],
 )
-def test_surface_missing_policy_and_the_cases_it_touched(tmp_path, policy, value):
+def test_surface_missing_policy_and_the_cases_it_touched(tmp_path, capsys, policy, value):
     pred, true, _ = _folders(tmp_path)
     extra = ("--surface", "hd95,assd,nsd:2", "--num-classes", "3", "--surface-missing", policy)
     status, report = _run(tmp_path, pred, true, *extra)
@@ -186,6 +186,8 @@ def test_surface_missing_policy_and_the_cases_it_touched(tmp_path, policy, value
     assert missed["nsd"] == 0
     counts = [report["samplewise"][f"class_{c}"]["surface_missed_cases"] for c in range(3)]
     assert counts == [0, 0, 1]
+    out = capsys.readouterr().out
+    assert f"missed on one side (HD/ASSD scored {policy}), cases per class: class_2 in 1" in out
 
 
 def test_per_class_nsd_tolerances_by_name_and_id(tmp_path):

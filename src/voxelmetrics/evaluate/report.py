@@ -757,6 +757,16 @@ def _render_surface(summary: dict, console) -> None:
         else:
             table.add_row(name, *(_with_interval(stats[m]) for m in config["surface"]))
     _print_whole(table, console)
+    missed = [
+        f"{name} in {row['surface_missed_cases']}"
+        for name, row in summary["samplewise"].items()
+        if row.get("surface_missed_cases")
+    ]
+    if missed:
+        policy = config.get("surface_missing", "inf")
+        console.print(
+            f"missed on one side (HD/ASSD scored {policy}), cases per class: {', '.join(missed)}"
+        )
 
 
 def _print_whole(table, console) -> None:
