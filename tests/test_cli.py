@@ -699,3 +699,54 @@ def test_surface_options_are_checked(tmp_path, capsys, bad):
         main(["evaluate", str(pred), str(true), "--quiet", *bad])
     assert exit_.value.code == 2
     assert bad[0] in capsys.readouterr().err
+
+
+# Issue 21, fault 14: the advice given for label maps, and merge given something else.
+def _label_pair(tmp_path, pred, true):
+    for side, array in (("pred", pred), ("true", true)):
+        (tmp_path / side).mkdir(exist_ok=True)
+        np.save(tmp_path / side / "case0.npy", array)
+    return tmp_path / "pred", tmp_path / "true"
+
+
+def test_a_float32_label_map_gets_the_pred_kind_advice(tmp_path, capsys):
+    y_true = np.random.default_rng(0).integers(0, 3, (6, 5, 4)).astype(np.uint8)
+    pred, true = _label_pair(tmp_path, y_true.astype(np.float32), y_true)
+    err = _bad(tmp_path, capsys, pred, true, name_in_message=pred / "case0.npy")
+    assert "look like a label map stored as float32: pass --pred-kind labels" in err
+    assert main(["evaluate", str(pred), str(true), "--pred-kind", "labels", "--quiet"]) == 0
+    fractional = y_true.astype(np.float32) + 0.5  # not whole numbers: logits, maybe
+    pred, true = _label_pair(tmp_path, fractional, y_true)
+    err = _bad(tmp_path, capsys, pred, true, name_in_message=pred / "case0.npy")
+    assert "pass --from-logits if these are logits" in err and "--pred-kind" not in err
+
+
+@pytest.mark.parametrize("extra", [[], ["--num-classes", "3"]])
+def test_a_negative_label_id_gets_the_ignore_index_advice(tmp_path, capsys, extra):
+    rng = np.random.default_rng(1)
+    y_pred = rng.integers(0, 3, (6, 5, 4)).astype(np.int16)
+    y_true = np.where(rng.random(y_pred.shape) < 0.2, -1, y_pred).astype(np.int16)
+    pred, true = _label_pair(tmp_path, y_pred, y_true)
+    err = _bad(tmp_path, capsys, pred, true, *extra, name_in_message=true / "case0.npy")
+    assert "pass --ignore-index -1 to skip its voxels" in err
+    assert "pass --num-classes" not in err
+    assert main(["evaluate", str(pred), str(true), *extra, "--ignore-index", "-1", "--quiet"]) == 0
+    y_pred[np.unravel_index(np.argmax(y_true >= 0), y_true.shape)] = -1  # truth not ignored
+    np.save(pred / "case0.npy", y_pred)  # there, -1 in the prediction: no option skips it
+    err = _bad(tmp_path, capsys, pred, true, *extra, "--ignore-index", "-1", name_in_message=pred)
+    assert "a predicted label map holds class ids only" in err and "pass --num-classes" not in err
+
+
+def test_merge_given_a_report_or_a_volume_says_what_it_reads(tmp_path, capsys):
+    pred, true, *_ = _pair(tmp_path)
+    out = tmp_path / "out"
+    assert main(["evaluate", str(pred), str(true), "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    for path in (out / "report.json", out / "report.csv", pred / "case0.npy"):
+        assert main(["merge", str(path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == (
+            f"voxelmetrics: error: {path}: is not an .npz archive: merge reads the parts "
+            f"written by `voxelmetrics evaluate --shard I/N --partial part-I.npz` (not a "
+            f"report or a volume)."
+        )

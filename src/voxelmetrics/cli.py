@@ -614,7 +614,7 @@ def write_partial(
                 evaluation,
                 options=options,
                 shard=shard,
-                num_cases=len(cases),
+                dataset=cases,
                 indices=indices,
                 report=report_options,
             )
@@ -767,7 +767,9 @@ def _evaluate_command(args: argparse.Namespace) -> int:
         num_classes_from=(
             f"--num-classes {num_classes}"
             if num_classes
-            else f"--class-names ({len(class_names or ())} names)"
+            else f"--class-names ({len(class_names)} names)"
+            if class_names
+            else "the data"  # no class count given: nothing to name
         ),
         ignore_index=args.ignore_index,
         chunk_mb=args.chunk_mb,

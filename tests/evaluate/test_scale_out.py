@@ -296,3 +296,160 @@ def test_a_forking_pool_and_devices_with_an_executor_are_refused():
     forking.shutdown()
     with pytest.raises(ValueError, match="pass devices=1"):
         evaluate(cases=cases, options=Options(devices=2), executor=forking)
+
+
+# Issue 21, fault 7: parts of other runs (another model's folder, another dataset with as
+# many cases, a file changed between shards) are refused, naming the first difference.
+def _copy_dataset(source: str, target: Path, rename=lambda name: name, change=None) -> str:
+    target.mkdir(parents=True)
+    for path in sorted(Path(source).iterdir()):
+        array = np.load(path)
+        np.save(target / rename(path.name), change(array) if change else array)
+    return str(target)
+
+
+def test_merge_refuses_a_leftover_shard_of_another_model(parts, scores, tmp_path, capsys):
+    pred, true = scores
+    other_model = _copy_dataset(
+        pred, tmp_path / "model_b", change=lambda a: (a * 0.9).astype(a.dtype)
+    )
+    stale = _sharded(tmp_path, other_model, true, 2, "--num-bins", "32")
+    message = _merge_fails(capsys, parts[0], stale[1])
+    assert f"{stale[1]}: does not belong with {parts[0]}: other cases (case 0: pred " in message
+    assert f"'{Path(pred).resolve() / 'case0.npy'}' vs '{tmp_path / 'model_b' / 'case0.npy'}'" in (
+        message
+    )
+
+
+def test_merge_refuses_another_dataset_of_as_many_cases(parts, scores, tmp_path, capsys):
+    renamed = [
+        _copy_dataset(folder, tmp_path / side, rename=lambda name: "x" + name)
+        for folder, side in zip(scores, ("pred", "true"), strict=True)
+    ]
+    other = _sharded(tmp_path, *renamed, 2, "--num-bins", "32")
+    assert "other cases (case 0: name 'case0' vs 'xcase0'" in _merge_fails(
+        capsys, parts[0], other[1]
+    )
+
+
+def test_merge_refuses_a_case_file_changed_between_shards(scores, tmp_path, capsys):
+    pred = _copy_dataset(scores[0], tmp_path / "pred")
+    first = _sharded(tmp_path / "a", pred, scores[1], 2, "--num-bins", "32")
+    np.save(Path(pred) / "case3.npy", np.load(Path(pred) / "case3.npy").astype(np.float64))
+    second = _sharded(tmp_path / "b", pred, scores[1], 2, "--num-bins", "32")
+    message = _merge_fails(capsys, first[0], second[1])
+    assert "other cases (case 3: pred bytes 49280 vs 98432)" in message
+
+
+def test_merge_refuses_parts_of_format_version_1(parts, tmp_path, capsys):
+    old = tmp_path / "old.npz"
+    _rewrite(parts[0], old, meta={"version": 1})
+    message = _merge_fails(capsys, old, parts[1])
+    assert f"{old}: is a partial of format version 1; this voxelmetrics reads version 2" in message
+
+
+def test_a_class_count_mismatch_between_parts_names_the_counts_only(scores, tmp_path, capsys):
+    """Issue 21, fault 14: the message showed `'--class-names (0 names)'` for no option."""
+    given = _sharded(tmp_path / "a", *scores, 2, "--num-bins", "32", "--num-classes", "3")
+    inferred = _sharded(tmp_path / "b", *scores, 2, "--num-bins", "32")
+    message = _merge_fails(capsys, given[0], inferred[1])
+    assert "other options (num_classes 3 vs None); merge the parts of one run." in message
+    assert "names)" not in message
+
+
+# Issue 21, fault 8: every array of a partial is checked before it is used; a negative
+# count hung the merge (exact_linear looped forever), floats and NaN passed silently.
+class _Hung(BaseException):
+    """Raised by the alarm: not an Exception, so nothing on the way catches it."""
+
+
+@pytest.fixture
+def alarm():
+    """Fail a test that runs over 60 s (the old merge of a negative count never ended)."""
+    import signal
+
+    def hung(*_):
+        raise _Hung("still running after 60 s")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(60)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture(scope="module")
+def label_parts(label_maps, tmp_path_factory):
+    return _sharded(tmp_path_factory.mktemp("label_parts"), *label_maps, 2, "--surface", "hd95")
+
+
+def _negative(name):
+    def change(arrays):
+        array = arrays[name].copy()
+        array.flat[1] = -5
+        return {name: array}
+
+    return change
+
+
+TAMPERINGS = {
+    "negative matrix": (_negative("matrix"), "array 'matrix' holds a negative count (-5 at index"),
+    "negative counts": (_negative("counts"), "array 'counts' holds a negative count (-5 at index"),
+    "float matrix": (
+        lambda a: {"matrix": a["matrix"].astype(np.float64)},
+        "array 'matrix' has dtype float64; expected int64",
+    ),
+    "all-NaN surface": (
+        lambda a: {"surface": np.full_like(a["surface"], np.nan)},
+        "surface hd95 is nan for the partial's case 0, class 0, which has",
+    ),
+    "negative surface": (
+        lambda a: {"surface": -a["surface"] - 1},
+        "surface hd95 holds -",
+    ),
+    "cut matrix": (
+        lambda a: {"matrix": a["matrix"][:, :-1]},
+        "array 'matrix' has shape",
+    ),
+    "threshold outside [0, 1]": (
+        lambda a: {"threshold": a["threshold"] + 2},
+        "array 'threshold' holds",
+    ),
+    "counts beyond the grid": (
+        lambda a: {"counts": a["counts"] * 5},
+        "counts 20480 voxels in a class, more than its grid [16, 16, 16] holds",
+    ),
+}
+
+
+@pytest.mark.parametrize("tampering", TAMPERINGS)
+def test_merge_refuses_a_partial_with_bad_arrays(label_parts, tmp_path, capsys, alarm, tampering):
+    change, expected = TAMPERINGS[tampering]
+    bad = tmp_path / "bad.npz"
+    with np.load(label_parts[0]) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    _rewrite(label_parts[0], bad, **change(arrays))
+    message = _merge_fails(capsys, bad, label_parts[1])
+    assert message.startswith(f"voxelmetrics: error: {bad}: is a corrupt voxelmetrics partial: ")
+    assert expected in message
+    assert len(message.strip().splitlines()) == 1
+
+
+def test_merge_refuses_a_negative_histogram(parts, tmp_path, capsys, alarm):
+    bad = tmp_path / "bad.npz"
+    with np.load(parts[0]) as archive:
+        histogram = archive["histogram"].copy()
+    histogram[0, 1, 2, 1] = -1
+    _rewrite(parts[0], bad, histogram=histogram)
+    assert "array 'histogram' holds a negative count (-1 at index (0, 1, 2, 1))" in (
+        _merge_fails(capsys, bad, parts[1])
+    )
+
+
+def test_exact_linear_refuses_a_negative_value_instead_of_looping(alarm):
+    from voxelmetrics.evaluate.engine import exact_counts, exact_linear
+
+    with pytest.raises(ValueError, match="counts >= 0; got -3"):
+        exact_linear(lambda x: x.sum(keepdims=True), np.int64([2**40, -3]), 2)
+    with pytest.raises(ValueError, match="counts >= 0"):
+        exact_counts(np.int64([[1, -1], [0, 2]]))

@@ -328,12 +328,18 @@ def check_scores(scores: np.ndarray, *, from_logits: bool, path: str, offset: in
             f"must be a number.",
         )
     outside = (scores < 0) | (scores > 1)
-    advice = (
-        "integer values look like a label map: pass --pred-kind labels (or are PRED and "
-        "TRUE swapped? predictions come first)"
-        if scores.dtype.kind in "biu"
-        else "pass --from-logits if these are logits"
-    )
+    if scores.dtype.kind in "biu":
+        advice = (
+            "integer values look like a label map: pass --pred-kind labels (or are PRED and "
+            "TRUE swapped? predictions come first)"
+        )
+    elif low >= 0 and np.array_equal(scores, np.floor(scores)):  # whole floats: label ids
+        advice = (
+            f"whole numbers from 0 to {high:.6g} look like a label map stored as {scores.dtype}: "
+            f"pass --pred-kind labels (--from-logits if these are logits)"
+        )
+    else:
+        advice = "pass --from-logits if these are logits"
     raise InputError(
         path,
         f"holds scores outside [0, 1], the first at index {_first(outside, offset, axis)} "
@@ -350,8 +356,13 @@ def check_labels(
     path: str,
     offset: int,
     axis: int,
+    ignorable: bool = True,
 ):
-    """Raise `InputError` unless multi-hot labels are 0/1 and sparse ids lie in `[0, C)`."""
+    """Raise `InputError` unless multi-hot labels are 0/1 and sparse ids lie in `[0, C)`.
+
+    `ignorable`: `--ignore-index` applies to these labels (the truth's, not a predicted
+    label map's), so a negative id gets that advice.
+    """
     if labels.dtype == bool:
         return
     low, high = labels.min(), labels.max()
@@ -373,11 +384,30 @@ def check_labels(
         if not bad.any():
             return
     what = f"class ids in [0, {num_classes})" if sparse else "multi-hot labels of 0 and 1"
+    advice = negative_ids_advice(labels[bad & (labels < 0)], ignorable) if sparse else ""
     raise InputError(
         path,
         f"holds {int(bad.sum())} label(s) that are not {what} (e.g. {labels[bad].flat[0]} at "
-        f"index {_first(bad, offset, axis)}); the prediction has {num_classes} classes.",
+        f"index {_first(bad, offset, axis)}); the prediction has {num_classes} classes"
+        f"{'; ' + advice if advice else ''}.",
     )
+
+
+def negative_ids_advice(negative: np.ndarray, ignorable: bool) -> str:
+    """What to do about the negative ids of a label map ("" when there are none): the
+    truth's may be skipped with `--ignore-index`, a prediction holds class ids only.
+
+    Example:
+        >>> negative_ids_advice(np.array([-1, -1]), ignorable=True)
+        'a negative id is no class: pass --ignore-index -1 to skip its voxels'
+    """
+    if not negative.size:
+        return ""
+    if ignorable:
+        return (
+            f"a negative id is no class: pass --ignore-index {negative.flat[0]} to skip its voxels"
+        )
+    return "a predicted label map holds class ids only (--ignore-index skips truth voxels)"
 
 
 def _slab_shape(shape: tuple[int, ...], axis: int, rows: int) -> tuple[int, ...]:
@@ -596,16 +626,21 @@ def _check_label_map(labels, spec, path, offset, axis, options, ignore: bool = T
             path=path,
             offset=offset,
             axis=axis,
+            ignorable=ignore,
         )
     except InputError as e:
         fractional = labels.dtype.kind == "f" and not np.array_equal(labels, np.floor(labels))
         if options.num_classes or fractional:
             raise
+        negative = labels < 0
+        if ignore and spec.ignore_index is not None:
+            negative &= labels != spec.ignore_index
+        advice = negative_ids_advice(labels[negative], ignore)
         raise InputError(
             path,
             f"holds label ids outside [0, {MAX_INFERRED_CLASSES}) (the most inferred without "
-            f"--num-classes; largest {labels.max()}, smallest {labels.min()}); pass "
-            f"--num-classes.",
+            f"--num-classes; largest {labels.max()}, smallest {labels.min()}); "
+            f"{advice or 'pass --num-classes'}.",
         ) from e
 
 
@@ -653,7 +688,8 @@ def _stream_case(name, pred, true, options, threshold, spec, plan, score_slab, p
 def exact_linear(fn: Callable, values: np.ndarray, terms: int) -> np.ndarray:
     """int64 `fn(values)` for a linear integer op `fn` (sums and differences of at most
     `terms` entries, e.g. `counts_from_confusion_matrix`, `counts_at_bins`), exact for any
-    int64 `values` on every backend, JAX without x64 included.
+    int64 `values` >= 0 on every backend, JAX without x64 included (a negative one raises
+    `ValueError`: counts are never negative).
 
     `fn` is linear, so `values` is split into limbs narrow enough that `terms` of them sum
     within int32, `fn` runs on each limb, and the results are shifted back and added in
@@ -665,6 +701,8 @@ def exact_linear(fn: Callable, values: np.ndarray, terms: int) -> np.ndarray:
         [1099511627779]
     """
     values = np.asarray(values, np.int64)
+    if values.size and values.min() < 0:  # >> keeps a negative value negative: no end
+        raise ValueError(f"exact_linear takes counts >= 0; got {values.min()}.")
     bits = max(1, 30 - math.ceil(math.log2(max(terms, 1) + 1)))
     total, shift = None, 0
     while total is None or (values >> shift).any():

@@ -5,15 +5,18 @@ shard; `voxelmetrics merge part-*.npz` checks that the parts belong together and
 report one run over every case would write. Every total is an exact int64 sum and each
 case keeps its own row, so nothing is lost in between.
 
-The format (`FORMAT_VERSION` 1) is a plain `.npz` archive (read with `allow_pickle=False`):
+The format (`FORMAT_VERSION` 2) is a plain `.npz` archive (read with `allow_pickle=False`):
 
 - `metadata`: uint8, the UTF-8 bytes of a JSON object: `format` ("voxelmetrics-partial"),
-  `version`, `shard` `[I, N]`, `num_cases` (of the whole dataset), `options` (the engine
-  `Options` as given, JSON), `report` (the report options: class names, criteria,
+  `version`, `shard` `[I, N]`, `dataset` (the whole run's cases in case order, each
+  `[name, pred, true, pred bytes, true bytes]` with absolute paths), `options` (the
+  engine `Options` as given, JSON), `report` (the report options: class names, criteria,
   zero_division, exclude, bootstrap), `pred_kind` (as resolved; null for a shard without
   cases), `surface` (the boundary measures' order in `surface`, or null) and `cases`: one
-  `{index, name, pred, true, grid_shape}` per case, `index` its place in the dataset's
-  (sorted) case order.
+  `{index, name, pred, true, grid_shape}` per case, `index` its place in `dataset`.
+  Shard count, dataset, options and report options (and, between parts with cases, the
+  prediction kind and thresholds) are the run's fingerprint: `merge` refuses parts whose
+  fingerprints differ and names the first difference (`fingerprint_difference`).
 - `threshold`: float32 `[C]`; `counts`: int64 `[n, C, 4]`; `histogram` (scores): int64
   `[n, C, B, 2]`; `matrix` (label maps): int64 `[n, c, c]`, `c` the largest id of the shard
   plus one when C is inferred (`finish_label_maps` pads it to the dataset's C);
@@ -22,6 +25,7 @@ The format (`FORMAT_VERSION` 1) is a plain `.npz` archive (read with `allow_pick
 
 import dataclasses
 import json
+import os
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -37,14 +41,17 @@ from voxelmetrics.evaluate.engine import (
     finish_label_maps,
     scores_needed_error,
 )
+from voxelmetrics.evaluate.partial_checks import PartialProblem, check_arrays, check_cases
 from voxelmetrics.evaluate.readers import InputError
 from voxelmetrics.evaluate.report import write_file_atomically
 from voxelmetrics.evaluate.surface import SurfaceRequest
 
 FORMAT = "voxelmetrics-partial"
-FORMAT_VERSION = 1
-# Options that depend on the machine a shard ran on, not on the numbers: they may differ.
-LOCAL_OPTIONS = ("chunk_mb", "devices")
+# 2: every part holds the run's dataset (names, paths, sizes); 1 held only its case count.
+FORMAT_VERSION = 2
+# Options that depend on the machine a shard ran on, not on the numbers: they may differ
+# (`num_classes_from` only words messages; `num_classes` itself is compared).
+LOCAL_OPTIONS = ("chunk_mb", "devices", "num_classes_from")
 ARRAYS = ("counts", "histogram", "matrix")
 
 
@@ -61,6 +68,7 @@ class Partial:
     threshold: np.ndarray
     indices: list[int]
     cases: list[CaseTotals]
+    dataset: list[list] = dataclasses.field(default_factory=list)
 
 
 def shard_indices(num_cases: int, shard: tuple[int, int]) -> list[int]:
@@ -95,6 +103,25 @@ def options_from_json(values: dict) -> Options:
     return Options(**values)
 
 
+def dataset_entries(dataset: Sequence[tuple]) -> list[list]:
+    """The run's cases as a partial stores them: `[name, pred, true, pred bytes, true
+    bytes]` in case order, paths absolute (shards started from other directories agree).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (folder / "a.npy").write_bytes(b"12345")
+        >>> [entry] = dataset_entries([("a", folder / "a.npy", folder / "a.npy")])
+        >>> entry[0], entry[3], entry[1] == str(folder / "a.npy")
+        ('a', 5, True)
+    """
+    entries = []
+    for name, pred, true in dataset:
+        pred, true = os.path.abspath(pred), os.path.abspath(true)
+        entries.append([name, pred, true, os.path.getsize(pred), os.path.getsize(true)])
+    return entries
+
+
 def _as_json(value):
     """`value` as it reads back from JSON (tuples as lists), for comparisons."""
     return json.loads(json.dumps(value))
@@ -106,7 +133,7 @@ def save_partial(
     *,
     options: Options,
     shard: tuple[int, int],
-    num_cases: int,
+    dataset: Sequence[tuple],
     indices: Sequence[int],
     report: dict,
 ) -> Path:
@@ -118,7 +145,8 @@ def save_partial(
         evaluation: the shard's `evaluate(...)` result; None for a shard without cases.
         options: the engine options as given (`pred_kind` unresolved).
         shard: `(I, N)`.
-        num_cases: the number of cases in the whole dataset.
+        dataset: the whole dataset's `(name, pred, true)` in case order (`pair_cases`);
+            stored with the files' sizes as the run's fingerprint (`dataset_entries`).
         indices: each case's index in the dataset's case order.
         report: the report options (`summarize`'s keyword arguments).
     """
@@ -130,7 +158,7 @@ def save_partial(
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "shard": list(shard),
-        "num_cases": num_cases,
+        "dataset": dataset_entries(dataset),
         "options": options_to_json(options),
         "report": _as_json(report),
         "pred_kind": evaluation.pred_kind if evaluation is not None else None,
@@ -148,7 +176,7 @@ def save_partial(
     }
     arrays = {"metadata": np.frombuffer(json.dumps(metadata).encode(), np.uint8)}
     if cases:
-        arrays["threshold"] = evaluation.threshold
+        arrays["threshold"] = np.asarray(evaluation.threshold, np.float32)
         for name in ARRAYS:
             if getattr(cases[0], name) is not None:
                 arrays[name] = np.stack([getattr(c, name) for c in cases]).astype(np.int64)
@@ -158,16 +186,24 @@ def save_partial(
 
 
 def load_partial(path) -> Partial:
-    """Read a partial written by `save_partial`.
+    """Read a partial written by `save_partial`, every array checked against its metadata
+    (`partial_checks.check_arrays`) before anything uses it.
 
     Raises:
-        InputError naming the file: unreadable, not a partial, corrupt, or of another
-        format version.
+        InputError naming the file: unreadable, not a partial (a report, a volume), corrupt
+        (arrays of another dtype, shape, sign or finiteness than the metadata says), or of
+        another format version.
     """
+    if not _starts_as_zip(path):
+        raise InputError(
+            path,
+            "is not an .npz archive: merge reads the parts written by `voxelmetrics evaluate "
+            "--shard I/N --partial part-I.npz` (not a report or a volume).",
+        )
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
-        meta = json.loads(bytes(arrays.pop("metadata")).decode())
+        meta = json.loads(bytes(arrays.pop("metadata", b"null")).decode())
     except FileNotFoundError:
         raise InputError(path, "no such file.") from None
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
@@ -183,9 +219,23 @@ def load_partial(path) -> Partial:
             f"version {FORMAT_VERSION}: evaluate the shard again with this version.",
         )
     try:
+        check_cases(meta)
+        check_arrays(meta, arrays)
         return _partial(str(path), meta, arrays)
+    except PartialProblem as e:
+        raise InputError(path, f"is a corrupt voxelmetrics partial: {e}.") from None
     except (KeyError, IndexError, TypeError, ValueError) as e:
         raise InputError(path, f"is a corrupt voxelmetrics partial ({e!r}).") from None
+
+
+def _starts_as_zip(path) -> bool:
+    """Whether `path` begins as a zip archive does (an `.npz`, maybe truncated); True for
+    what cannot be read here (`np.load` names the problem)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"PK\x03\x04"
+    except OSError:
+        return True
 
 
 def _partial(path: str, meta: dict, arrays: dict) -> Partial:
@@ -202,13 +252,14 @@ def _partial(path: str, meta: dict, arrays: dict) -> Partial:
     return Partial(
         path,
         (int(shard_index), int(shard_count)),
-        int(meta["num_cases"]),
+        len(meta["dataset"]),
         meta["options"],
         meta["report"],
         meta["pred_kind"],
         arrays.get("threshold", np.zeros(0, np.float32)),
         [int(case["index"]) for case in meta["cases"]],
         cases,
+        meta["dataset"],
     )
 
 
@@ -222,29 +273,56 @@ def _differences(a: dict, b: dict, ignore: Sequence[str] = ()) -> list[str]:
     return [f"{k} {a.get(k)!r} vs {b.get(k)!r}" for k in keys if a.get(k) != b.get(k)]
 
 
-def _check_agree(first: Partial, other: Partial) -> None:
-    """Raise `InputError` naming `other` unless it was made like `first`."""
+def _dataset_difference(a: list[list], b: list[list]) -> list[str]:
+    """The first case where two runs' datasets differ: its name, a path or a file size."""
+    fields = ("name", "pred", "true", "pred bytes", "true bytes")
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            found = [f"{f} {u!r} vs {v!r}" for f, u, v in zip(fields, x, y, strict=True) if u != v]
+            return [f"case {i}: {', '.join(found)}"]
+    return []
+
+
+def fingerprint_difference(first: Partial, other: Partial) -> tuple[str, list[str]] | None:
+    """The first way `other`'s run differs from `first`'s, `(what, details)`, or None.
+
+    In order: the shard count, the number of cases, the dataset (each case's name, both
+    paths and both sizes, in case order), the options but `LOCAL_OPTIONS`, the report
+    options, and between parts with cases the prediction kind and (but for label maps,
+    whose class count is settled at the merge) the classes and their thresholds.
+    """
     checks = {
-        "shard count": _differences({"N": first.shard[1]}, {"N": other.shard[1]}),
-        "number of cases": _differences({"n": first.num_cases}, {"n": other.num_cases}),
-        "options": _differences(first.options, other.options, LOCAL_OPTIONS),
-        "report options": _differences(first.report, other.report),
+        "shard count": lambda: _differences({"N": first.shard[1]}, {"N": other.shard[1]}),
+        "number of cases": lambda: _differences({"n": first.num_cases}, {"n": other.num_cases}),
+        "cases": lambda: _dataset_difference(first.dataset, other.dataset),
+        "options": lambda: _differences(first.options, other.options, LOCAL_OPTIONS),
+        "report options": lambda: _differences(first.report, other.report),
     }
     if first.cases and other.cases:
-        checks["prediction kind"] = _differences(
+        checks["prediction kind"] = lambda: _differences(
             {"pred_kind": first.pred_kind}, {"pred_kind": other.pred_kind}
         )
         if first.pred_kind != "labels":
-            checks["classes or thresholds"] = _differences(
+            checks["classes or thresholds"] = lambda: _differences(
                 {"threshold": first.threshold.tolist()}, {"threshold": other.threshold.tolist()}
             )
-    for what, found in checks.items():
+    for what, check in checks.items():
+        found = check()
         if found:
-            raise InputError(
-                other.path,
-                f"does not belong with {first.path}: other {what} ({'; '.join(found)}); "
-                f"merge the parts of one run.",
-            )
+            return what, found
+    return None
+
+
+def _check_agree(first: Partial, other: Partial) -> None:
+    """Raise `InputError` naming `other` unless it was made by `first`'s run."""
+    difference = fingerprint_difference(first, other)
+    if difference is not None:
+        what, found = difference
+        raise InputError(
+            other.path,
+            f"does not belong with {first.path}: other {what} ({'; '.join(found)}); "
+            f"merge the parts of one run.",
+        )
 
 
 def _check_complete(partials: list[Partial]) -> None:
@@ -288,8 +366,9 @@ def merge_partials(
 ) -> tuple[Evaluation, dict]:
     """One `Evaluation` of every case, in the dataset's case order, and the report options.
 
-    The parts must agree (format version, options but `LOCAL_OPTIONS`, report options,
-    prediction kind, classes and thresholds) and hold every case once, every shard of
+    The parts must have one fingerprint (`fingerprint_difference`: shard count, dataset,
+    options but `LOCAL_OPTIONS`, report options, prediction kind, classes and thresholds)
+    and hold every case once, every shard of
     `N` present; label maps without a class count finish at the largest id of any part.
     `summarize(evaluation, **report)` then gives the report of one run over every case.
 

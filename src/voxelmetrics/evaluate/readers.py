@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import errno
 import gzip
+import logging
 import os
 import shutil
 import tempfile
@@ -27,6 +28,9 @@ SUFFIXES = (".npy", ".npz", ".nii", ".nii.gz")
 # Deflate emits at least one bit per 258 bytes of a run: no stream inflates by more than this.
 MAX_DEFLATE_RATIO = 1032
 COPY_BYTES = 2**20
+# A voxel size from pixdim and one from the affine's columns agree within this relative
+# tolerance (headers store float32).
+VOXEL_SIZE_RTOL = 1e-4
 
 
 class InputError(ValueError):
@@ -327,10 +331,8 @@ def _npz_volume(path: Path, key: str | None) -> Volume:
 
 def _nifti(path: Path) -> Volume:
     """A NIfTI image; `.nii.gz` is decompressed once into a temporary (see `_spilled`)."""
-    import nibabel
-
     try:
-        image = nibabel.load(path)
+        image = _load_nifti(path)
         shape = tuple(int(s) for s in image.shape)
         disk_dtype = np.dtype(image.get_data_dtype())
         data_offset = int(image.header.get_data_offset())
@@ -357,6 +359,85 @@ def _nifti(path: Path) -> Volume:
     scaled = not (image.dataobj.slope == 1 and image.dataobj.inter == 0)
     dtype = np.dtype(np.float32) if scaled else disk_dtype
     return Volume(str(path), shape, _check_dtype(path, dtype), read_into, close, fortran=True)
+
+
+class _NoPixdimFixes(logging.Filter):
+    """Drops nibabel's "pixdim[1,2,3] should be ..." lines: `voxel_size` reads the raw
+    pixdim and says itself what it does about a bad one (nibabel would say it used 1.0)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("pixdim[")
+
+
+_NO_PIXDIM_FIXES = _NoPixdimFixes()
+
+
+def _load_nifti(path):
+    """`nibabel.load(path)` without nibabel's log lines about pixdim (see `voxel_size`)."""
+    import nibabel
+
+    logger = logging.getLogger("nibabel.global")
+    if _NO_PIXDIM_FIXES not in logger.filters:
+        logger.addFilter(_NO_PIXDIM_FIXES)
+    return nibabel.load(path)
+
+
+def _raw_nifti_header(path):
+    """The NIfTI-1 or -2 header of `path` as stored: nibabel's checks off (loading fixes a
+    zero pixdim to 1.0 and a negative one to its absolute value)."""
+    from nibabel import Nifti1Header, Nifti2Header
+    from nibabel.openers import ImageOpener
+
+    with ImageOpener(str(path)) as f:
+        size = np.frombuffer(f.read(4), np.int32)
+        nifti2 = size.size == 1 and int(size[0]) in (540, int(np.int32(540).byteswap()))
+        f.seek(0)
+        return (Nifti2Header if nifti2 else Nifti1Header).from_fileobj(f, check=False)
+
+
+def voxel_size(path) -> tuple[float, ...] | None:
+    """The voxel size of a NIfTI file's spatial axes (the first `min(3, ndim)`), else None.
+
+    pixdim when each of them is a positive number. A zero, negative or NaN one is resolved
+    from the sform affine (`sform_code > 0`; the qform is built from pixdim itself): the
+    norms of its 3x3 part's columns, when every norm is positive and agrees with every
+    valid pixdim within `VOXEL_SIZE_RTOL`. Otherwise `InputError` naming the file.
+
+    Example:
+        >>> import nibabel, tempfile, os
+        >>> image = nibabel.Nifti1Image(np.zeros((2, 2, 2), np.uint8), np.diag([2.5, 2.5, 2, 1]))
+        >>> image.header["pixdim"][1:4] = 0  # a broken header; the sform still says 2.5, 2.5, 2
+        >>> path = os.path.join(tempfile.mkdtemp(), "case.nii.gz")
+        >>> nibabel.save(image, path)
+        >>> voxel_size(path)
+        (2.5, 2.5, 2.0)
+    """
+    if not str(path).endswith((".nii", ".nii.gz")):
+        return None
+    header = _raw_nifti_header(path)
+    spatial = min(3, int(header["dim"][0]))
+    pixdim = np.asarray(header["pixdim"][1 : 1 + spatial], np.float64)
+    valid = np.isfinite(pixdim) & (pixdim > 0)
+    if valid.all():
+        return tuple(float(v) for v in pixdim)
+    stated = f"has voxel size (pixdim) {pixdim.tolist()} in its header: not all positive numbers"
+    sform_code = int(header["sform_code"])
+    if sform_code <= 0:
+        raise InputError(
+            path,
+            f"{stated}, and no sform affine to read it from (sform_code {sform_code}); fix "
+            f"the header's pixdim.",
+        )
+    norms = np.linalg.norm(np.asarray(header.get_sform(), np.float64)[:3, :spatial], axis=0)
+    consistent = np.isfinite(norms) & (norms > 0)
+    consistent &= ~valid | np.isclose(norms, pixdim, rtol=VOXEL_SIZE_RTOL, atol=0)
+    if not consistent.all():
+        raise InputError(
+            path,
+            f"{stated}, and its sform affine's columns have lengths {norms.tolist()}, which "
+            f"do not give it (each positive, equal to every valid pixdim); fix the header.",
+        )
+    return tuple(float(v) for v in norms)
 
 
 def _proxy_reader(path, proxy) -> Callable:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voxelmetrics.evaluate.readers import InputError, Volume
+from voxelmetrics.evaluate.readers import InputError, Volume, voxel_size
 
 MEASURES = ("hd", "hd95", "assd", "nsd")
 # What each measure is called in reports, and which field of `surface_metrics` holds it.
@@ -220,14 +220,9 @@ def parse_spacing(text: str) -> tuple[float, ...]:
 
 
 def header_spacing(path: str | Path) -> tuple[float, ...] | None:
-    """The voxel size of a NIfTI file's first three (spatial) axes (pixdim), else None."""
-    name = str(path)
-    if not name.endswith((".nii", ".nii.gz")):
-        return None
-    import nibabel
-
-    zooms = nibabel.load(name).header.get_zooms()
-    return tuple(float(z) for z in zooms[:3])
+    """The voxel size of a NIfTI file's first three (spatial) axes, else None (the rule
+    for a zero, negative or NaN pixdim: `readers.voxel_size`)."""
+    return voxel_size(path)
 
 
 def case_spacing(
