@@ -97,7 +97,7 @@ def test_fault_14_the_boundary_table_is_not_cut_when_piped(tmp_path, capsys):
     table = out[out.index("boundary: mean") :]
     for name in NAMES:
         assert name in table
-    rows = [line for line in table.splitlines() if line.strip().startswith(tuple(NAMES))]
+    rows = [line for line in table.splitlines() if line.startswith(tuple(f"  {n}" for n in NAMES))]
     assert len(rows) == 3 and all("…" not in row and "..." not in row for row in rows)
     assert all(row.count("[") == row.count("]") == 3 for row in rows)
 
