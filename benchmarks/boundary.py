@@ -277,7 +277,11 @@ def bench(case: str, tools, conventions, timeout: float, command: bool) -> list[
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        meta = save_case(case, folder, nifti=command)
+        # in its own process: a child's peak RSS (wait4) starts from its parent's at fork,
+        # so the parent stays small
+        save = [sys.executable, "-m", "benchmarks.boundary", "--save", str(folder), case]
+        subprocess.run([*save, *(["--command"] if command else [])], check=True)
+        meta = json.loads((folder / "meta.json").read_text())
         ours = {}
         for tool in tools:
             for convention in conventions if tool == "ours" else [PEER_CONVENTION[tool]]:
@@ -335,7 +339,11 @@ def main(argv=None) -> int:
     parser.add_argument("--command", action="store_true", help="also time the whole CLI")
     parser.add_argument("--json", type=Path, help="write the rows here")
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--save", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.save:
+        save_case(args.save[1], Path(args.save[0]), nifti=args.command)
+        return 0
     if args.worker:
         worker(Path(args.worker[0]), args.worker[1], args.worker[2])
         return 0
