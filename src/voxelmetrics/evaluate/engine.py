@@ -456,7 +456,9 @@ def evaluate_case(
         )
         surface = None
         if options.surface is not None:
-            surface = surface_of_case(pred, true, options, threshold, spec, kind)
+            # a check point between classes: Ctrl-C stops the boundary phase there too
+            check = progress and (lambda: progress(name, plan.num_chunks, plan.num_chunks))
+            surface = surface_of_case(pred, true, options, threshold, spec, kind, check)
     finally:
         pred.close()
         true.close()
@@ -476,8 +478,11 @@ def evaluate_case(
     )
 
 
-def surface_of_case(pred: Volume, true: Volume, options: Options, threshold, spec, kind: str):
-    """`{measure: [C]}` boundary measures of one case (whole volumes: see evaluate.surface)."""
+def surface_of_case(
+    pred: Volume, true: Volume, options: Options, threshold, spec, kind: str, check=None
+):
+    """`{measure: [C]}` boundary measures of one case (whole volumes: see evaluate.surface);
+    `check()` runs before each class."""
     if kind == "scores" and options.from_logits:
         raise InputError(
             pred.path,
@@ -506,6 +511,7 @@ def surface_of_case(pred: Volume, true: Volume, options: Options, threshold, spe
         true_labels=spec.sparse,
         pred_labels=kind == "labels",
         path=pred.path,
+        check=check,
     )
     return {
         name: np.pad(values, (0, spec.num_classes - values.size), constant_values=np.nan)

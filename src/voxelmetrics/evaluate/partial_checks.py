@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from voxelmetrics.evaluate.surface import MEASURES
+from voxelmetrics.evaluate.surface import MEASURES, MISSED
 
 # The arrays each prediction kind writes (`save_partial`); `surface` comes with `--surface`.
 KIND_ARRAYS = {
@@ -20,7 +20,7 @@ KIND_ARRAYS = {
 }
 # Measures of a length (NaN: no boundary on either side; inf: on one side only); NSD is a
 # fraction of boundary in [0, 1].
-_FRACTIONS = ("nsd",)
+_FRACTIONS = ("nsd", MISSED)  # MISSED: 1 where a class was missed on one side
 
 
 class PartialProblem(ValueError):
@@ -129,15 +129,17 @@ def check_arrays(meta: dict, arrays: dict) -> None:
     if kind == "labels":
         _check_counts(_check_array(arrays, "matrix", np.int64, (n, c, c)), "matrix")
     if measures is not None:
-        _check_surface(arrays, measures, counts)
+        request = meta["options"].get("surface") or {}
+        _check_surface(arrays, measures, counts, request.get("exclude", ()))
 
 
-def _check_surface(arrays: dict, measures, counts: np.ndarray) -> None:
+def _check_surface(arrays: dict, measures, counts: np.ndarray, not_measured=()) -> None:
+    names = (*MEASURES, MISSED)
     _expect(
         isinstance(measures, list)
-        and all(m in MEASURES for m in measures)
+        and all(m in names for m in measures)
         and len(set(measures)) == len(measures),
-        f"surface measures {measures!r} are not distinct names of {', '.join(MEASURES)}",
+        f"surface measures {measures!r} are not distinct names of {', '.join(names)}",
     )
     n, c, _ = counts.shape
     surface = _check_array(arrays, "surface", np.float64, (n, len(measures), c))
@@ -152,6 +154,7 @@ def _check_surface(arrays: dict, measures, counts: np.ndarray) -> None:
             )
         # A true positive means both boundaries exist: the measure is a finite number.
         undefined = (counts[..., 0] > 0) & ~np.isfinite(values)
+        undefined[:, [k for k in not_measured if 0 <= k < c]] = False  # --exclude: NaN
         if undefined.any():
             case, cls = (int(i) for i in np.argwhere(undefined)[0])
             raise PartialProblem(
