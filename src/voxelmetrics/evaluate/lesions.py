@@ -7,13 +7,14 @@ voxel overlaps of every (truth, prediction) pair, volumes, boxes and centroids f
 `cc3d.statistics` call each) plus work proportional to the lesions: every boundary measure
 runs on the pair's bounding box only. Nothing loops over the volume once per lesion.
 
-Conventions (`--lesions`), each named after the tool whose definitions it reproduces:
+Conventions (`--lesions`), each named after the tool whose definitions it reproduces; what a
+truth lesion is matched to, and the prediction its Dice and boundary are measured against:
 
-| convention | a truth lesion is matched to | per-lesion prediction |
-|---|---|---|
-| `panoptica` | the one prediction of IoU >= threshold, greedily by IoU (panoptica 2.1 `NaiveThresholdMatching`) | that one component |
-| `brats2023` | every predicted component touching the truth lesion dilated by an 18-connected structure (BraTS 2023) | the union of those components |
-| `overlap` | every predicted component sharing a voxel with it | the union of those components |
+- `panoptica`: the one predicted component of IoU >= the threshold, chosen greedily by IoU
+  (panoptica 2.1 `NaiveThresholdMatching`); that component.
+- `brats2023`: every predicted component touching the truth lesion dilated by an
+  18-connected structure (BraTS 2023); the union of those components.
+- `overlap`: every predicted component sharing a voxel with it; their union.
 """
 
 import dataclasses
@@ -268,9 +269,7 @@ def components(mask: np.ndarray, *, connectivity: int = DEFAULT_CONNECTIVITY) ->
     if connectivity not in CONNECTIVITIES:
         raise ValueError(f"connectivity must be one of {CONNECTIVITIES}; got {connectivity!r}.")
     shape = mask.shape
-    labels = cc3d.connected_components(
-        _volume3d(np.asarray(mask, bool)), connectivity=connectivity
-    )
+    labels = cc3d.connected_components(_volume3d(np.asarray(mask, bool)), connectivity=connectivity)
     return _described(labels.reshape(shape))
 
 
@@ -303,7 +302,7 @@ def kept_only(found: Components, keep: np.ndarray) -> Components:
     rows = np.concatenate([[True], keep])
     voxels = found.voxels[rows].copy()
     voxels[0] += int(found.voxels[1:][~keep].sum())
-    boxes = [box for box, row in zip(found.boxes, rows) if row]
+    boxes = [box for box, row in zip(found.boxes, rows, strict=False) if row]
     return Components(table[found.labels], voxels, boxes, found.centroids[rows])
 
 
@@ -414,7 +413,7 @@ def match_touching(
         scored: `[n_true + 1]` bool, the truth lesions that count (default all).
     """
     members = [[] for _ in range(n_true + 1)]
-    for a, b in zip(t_touch.tolist(), p_touch.tolist()):
+    for a, b in zip(t_touch.tolist(), p_touch.tolist(), strict=False):
         members[a].append(b)
     for m in members:
         m.sort()
@@ -542,7 +541,9 @@ def class_lesions(
         raise ValueError(f"truth {truth.shape} and prediction {pred.shape} differ in shape.")
     spacing = tuple(float(s) for s in (spacing or (1.0,) * truth.ndim))
     found_p = components(pred, connectivity=request.connectivity)
-    found_p = kept_only(found_p, (request.min_pred or MinVolume()).kept(found_p.voxels[1:], spacing))
+    found_p = kept_only(
+        found_p, (request.min_pred or MinVolume()).kept(found_p.voxels[1:], spacing)
+    )
     floor = request.truth_floor
     if request.convention == "brats2023":
         # BraTS: truth lesions whose dilations touch are one lesion; its dilation is exactly
@@ -599,16 +600,38 @@ def _scored(found_t, found_p, matching, request, spacing, boundary) -> ClassLesi
         if scored:
             sums["penalised_hd95_sum"] += hd95
         truth_rows.append(
-            _row("true", lesion, size_t, voxel_mm3, found_t.centroids[lesion], members,
-                 scored, dice, iou, hd95, assd)
+            _row(
+                "true",
+                lesion,
+                size_t,
+                voxel_mm3,
+                found_t.centroids[lesion],
+                members,
+                scored,
+                dice,
+                iou,
+                hd95,
+                assd,
+            )
         )
     matched_by = [[] for _ in range(found_p.n + 1)]
     for lesion in range(1, found_t.n + 1):
         for m in matching.members[lesion]:
             matched_by[m].append(lesion)
     pred_rows = [
-        _row("pred", m, int(found_p.voxels[m]), voxel_mm3, found_p.centroids[m], matched_by[m],
-             True, NAN, NAN, NAN, NAN)
+        _row(
+            "pred",
+            m,
+            int(found_p.voxels[m]),
+            voxel_mm3,
+            found_p.centroids[m],
+            matched_by[m],
+            True,
+            NAN,
+            NAN,
+            NAN,
+            NAN,
+        )
         for m in range(1, found_p.n + 1)
     ]
     scored_rows = matching.scored[1:]
@@ -720,5 +743,5 @@ def score_names(convention: str) -> tuple[str, ...]:
     """The names `lesion_scores` returns for `convention`, in order."""
     base = ("recall", "precision", "f1", "fp_per_case", "lesion_dice", "lesion_hd95")
     if convention == "panoptica":
-        return base + ("rq", "sq", "sq_dice", "pq", "pq_dice", "sq_hd95", "sq_assd")
+        return (*base, "rq", "sq", "sq_dice", "pq", "pq_dice", "sq_hd95", "sq_assd")
     return base
