@@ -62,6 +62,24 @@ def _cumsum(x, axis=None, dtype=None):
     return np.cumsum(x, axis=axis, dtype=_dtype(dtype))
 
 
+def _view(x, dtype):
+    """The bits of `x` as `dtype`'s kind at `x`'s own width (float64 <-> int64 here)."""
+    x = np.asarray(x)
+    return x.view(np.dtype(f"{np.dtype(str(dtype)).kind}{x.dtype.itemsize}"))
+
+
+def _while_loop(cond, body, loop_vars, maximum_iterations=None):
+    loop_vars = tuple(loop_vars)
+    steps = 0
+    while cond(*loop_vars) and (maximum_iterations is None or steps < maximum_iterations):
+        loop_vars, steps = tuple(body(*loop_vars)), steps + 1
+    return loop_vars
+
+
+def _pad(x, pad_width, mode="constant", constant_values=None):
+    return np.pad(x, pad_width, mode=mode, constant_values=constant_values or 0)
+
+
 HOST = types.SimpleNamespace(
     all=np.all,
     any=np.any,
@@ -73,29 +91,38 @@ HOST = types.SimpleNamespace(
     convert_to_numpy=np.asarray,
     convert_to_tensor=_convert_to_tensor,
     cumsum=_cumsum,
+    dtype=lambda x: np.asarray(x).dtype.name,
     equal=np.equal,
     expand_dims=np.expand_dims,
     floor=np.floor,
     greater=np.greater,
     greater_equal=np.greater_equal,
+    isinf=np.isinf,
     isnan=np.isnan,
     less=np.less,
     log=np.log,
     logical_and=np.logical_and,
     logical_not=np.logical_not,
+    logical_or=np.logical_or,
     max=np.max,
     maximum=np.maximum,
+    min=np.min,
     minimum=np.minimum,
     not_equal=np.not_equal,
     ones_like=np.ones_like,
+    pad=_pad,
     reshape=np.reshape,
+    round=np.round,
     shape=np.shape,
     sqrt=np.sqrt,
+    square=np.square,
     stack=np.stack,
     sum=np.sum,
     take=np.take,
     take_along_axis=np.take_along_axis,
+    view=_view,
     where=np.where,
+    while_loop=_while_loop,
     zeros_like=np.zeros_like,
 )
 
