@@ -58,8 +58,9 @@ def cube(shape, *ranges) -> np.ndarray:
 # ----------------------------------------------------------------------------- panoptica
 
 
-def panoptica_numbers(truth: np.ndarray, pred: np.ndarray, threshold: float = 0.5):
-    """panoptica 2.1's class numbers and its per-instance Dice / IoU, by truth id."""
+def panoptica_numbers(truth, pred, threshold=0.5, spacing=(1.0, 1.0, 1.0)):
+    """panoptica 2.1's class numbers and its per-instance Dice, IoU, HD95, ASSD by truth id
+    (panoptica has no zero-TP rule for HD95: given ASSD's, inf, NaN without instances)."""
     from panoptica import (
         ConnectedComponentsInstanceApproximator,
         InputType,
@@ -67,18 +68,30 @@ def panoptica_numbers(truth: np.ndarray, pred: np.ndarray, threshold: float = 0.
         Panoptica_Evaluator,
     )
     from panoptica.metrics import Metric
+    from panoptica.utils.edge_case_handling import (
+        EdgeCaseHandler,
+        EdgeCaseResult,
+        MetricZeroTPEdgeCaseHandling,
+    )
 
+    rules = dict(EdgeCaseHandler().listmetric_zeroTP_handling)
+    rules[Metric.HD95] = MetricZeroTPEdgeCaseHandling(
+        no_instances_result=EdgeCaseResult.NAN, default_result=EdgeCaseResult.INF
+    )
     evaluator = Panoptica_Evaluator(
         expected_input=InputType.SEMANTIC,
         instance_approximator=ConnectedComponentsInstanceApproximator(),
         instance_matcher=NaiveThresholdMatching(matching_threshold=threshold),
-        instance_metrics=[Metric.DSC, Metric.IOU],
+        instance_metrics=[Metric.DSC, Metric.IOU, Metric.HD95, Metric.ASSD],
+        edge_case_handler=EdgeCaseHandler(rules),
         log_intermediate_steps=True,
         verbose=False,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = evaluator.evaluate(pred.astype(np.uint8), truth.astype(np.uint8), verbose=False)
+        result = evaluator.evaluate(
+            pred.astype(np.uint8), truth.astype(np.uint8), voxelspacing=spacing, verbose=False
+        )
     result = result["ungrouped"]
     numbers = result.to_dict()
     per_instance = {}
@@ -90,37 +103,40 @@ def panoptica_numbers(truth: np.ndarray, pred: np.ndarray, threshold: float = 0.
             pred_id = np.unique(unmatched.prediction_arr[matched.prediction_arr == ref_id])
             per_instance[int(ref_id)] = (
                 int(pred_id[0]),
-                float(result._list_metrics[Metric.DSC].ALL[k]),
-                float(result._list_metrics[Metric.IOU].ALL[k]),
+                *(
+                    float(result._list_metrics[m].ALL[k])
+                    for m in (Metric.DSC, Metric.IOU, Metric.HD95, Metric.ASSD)
+                ),
             )
     return numbers, per_instance
 
 
-def ours(truth, pred, threshold=0.5):
+def ours(truth, pred, threshold=0.5, spacing=(1.0, 1.0, 1.0)):
     request = LesionRequest("panoptica", match_threshold=threshold)
-    out = class_lesions(truth, pred, request, boundary=None)
+    out = class_lesions(truth, pred, request, spacing=spacing)
     return out, lesion_scores(out.counts, "panoptica")
 
 
-def compare_with_panoptica(truth, pred, threshold=0.5):
-    expected, per_instance = panoptica_numbers(truth, pred, threshold)
-    out, scores = ours(truth, pred, threshold)
+def compare_with_panoptica(truth, pred, threshold=0.5, spacing=(1.0, 1.0, 1.0)):
+    expected, per_instance = panoptica_numbers(truth, pred, threshold, spacing)
+    out, scores = ours(truth, pred, threshold, spacing)
     c = out.counts
     assert (c["n_true"], c["n_pred"]) == (expected["n_ref_instances"], expected["n_pred_instances"])
     assert (c["tp"], c["fp"], c["fn"]) == (expected["tp"], expected["fp"], expected["fn"])
     assert c["tp_pred"] == c["tp"]
-    for name in ("rq", "sq", "sq_dice", "pq", "pq_dice"):
+    for name in ("rq", "sq", "sq_dice", "pq", "pq_dice", "sq_hd95", "sq_assd"):
         key = {"sq_dice": "sq_dsc", "pq_dice": "pq_dsc"}.get(name, name)
-        np.testing.assert_allclose(scores[name], expected[key], rtol=1e-12, err_msg=name)
+        np.testing.assert_allclose(scores[name], expected[key], rtol=1e-10, err_msg=name)
+    np.testing.assert_allclose(scores["lesion_hd95"], expected["sq_hd95"], rtol=1e-10)
     np.testing.assert_allclose(scores["f1"], expected["rq"], rtol=1e-12)
     np.testing.assert_allclose(scores["precision"], expected.get("prec", np.nan), rtol=1e-12)
     np.testing.assert_allclose(scores["recall"], expected.get("rec", np.nan), rtol=1e-12)
     matched = {row["lesion"]: row for row in out.truth if row["matched"]}
     assert sorted(matched) == sorted(per_instance)
-    for ref_id, (pred_id, dice, iou) in per_instance.items():
+    for ref_id, (pred_id, *values) in per_instance.items():
         assert matched[ref_id]["matched"] == (pred_id,)
-        np.testing.assert_allclose(matched[ref_id]["dice"], dice, rtol=1e-12)
-        np.testing.assert_allclose(matched[ref_id]["iou"], iou, rtol=1e-12)
+        got = [matched[ref_id][k] for k in ("dice", "iou", "hd95", "assd")]
+        np.testing.assert_allclose(got, values, rtol=1e-10, err_msg=str(ref_id))
     for row in out.truth:  # a missed lesion scores 0 in the lesion-wise Dice
         if not row["matched"]:
             assert row["dice"] == 0.0 and row["iou"] == 0.0 and row["hd95"] == np.inf
@@ -131,7 +147,8 @@ def compare_with_panoptica(truth, pred, threshold=0.5):
 def test_panoptica_random(seed):
     rng = np.random.default_rng(seed)
     truth = blobs(rng, 8)
-    compare_with_panoptica(truth, perturbed(rng, truth))
+    spacing = (1.0, 1.0, 1.0) if seed % 2 else (0.8, 1.0, 2.5)
+    compare_with_panoptica(truth, perturbed(rng, truth), spacing=spacing)
 
 
 @pytest.mark.parametrize("threshold", [0.1, 0.3, 0.7])
@@ -207,7 +224,10 @@ def brats_loop(truth, pred, iterations, floor_mm3, spacing):
     dilated = ndimage.binary_dilation(truth, structure=structure, iterations=iterations)
     groups = cc3d.connected_components(dilated, connectivity=26)
     pred_cc = cc3d.connected_components(pred, connectivity=26)
-    touched, dices, tp, fn = set(), [], 0, 0
+    np.Inf = np.inf  # noqa: NPY201 (surface_distance still names it)
+    import surface_distance
+
+    touched, dices, hd95s, tp, fn = set(), [], [], 0, 0
     for g in range(1, groups.max() + 1):
         lesion = truth & (groups == g)
         grown = ndimage.binary_dilation(lesion, structure=structure, iterations=iterations)
@@ -217,10 +237,14 @@ def brats_loop(truth, pred, iterations, floor_mm3, spacing):
         if lesion.sum() * np.prod(spacing) <= floor_mm3:
             continue
         dices.append(2.0 * (lesion & union).sum() / (lesion.sum() + union.sum()))
+        distances = surface_distance.compute_surface_distances(lesion, union, spacing)
+        hd95 = surface_distance.compute_robust_hausdorff(distances, 95)
+        hd95s.append(374.0 if np.isinf(hd95) else hd95)
         tp, fn = tp + bool(hit), fn + (not hit)
     fp = len(set(range(1, pred_cc.max() + 1)) - touched)
     dice = sum(dices) / (len(dices) + fp) if dices or fp else 1.0
-    return dict(tp=tp, fn=fn, fp=fp, lesion_dice=dice)
+    hd95 = (sum(hd95s) + 374.0 * fp) / (len(dices) + fp) if dices or fp else 0.0
+    return dict(tp=tp, fn=fn, fp=fp, lesion_dice=dice, lesion_hd95=hd95)
 
 
 @pytest.mark.parametrize("challenge", ["GLI", "MET"])
@@ -231,7 +255,7 @@ def test_brats2023_against_the_definition(challenge, seed):
     pred = perturbed(rng, truth)
     spacing = (1.0, 1.0, 1.5)
     request = LesionRequest("brats2023", challenge=challenge)
-    out = class_lesions(truth, pred, request, spacing=spacing, boundary=None)
+    out = class_lesions(truth, pred, request, spacing=spacing)
     iterations, floor = {"GLI": (3, 50.0), "MET": (1, 2.0)}[challenge]
     expected = brats_loop(truth, pred, iterations, floor, spacing)
     scores = lesion_scores(out.counts, "brats2023")
@@ -239,6 +263,7 @@ def test_brats2023_against_the_definition(challenge, seed):
         k: expected[k] for k in ("tp", "fn", "fp")
     }
     np.testing.assert_allclose(scores["lesion_dice"], expected["lesion_dice"], rtol=1e-12)
+    np.testing.assert_allclose(scores["lesion_hd95"], expected["lesion_hd95"], rtol=1e-10)
 
 
 def test_brats2023_by_hand():
@@ -251,7 +276,7 @@ def test_brats2023_by_hand():
     p1 = cube(shape, (2, 6), (1, 5), (1, 5))  # 64 voxels, 48 of them in a
     p2 = cube(shape, (23, 24), (1, 2), (1, 2))  # touches the dilation of `small` only
     p3 = cube(shape, (27, 29), (6, 8), (6, 8))  # touches no dilation: a false positive
-    out = class_lesions(truth, p1 | p2 | p3, LesionRequest("brats2023"), boundary=None)
+    out = class_lesions(truth, p1 | p2 | p3, LesionRequest("brats2023"), spacing=(1, 1, 2))
     c = out.counts
     assert (c["n_true"], c["tp"], c["fn"], c["fp"], c["tp_pred"]) == (2, 1, 1, 1, 2)
     dice_ab = 2.0 * 48 / (96 + 64)
@@ -317,6 +342,16 @@ def test_overlap_bridging_prediction_counts_for_both():
     assert out.pred[0]["matched"] == (1, 2)
     # each lesion's Dice is against the whole bridging component: 2*4 / (8 + 16)
     assert [row["dice"] for row in out.truth] == [pytest.approx(1 / 3)] * 2
+    # and its boundary too, in the --surface-convention asked for (MedPy here)
+    from medpy.metric.binary import hd95
+
+    spacing = (1.0, 0.5, 2.0)
+    request = LesionRequest("overlap", surface_convention="medpy")
+    out = class_lesions(truth, pred, request, spacing=spacing)
+    lesions = components(truth).labels
+    for row in out.truth:
+        expected = hd95(pred, lesions == row["lesion"], voxelspacing=spacing)
+        assert row["hd95"] == pytest.approx(expected, rel=1e-12)
 
 
 # ----------------------------------------------------------------------------- options

@@ -43,10 +43,10 @@ DEFAULT_BRATS2023_CHALLENGE = "GLI"
 # mean (the code replaces inf by 374, the diagonal of its 240 x 240 x 155 mm volume).
 BRATS2023_MISSING_HD95 = 374.0
 # The boundary convention of each lesion convention's per-lesion HD95 / ASSD: panoptica's
-# surface distances are MedPy's (face-connected border, Euclidean transform, linear
-# percentile); BraTS 2023 calls DeepMind's `surface-distance` (surfels weighted by area).
-# `overlap` uses the caller's `--surface-convention`.
-BOUNDARY_CONVENTIONS = {"panoptica": "medpy", "brats2023": "deepmind"}
+# own (MedPy's boundary and HD95, its own ASSD: `panoptica_pair_measures`); BraTS 2023
+# calls DeepMind's `surface-distance` (surfels weighted by area). `overlap` uses the
+# caller's `--surface-convention`.
+BOUNDARY_CONVENTIONS = {"panoptica": "panoptica", "brats2023": "deepmind"}
 NAN = float("nan")
 
 
@@ -496,11 +496,50 @@ Boundary = Callable[[np.ndarray, np.ndarray, Sequence[float], str], tuple[float,
 
 
 def boundary_of_pair(truth, pred, spacing, convention) -> tuple[float, float]:
-    """HD95 and ASSD of one cropped pair through the offline boundary path."""
+    """HD95 and ASSD of one cropped pair through the offline boundary path
+    (`evaluate/boundary.py`); `panoptica` through `panoptica_pair_measures`."""
+    if convention == "panoptica":
+        return panoptica_pair_measures(truth, pred, spacing)
     from voxelmetrics.evaluate.boundary import mask_measures
 
     values = mask_measures(truth, pred, spacing=spacing, convention=convention, percentile=95.0)
     return float(values["hausdorff"]), float(values["average_surface_distance"])
+
+
+def panoptica_pair_measures(truth, pred, spacing) -> tuple[float, float]:
+    r"""panoptica 2.1's HD95 and ASSD of one pair of non-empty masks.
+
+    Its boundary is MedPy's (a voxel with a face neighbour outside the mask or the volume)
+    and its HD95 MedPy's (the 95th percentile, interpolated, of both directions' distances
+    pooled). Its ASSD is the mean of the two directed means
+    :math:`(\bar d(\partial T \to \partial P) + \bar d(\partial P \to \partial T)) / 2`,
+    not MedPy 0.5's mean of the pooled distances: the two differ when the boundaries differ
+    in size.
+
+    Example:
+        >>> t = np.zeros((1, 6), bool); t[0, 1] = True
+        >>> p = np.zeros((1, 6), bool); p[0, 1:5] = True
+        >>> panoptica_pair_measures(t, p, (1.0, 1.0))[1]  # (0 + (0 + 1 + 2 + 3) / 4) / 2
+        0.75
+    """
+    from voxelmetrics.evaluate.boundary import mask_boundary, nearest_distances
+    from voxelmetrics.ops import surface_rules
+    from voxelmetrics.ops._host import on_host
+
+    t_pts, p_pts = mask_boundary(truth), mask_boundary(pred)
+    d_true = nearest_distances(t_pts, p_pts, spacing)
+    d_pred = nearest_distances(p_pts, t_pts, spacing)
+    with on_host():
+        values = surface_rules.boundary_measures(
+            d_pred,
+            np.ones_like(d_pred),
+            d_true,
+            np.ones_like(d_true),
+            convention="medpy",
+            percentile=95.0,
+            tolerance=1.0,
+        )
+    return float(np.asarray(values["hausdorff"])), float(0.5 * (d_true.mean() + d_pred.mean()))
 
 
 def _union_box(boxes: Sequence[tuple]) -> tuple:
