@@ -127,6 +127,13 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
         metavar="FILE.csv",
         help="also write one row per case and class (counts and metrics) to this CSV",
     )
+    parser.add_argument(
+        "--per-lesion",
+        type=Path,
+        metavar="FILE.csv",
+        help="with --lesions: also write one row per lesion (volume, centroid, match, Dice, "
+        "IoU, HD95) to this CSV",
+    )
     parser.add_argument("--plot", action="store_true", help="write PR and ROC curves (PNG)")
     parser.add_argument(
         "--json", action="store_true", help="print the JSON report instead of the table"
@@ -260,6 +267,7 @@ def _add_evaluate(sub) -> None:
         help="voxel size per spatial axis for --surface (default: the NIfTI headers' pixdim, "
         "else 1; an error if a header disagrees)",
     )
+    _add_lesion_options(p)
     p.add_argument("--pred-key", help="array name inside prediction .npz files")
     p.add_argument("--true-key", help="array name inside label .npz files")
     p.add_argument(
@@ -270,6 +278,30 @@ def _add_evaluate(sub) -> None:
     )
     _add_report_options(p)
     p.set_defaults(run=_evaluate_command)
+
+
+def _add_lesion_options(p) -> None:
+    """`--lesions` and its options (see evaluate/lesions.py)."""
+    p.add_argument(
+        "--lesions",
+        metavar="CONVENTION",
+        help="lesion-wise evaluation (connected components per class): panoptica, "
+        "brats2023[:GLI|SSA|MEN|PED|MET] or overlap",
+    )
+    p.add_argument(
+        "--connectivity", type=int, help="--lesions: neighbours 6, 18 or 26 (default: 26)"
+    )
+    p.add_argument(
+        "--min-lesion-volume",
+        metavar="N[mm3]",
+        help="--lesions: drop lesions of at most N voxels (or N mm^3); true=N,pred=M for "
+        "each side (default: none; brats2023: the sub-challenge's truth floor)",
+    )
+    p.add_argument(
+        "--match-threshold",
+        type=float,
+        help="--lesions panoptica: a pair matches at IoU >= this (default: 0.5)",
+    )
 
 
 def _add_merge(sub) -> None:
@@ -440,7 +472,7 @@ def _check_targets(*targets) -> str | None:
     return None
 
 
-def _report_command(produce, *, out, plot: bool, as_json: bool, per_case) -> int:
+def _report_command(produce, *, out, plot: bool, as_json: bool, per_case, per_lesion=None) -> int:
     """`produce(signals) -> (evaluation, report options)`, then the report: printed, and
     written with `--out`/`--per-case`. The one report path of `evaluate` and `merge`.
 
@@ -449,19 +481,21 @@ def _report_command(produce, *, out, plot: bool, as_json: bool, per_case) -> int
     """
     if plot and out is None:
         return _fail("--plot needs --out DIR to write the PNG files into.")
-    problem = _check_targets(out, per_case and per_case.parent)
+    problem = _check_targets(out, per_case and per_case.parent, per_lesion and per_lesion.parent)
     if problem:
         return _fail(problem)
 
     def work(signals) -> int:
         evaluation, report_options = produce(signals)
+        if per_lesion is not None and evaluation.options.lesions is None:
+            return _fail(f"--per-lesion {per_lesion}: the run has no --lesions to list.")
         summary = _summarize(evaluation, report_options)
         _print_report(summary, as_json)
         signals.check()
-        if out is None and per_case is None:
+        if out is None and per_case is None and per_lesion is None:
             return 0
         try:
-            written = _write_reports(summary, evaluation, out, plot, per_case)
+            written = _write_reports(summary, evaluation, out, plot, per_case, per_lesion)
         except OSError as e:
             return _fail(
                 f"{out}: writing the report failed ({e}); no file there was replaced "
@@ -503,6 +537,7 @@ def run_evaluation(
     exclude=(),
     bootstrap: int = 1000,
     per_case: Path | None = None,
+    per_lesion: Path | None = None,
     criteria_given: bool = True,
     workers: int = 1,
     scheduler: str | None = None,
@@ -519,7 +554,9 @@ def run_evaluation(
         run = (workers, scheduler)
         return _evaluate(pred, true, options, signals, quiet, curves_by, run), report_options
 
-    return _report_command(produce, out=out, plot=plot, as_json=as_json, per_case=per_case)
+    return _report_command(
+        produce, out=out, plot=plot, as_json=as_json, per_case=per_case, per_lesion=per_lesion
+    )
 
 
 def _curves_by(criteria_given: bool, plot: bool) -> str | None:
@@ -631,21 +668,28 @@ def _print_report(summary: dict, as_json: bool) -> None:
         render_table(summary, Console())
 
 
-def _write_reports(summary, evaluation, out, plot: bool, per_case) -> list[Path]:
-    """report.json, report.csv (and plots) into `out`, all or nothing; the `--per-case`
-    CSV with them when it goes into `out`, else committed the same way on its own after."""
+def _write_reports(summary, evaluation, out, plot: bool, per_case, per_lesion=None) -> list[Path]:
+    """report.json, report.csv (and plots) into `out`, all or nothing; the `--per-case` and
+    `--per-lesion` CSVs with them when they go into `out`, else each committed the same way
+    on its own after."""
     from voxelmetrics.evaluate.report import to_csv, to_json, to_per_case_csv, write_atomically
 
-    per_case_writer = {}
+    side = {}
     if per_case is not None:
-        per_case_writer = {per_case.name: lambda f: f.write(to_per_case_csv(summary).encode())}
-    if out is None or (per_case is not None and per_case.parent.resolve() != out.resolve()):
-        alone = write_atomically(per_case.parent, per_case_writer) if per_case else []
-        per_case_writer = {}
-        if out is None:
-            return alone
-    else:
-        alone = []
+        side[per_case] = lambda f: f.write(to_per_case_csv(summary).encode())
+    if per_lesion is not None:
+        from voxelmetrics.evaluate.lesion_report import to_per_lesion_csv
+
+        names = summary["config"]["class_names"]
+        side[per_lesion] = lambda f: f.write(to_per_lesion_csv(evaluation, names).encode())
+    inside = out is not None
+    per_case_writer = {p.name: w for p, w in side.items() if inside and _same_dir(p, out)}
+    alone = []
+    for path, write in side.items():
+        if path.name not in per_case_writer:
+            alone += write_atomically(path.parent, {path.name: write})
+    if out is None:
+        return alone
     writers = {
         "report.json": lambda f: f.write(to_json(summary).encode()),
         "report.csv": lambda f: f.write(to_csv(summary).encode()),
@@ -658,6 +702,10 @@ def _write_reports(summary, evaluation, out, plot: bool, per_case) -> list[Path]
         for kind, name in PLOT_FILES.items():
             writers[name] = lambda f, kind=kind: plot_curves(summary, histogram, kind, f)
     return write_atomically(out, writers) + alone
+
+
+def _same_dir(path: Path, out) -> bool:
+    return path.parent.resolve() == Path(out).resolve()
 
 
 def _scale_problem(args: argparse.Namespace) -> str | None:
@@ -673,6 +721,7 @@ def _scale_problem(args: argparse.Namespace) -> str | None:
     if args.shard is not None and args.partial is None:
         return "--shard I/N needs --partial FILE.npz (the shard's state for voxelmetrics merge)."
     given = [o for o, v in (("--out", args.out), ("--per-case", args.per_case)) if v]
+    given += ["--per-lesion"] if args.per_lesion else []
     given += [o for o, v in (("--plot", args.plot), ("--json", args.json)) if v]
     if args.partial is not None and given:
         return (
@@ -695,6 +744,20 @@ def _evaluate_command(args: argparse.Namespace) -> int:
     problem = _scale_problem(args)
     if problem:
         return _fail(problem)
+    from voxelmetrics.evaluate.lesions import request_from_options
+
+    try:
+        lesions = request_from_options(
+            args.lesions,
+            connectivity=args.connectivity,
+            min_volume=args.min_lesion_volume,
+            match_threshold=args.match_threshold,
+            surface_convention=getattr(args, "surface_convention", None),
+        )
+    except ValueError as e:
+        return _fail(str(e))
+    if args.per_lesion is not None and lesions is None:
+        return _fail(f"--per-lesion {args.per_lesion} needs --lesions (nothing to list).")
     options = Options(
         threshold=threshold,
         num_bins=args.num_bins,
@@ -714,6 +777,7 @@ def _evaluate_command(args: argparse.Namespace) -> int:
         pred_kind=args.pred_kind,
         surface=args.surface,
         spacing=args.spacing,
+        lesions=lesions,
     )
     criteria = args.criterion or ["f1"]
     run = (args.workers, args.scheduler)
@@ -746,6 +810,7 @@ def _evaluate_command(args: argparse.Namespace) -> int:
         exclude=args.exclude,
         bootstrap=args.bootstrap,
         per_case=args.per_case,
+        per_lesion=args.per_lesion,
         criteria_given=args.criterion is not None,
         workers=args.workers,
         scheduler=args.scheduler,
@@ -760,7 +825,12 @@ def _merge_command(args: argparse.Namespace) -> int:
         return merge_partials(load_partials(args.partials), needed_for)
 
     return _report_command(
-        produce, out=args.out, plot=args.plot, as_json=args.json, per_case=args.per_case
+        produce,
+        out=args.out,
+        plot=args.plot,
+        as_json=args.json,
+        per_case=args.per_case,
+        per_lesion=args.per_lesion,
     )
 
 

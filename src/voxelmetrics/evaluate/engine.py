@@ -18,6 +18,7 @@ import numpy as np
 from keras import ops
 
 from voxelmetrics.backends import compile_kernel
+from voxelmetrics.evaluate.lesions import CaseLesions, LesionRequest, lesions_of_case
 from voxelmetrics.evaluate.readers import (
     InputError,
     InputWarning,
@@ -96,6 +97,7 @@ class Options:
     pred_kind: str = "auto"
     surface: SurfaceRequest | None = None
     spacing: tuple[float, ...] | None = None
+    lesions: LesionRequest | None = None  # `--lesions`: see evaluate/lesions.py
 
 
 @dataclasses.dataclass
@@ -122,6 +124,7 @@ class CaseTotals:
     histogram: np.ndarray | None
     matrix: np.ndarray | None = None
     surface: dict[str, np.ndarray] | None = None
+    lesions: CaseLesions | None = None  # `--lesions`: see evaluate/lesions.py
 
 
 @dataclasses.dataclass
@@ -426,13 +429,24 @@ def evaluate_case(
         surface = None
         if options.surface is not None:
             surface = surface_of_case(pred, true, options, threshold, spec, kind)
+        lesions = None
+        if options.lesions is not None:
+            lesions = lesions_of_case(pred, true, options, threshold, spec, kind)
     finally:
         pred.close()
         true.close()
     grid = tuple(s for a, s in enumerate(pred.shape) if a != spec.axis)
     if kind == "labels":
         return CaseTotals(
-            name, pred.path, true.path, grid, None, None, matrix=totals[0], surface=surface
+            name,
+            pred.path,
+            true.path,
+            grid,
+            None,
+            None,
+            matrix=totals[0],
+            surface=surface,
+            lesions=lesions,
         )
     return CaseTotals(
         name,
@@ -442,6 +456,7 @@ def evaluate_case(
         totals[0],
         totals[1] if kind == "scores" else None,
         surface=surface,
+        lesions=lesions,
     )
 
 
@@ -1005,6 +1020,8 @@ def finish_label_maps(cases: list[CaseTotals], options: Options) -> Evaluation:
         case.counts = exact_counts(case.matrix)
         if case.surface is not None:
             case.surface = {name: _fit(v, c, 0, np.nan) for name, v in case.surface.items()}
+        if case.lesions is not None:  # a class above a case's largest id: no lesion there
+            case.lesions.counts = _fit(case.lesions.counts, c, 0, 0.0)
     return Evaluation(options, np.full(c, 0.5, np.float32), cases, "labels")
 
 

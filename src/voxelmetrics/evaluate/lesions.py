@@ -784,3 +784,197 @@ def score_names(convention: str) -> tuple[str, ...]:
     if convention == "panoptica":
         return (*base, "rq", "sq", "sq_dice", "pq", "pq_dice", "sq_hd95", "sq_assd")
     return base
+
+
+# ---------------------------------------------------------------------------- one case
+
+
+@dataclasses.dataclass
+class CaseLesions:
+    """One case's lesion-wise evaluation, every class.
+
+    Attributes:
+        counts: float64 `[C, len(FIELDS)]` additive counts and sums per class; a row of NaN
+            for a class not evaluated (class 0, the background, of label maps).
+        rows: one dict per lesion (`LESION_COLUMNS` and `class`, the class index).
+    """
+
+    counts: np.ndarray
+    rows: list
+
+
+def case_lesions(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    request: LesionRequest,
+    *,
+    spacing: Sequence[float],
+    threshold,
+    axis: int,
+    num_classes: int,
+    true_labels: bool,
+    pred_labels: bool,
+    path: str = "<array>",
+    boundary: Boundary | None = boundary_of_pair,
+) -> CaseLesions:
+    """The lesions of every class of one case: `class_lesions` per class.
+
+    Args:
+        y_true: a label map (`true_labels`; ids outside `[0, C)` belong to no class) or
+            multi-hot masks with a class axis.
+        y_pred: a label map (`pred_labels`), or scores or 0/1 masks with a class axis (a
+            lesion voxel where `value >= threshold[c]`; 0.5 for masks).
+        spacing: the voxel size of the last `len(spacing)` voxel axes; any voxel axes
+            before them have length 1 (a case is one volume).
+        threshold: scalar or `[C]` (ignored for label maps).
+        axis: the class axis of the arrays that have one.
+        num_classes: `C`. With a truth label map, class 0 is the background: not evaluated.
+
+    Example:
+        >>> t = np.array([0, 1, 1, 0, 2]); p = np.array([1, 1, 0, 0, 2])
+        >>> out = case_lesions(t, p, LesionRequest("overlap"), spacing=(1.0,), threshold=0.5,
+        ...                    axis=-1, num_classes=3, true_labels=True, pred_labels=True)
+        >>> out.counts[1:, FIELDS.index("tp")].tolist(), np.isnan(out.counts[0]).all()
+        ([1.0, 1.0], np.True_)
+    """
+    from voxelmetrics.evaluate.readers import InputError
+
+    true_grid = y_true.shape if true_labels else np.delete(y_true.shape, axis % y_true.ndim)
+    grid = tuple(int(n) for n in true_grid)
+    spatial = len(spacing)
+    if len(grid) < spatial or int(np.prod(grid[: len(grid) - spatial])) != 1:
+        raise InputError(
+            path,
+            f"has voxel grid {grid}: lesions are found in one volume of {spatial} spatial "
+            "axes per case (leading axes of length 1 are allowed).",
+        )
+    shape = grid[len(grid) - spatial :]
+    thresholds = np.broadcast_to(np.asarray(threshold, np.float64), (num_classes,))
+
+    def mask(y, labels, c, at):
+        if labels:
+            return (y == c).reshape(shape)
+        values = np.take(y, c, axis=axis).reshape(shape)
+        return values.astype(bool) if at is None else values >= at
+
+    counts = np.full((num_classes, len(FIELDS)), NAN)
+    rows = []
+    for c in range(1 if true_labels else 0, num_classes):
+        found = class_lesions(
+            mask(y_true, true_labels, c, None),
+            mask(y_pred, pred_labels, c, thresholds[c]),
+            request,
+            spacing=spacing,
+            boundary=boundary,
+        )
+        counts[c] = [found.counts[k] for k in FIELDS]
+        rows += [{"class": c, **row} for row in (*found.truth, *found.pred)]
+    return CaseLesions(counts, rows)
+
+
+def request_from_json(values: dict | None) -> LesionRequest | None:
+    """The `LesionRequest` of `dataclasses.asdict(request)` after a JSON round trip."""
+    if values is None:
+        return None
+    values = dict(values)
+    for side in ("min_true", "min_pred"):
+        values[side] = values[side] and MinVolume(**values[side])
+    return LesionRequest(**values)
+
+
+def lesions_of_case(pred, true, options, threshold, spec, kind: str) -> CaseLesions:
+    """`case_lesions` of one case of the engine: whole volumes read (components need the
+    whole case, as boundaries do), spacing from the headers or `--spacing`."""
+    from voxelmetrics.evaluate.readers import InputError
+    from voxelmetrics.evaluate.surface import case_spacing, read_whole
+
+    if kind == "scores" and options.from_logits:
+        raise InputError(
+            pred.path,
+            "holds logits (--from-logits); --lesions thresholds probabilities or takes hard "
+            "predictions: pass probabilities, label maps or masks.",
+        )
+    grid_ndim = len(pred.shape) - (kind != "labels")
+    spatial_dims = len(options.spacing) if options.spacing is not None else min(3, grid_ndim)
+    spacing = case_spacing(pred, true, options.spacing, spatial_dims)
+    y_true, y_pred = read_whole(true), read_whole(pred)
+    if spec.sparse and options.ignore_index is not None:
+        y_true = np.where(y_true == options.ignore_index, -1, y_true)
+    num_classes = spec.num_classes
+    if kind == "labels" and not options.num_classes:
+        # C is known once every case is read: the ids above this case's largest have no
+        # lesion here (zero counts, which `finish_label_maps` cuts or pads).
+        num_classes = min(int(max(y_true.max(), y_pred.max())) + 1, num_classes)
+    found = case_lesions(
+        y_true,
+        y_pred,
+        options.lesions,
+        spacing=spacing,
+        threshold=threshold if kind == "scores" else 0.5,
+        axis=spec.axis,
+        num_classes=max(num_classes, 1),
+        true_labels=spec.sparse,
+        pred_labels=kind == "labels",
+        path=pred.path,
+    )
+    found.counts = fitted_counts(found.counts, spec.num_classes)
+    return found
+
+
+def fitted_counts(counts: np.ndarray, num_classes: int) -> np.ndarray:
+    """`[C, F]` counts cut or padded with zeros (no lesion) to `num_classes` rows."""
+    out = np.zeros((num_classes, counts.shape[1]))
+    keep = min(num_classes, len(counts))
+    out[:keep] = counts[:keep]
+    return out
+
+
+def request_from_options(
+    lesions: str | None,
+    *,
+    connectivity: int | None = None,
+    min_volume: str | None = None,
+    match_threshold: float | None = None,
+    surface_convention: str | None = None,
+) -> LesionRequest | None:
+    """The `LesionRequest` of the CLI's `--lesions`, `--connectivity`,
+    `--min-lesion-volume`, `--match-threshold` (None: not given).
+
+    Raises:
+        ValueError naming the option: a lesion option without `--lesions` (nothing is
+        ignored silently), `--match-threshold` outside `panoptica`, a bad value.
+
+    Example:
+        >>> request_from_options("panoptica", match_threshold=0.3).match_threshold
+        0.3
+    """
+    given = {
+        "--connectivity": connectivity,
+        "--min-lesion-volume": min_volume,
+        "--match-threshold": match_threshold,
+    }
+    if lesions is None:
+        named = [k for k, v in given.items() if v is not None]
+        if named:
+            raise ValueError(f"{', '.join(named)} needs --lesions panoptica|brats2023|overlap.")
+        return None
+    convention, challenge = parse_convention(lesions)
+    if match_threshold is not None and convention != "panoptica":
+        raise ValueError(
+            f"--match-threshold is panoptica's IoU threshold; --lesions {lesions} matches by "
+            "contact."
+        )
+    if match_threshold is not None and not 0.0 <= match_threshold <= 1.0:
+        raise ValueError(f"--match-threshold is an IoU in [0, 1]; got {match_threshold}.")
+    if connectivity is not None and connectivity not in CONNECTIVITIES:
+        raise ValueError(f"--connectivity must be 6, 18 or 26; got {connectivity}.")
+    min_true, min_pred = parse_min_volume(min_volume) if min_volume else (None, None)
+    return LesionRequest(
+        convention,
+        connectivity=DEFAULT_CONNECTIVITY if connectivity is None else connectivity,
+        min_true=min_true,
+        min_pred=min_pred,
+        match_threshold=DEFAULT_MATCH_THRESHOLD if match_threshold is None else match_threshold,
+        challenge=challenge,
+        surface_convention=surface_convention or "monai",
+    )

@@ -1,0 +1,190 @@
+"""The lesion-wise part of the report (`--lesions`): the `lesions` block of report.json, its
+rows in report.csv, the terminal table and the `--per-lesion` CSV.
+
+Per class and case the counts and scores of `lesions.lesion_scores`; pooled, the scores of
+the counts summed over cases (false positives per case over every case); samplewise, the
+mean over cases of each per-case score with `statistics.case_statistics` (spread, extremes,
+seeded bootstrap CI). A class not evaluated (the background of label maps) is left out.
+"""
+
+import numpy as np
+
+from voxelmetrics.evaluate.lesions import (
+    COUNT_FIELDS,
+    FIELDS,
+    LESION_COLUMNS,
+    lesion_scores,
+    score_names,
+)
+from voxelmetrics.evaluate.report import STATISTICS, _fmt, _number, _with_interval, _write_csv
+from voxelmetrics.evaluate.statistics import case_statistics_table
+
+
+def _scores(counts: np.ndarray, convention: str, cases: int = 1) -> dict:
+    values = dict(zip(FIELDS, counts.tolist(), strict=True))
+    out = {k: int(values[k]) for k in COUNT_FIELDS}
+    scores = lesion_scores(values, convention, cases=cases)
+    return {**out, **{k: _number(v) for k, v in scores.items()}}
+
+
+def lesion_block(evaluation, names, *, bootstrap: int) -> dict | None:
+    """The report's `lesions` block, or None without `--lesions`.
+
+    Returns:
+        `{"config": the request's constants and the score names, "cases": [{"name",
+        "classes": {class: counts and scores}}], "pooled": {"classes": ...},
+        "samplewise": {class: {score: mean, <score>_cases, "statistics": {score: ...}}}}`.
+    """
+    request = evaluation.options.lesions
+    if request is None:
+        return None
+    convention = request.convention
+    metrics = score_names(convention)
+    counts = np.stack([case.lesions.counts for case in evaluation.cases])  # [n, C, F]
+    shown = [c for c in range(len(names)) if not np.isnan(counts[:, c]).all()]
+    cases = [
+        {
+            "name": case.name,
+            "classes": {names[c]: _scores(counts[i, c], convention) for c in shown},
+        }
+        for i, case in enumerate(evaluation.cases)
+    ]
+    n = len(evaluation.cases)
+    pooled = {names[c]: _scores(counts[:, c].sum(0), convention, cases=n) for c in shown}
+    per_case = np.array(
+        [
+            [
+                [
+                    lesion_scores(dict(zip(FIELDS, k, strict=True)), convention)[m]
+                    for k in counts[:, c]
+                ]
+                for m in metrics
+            ]
+            for c in shown
+        ],
+        np.float64,
+    ).reshape(len(shown) * len(metrics), n)
+    table = case_statistics_table(
+        per_case, [case.name for case in evaluation.cases], bootstrap=bootstrap
+    )
+    samplewise = {}
+    for r, c in enumerate(shown):
+        row, stats = {}, {}
+        for i, metric in enumerate(metrics):
+            values = per_case[r * len(metrics) + i]
+            defined = values[~np.isnan(values)]
+            row[metric] = _number(defined.mean()) if defined.size else None
+            row[f"{metric}_cases"] = int(defined.size)
+            stats[metric] = {
+                k: v if isinstance(v, str | None) else _number(v)
+                for k, v in table[r * len(metrics) + i].items()
+            }
+        samplewise[names[c]] = {**row, "statistics": stats}
+    return {
+        "config": {**request.describe(), "metrics": list(metrics)},
+        "cases": cases,
+        "pooled": {"classes": pooled},
+        "samplewise": samplewise,
+    }
+
+
+def csv_part(summary: dict) -> tuple[list[str], list[dict]]:
+    """The columns (`lesions_<name>`) and rows (scopes `lesions_case`, `lesions_pooled`,
+    `lesions_samplewise`) that report.csv gains with `--lesions`; nothing without it."""
+    block = summary.get("lesions")
+    if block is None:
+        return [], []
+    metrics = block["config"]["metrics"]
+    fields = [*COUNT_FIELDS, *metrics]
+    columns = [f"lesions_{k}" for k in fields]
+
+    def flat(row: dict) -> dict:
+        return {f"lesions_{k}": row.get(k) for k in fields}
+
+    rows = [
+        {"scope": "lesions_case", "case": case["name"], "class": name, **flat(row)}
+        for case in block["cases"]
+        for name, row in case["classes"].items()
+    ]
+    rows += [
+        {"scope": "lesions_pooled", "case": "", "class": name, **flat(row)}
+        for name, row in block["pooled"]["classes"].items()
+    ]
+    for name, row in block["samplewise"].items():
+        rows.append({"scope": "lesions_samplewise", "case": "", "class": name, **flat(row)})
+        for stat in STATISTICS:
+            if stat in row["statistics"][metrics[0]]:
+                values = {f"lesions_{k}": row["statistics"][k][stat] for k in metrics}
+                rows.append({"scope": "lesions_samplewise", "case": stat, "class": name, **values})
+    return columns, rows
+
+
+PER_LESION_COLUMNS = ("case", "class", *LESION_COLUMNS)
+
+
+def to_per_lesion_csv(evaluation, names) -> str:
+    """`--per-lesion`: one row per truth and per predicted lesion of every case and class.
+
+    Columns: `case, class, side` (`true`/`pred`), `lesion` (its component id), `voxels`,
+    `volume_mm3`, `centroid` (voxel indices, `;`-separated), `matched` (the ids on the
+    other side, `;`-separated; empty: missed or a false positive), `scored` (False: a
+    BraTS lesion at or below the floor), and for truth lesions `dice, iou, hd95, assd`.
+    """
+    rows = []
+    for case in evaluation.cases:
+        for row in case.lesions.rows:
+            cells = {k: row[k] for k in LESION_COLUMNS}
+            cells["centroid"] = ";".join(f"{x:.6g}" for x in row["centroid"])
+            cells["matched"] = ";".join(str(m) for m in row["matched"])
+            if row["side"] == "pred":
+                cells.update(dice="", iou="", hd95="", assd="")
+            rows.append({"case": case.name, "class": names[row["class"]], **cells})
+    return _write_csv(PER_LESION_COLUMNS, rows)
+
+
+TABLE = {
+    "n_true": "lesions",
+    "recall": "recall",
+    "precision": "prec",
+    "f1": "F1",
+    "fp_per_case": "FP/case",
+    "lesion_dice": "dice",
+    "lesion_hd95": "HD95",
+}
+
+
+def render_lesions(summary: dict, console) -> None:
+    """The pooled lesion-wise scores per class, then each class's mean per-case F1 and
+    lesion-wise Dice with their 95% bootstrap CI (fits 80 columns)."""
+    from rich import box
+    from rich.table import Table
+
+    block = summary.get("lesions")
+    if block is None:
+        return
+    config = block["config"]
+    how = config["convention"] + (f" {config['challenge']}" if "challenge" in config else "")
+    table = Table(
+        title=f"lesions ({how}, {config['connectivity']}-connected), pooled over cases",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    table.add_column("class", no_wrap=True)
+    for label in TABLE.values():
+        table.add_column(label, justify="right", no_wrap=True)
+    for name, row in block["pooled"]["classes"].items():
+        cells = [str(row["n_true"])] + [_fmt(row[k], 3) for k in list(TABLE)[1:]]
+        table.add_row(name, *cells)
+    console.print(table)
+    per_case = Table(
+        title="lesions per case: mean [95% bootstrap CI]",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    per_case.add_column("class", no_wrap=True)
+    per_case.add_column("F1", justify="right", no_wrap=True)
+    per_case.add_column("dice", justify="right", no_wrap=True)
+    for name, row in block["samplewise"].items():
+        stats = row["statistics"]
+        per_case.add_row(name, _with_interval(stats["f1"]), _with_interval(stats["lesion_dice"]))
+    console.print(per_case)
