@@ -281,7 +281,14 @@ def _add_evaluate(sub) -> None:
 
 
 def _add_lesion_options(p) -> None:
-    """`--lesions` and its options (see evaluate/lesions.py)."""
+    """`--lesions` and its options (see evaluate/lesions.py), and `--regions`."""
+    p.add_argument(
+        "--regions",
+        nargs="+",
+        metavar="NAME=IDS",
+        help="evaluate unions of labels of label maps as the classes of every report, e.g. "
+        "wt=1,2,3 tc=1,3 et=3",
+    )
     p.add_argument(
         "--lesions",
         metavar="CONVENTION",
@@ -758,6 +765,16 @@ def _evaluate_command(args: argparse.Namespace) -> int:
         return _fail(str(e))
     if args.per_lesion is not None and lesions is None:
         return _fail(f"--per-lesion {args.per_lesion} needs --lesions (nothing to list).")
+    regions = None
+    if args.regions:
+        from voxelmetrics.evaluate.regions import parse_regions
+
+        if class_names:
+            return _fail("--regions names the classes: drop --class-names.")
+        try:
+            regions = parse_regions(args.regions)
+        except ValueError as e:
+            return _fail(str(e))
     options = Options(
         threshold=threshold,
         num_bins=args.num_bins,
@@ -778,8 +795,10 @@ def _evaluate_command(args: argparse.Namespace) -> int:
         surface=args.surface,
         spacing=args.spacing,
         lesions=lesions,
+        regions=regions,
     )
     criteria = args.criterion or ["f1"]
+    class_names = [name for name, _ in regions] if regions else class_names
     run = (args.workers, args.scheduler)
     if args.partial is not None:
         report = _report_options(

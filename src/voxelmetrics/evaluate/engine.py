@@ -26,6 +26,7 @@ from voxelmetrics.evaluate.readers import (
     open_volume,
     pair_cases,
 )
+from voxelmetrics.evaluate.regions import Regions, region_counts, region_masks
 from voxelmetrics.evaluate.surface import SurfaceRequest, case_measures, case_spacing, read_whole
 from voxelmetrics.ops._inputs import InputSpec, check_inputs
 from voxelmetrics.ops._options import check_threshold_values
@@ -98,6 +99,7 @@ class Options:
     surface: SurfaceRequest | None = None
     spacing: tuple[float, ...] | None = None
     lesions: LesionRequest | None = None  # `--lesions`: see evaluate/lesions.py
+    regions: Regions | None = None  # `--regions`: see evaluate/regions.py
 
 
 @dataclasses.dataclass
@@ -413,6 +415,8 @@ def evaluate_case(
         `CaseTotals`; bad values raise `InputError` naming the file and the first bad voxel.
     """
     kind = pred_kind(pred, true, options.pred_kind)
+    if options.regions and kind != "labels":
+        raise InputError(pred.path, f"holds {kind}; --regions unites the labels of label maps.")
     spec = case_spec(pred, true, options, kind)
     if kind != "labels" and spec.num_classes != threshold.shape[0]:
         raise InputError(
@@ -479,16 +483,20 @@ def surface_of_case(pred: Volume, true: Volume, options: Options, threshold, spe
         # C is inferred once every case is read: measure the ids present here; the other
         # classes are absent from both maps, which the empty rule makes NaN anyway.
         num_classes = min(int(max(y_true.max(), y_pred.max())) + 1, num_classes)
+    true_labels, pred_labels, axis = spec.sparse, kind == "labels", spec.axis
+    if options.regions:  # the region masks in place of the label maps
+        y_true, y_pred = (region_masks(y, options.regions) for y in (y_true, y_pred))
+        num_classes, true_labels, pred_labels, axis = len(options.regions), False, False, -1
     measures = case_measures(
         y_true,
         y_pred,
         options.surface,
         spacing=spacing,
         threshold=threshold if kind == "scores" else 0.5,
-        axis=spec.axis,
+        axis=axis,
         num_classes=max(num_classes, 1),
-        true_labels=spec.sparse,
-        pred_labels=kind == "labels",
+        true_labels=true_labels,
+        pred_labels=pred_labels,
         path=pred.path,
     )
     return {
@@ -1015,14 +1023,17 @@ def finish_label_maps(cases: list[CaseTotals], options: Options) -> Evaluation:
         (2, [[2, 0], [0, 0]])
     """
     c = options.num_classes or max([1, *(_largest_id(case.matrix) + 1 for case in cases)])
+    width = len(options.regions) if options.regions else c  # the report's classes
     for case in cases:
         case.matrix = _fit(_fit(case.matrix, c, 0, 0), c, 1, 0)
         case.counts = exact_counts(case.matrix)
+        if options.regions:
+            case.counts = region_counts(case.matrix, options.regions)
         if case.surface is not None:
-            case.surface = {name: _fit(v, c, 0, np.nan) for name, v in case.surface.items()}
+            case.surface = {name: _fit(v, width, 0, np.nan) for name, v in case.surface.items()}
         if case.lesions is not None:  # a class above a case's largest id: no lesion there
-            case.lesions.counts = _fit(case.lesions.counts, c, 0, 0.0)
-    return Evaluation(options, np.full(c, 0.5, np.float32), cases, "labels")
+            case.lesions.counts = _fit(case.lesions.counts, width, 0, 0.0)
+    return Evaluation(options, np.full(width, 0.5, np.float32), cases, "labels")
 
 
 def _largest_id(matrix: np.ndarray) -> int:

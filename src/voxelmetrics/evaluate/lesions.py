@@ -905,16 +905,22 @@ def lesions_of_case(pred, true, options, threshold, spec, kind: str) -> CaseLesi
         # C is known once every case is read: the ids above this case's largest have no
         # lesion here (zero counts, which `finish_label_maps` cuts or pads).
         num_classes = min(int(max(y_true.max(), y_pred.max())) + 1, num_classes)
+    true_labels, pred_labels, axis = spec.sparse, kind == "labels", spec.axis
+    if options.regions:  # the region masks in place of the label maps (evaluate/regions.py)
+        from voxelmetrics.evaluate.regions import region_masks
+
+        y_true, y_pred = (region_masks(y, options.regions) for y in (y_true, y_pred))
+        num_classes, true_labels, pred_labels, axis = len(options.regions), False, False, -1
     found = case_lesions(
         y_true,
         y_pred,
         options.lesions,
         spacing=spacing,
         threshold=threshold if kind == "scores" else 0.5,
-        axis=spec.axis,
+        axis=axis,
         num_classes=max(num_classes, 1),
-        true_labels=spec.sparse,
-        pred_labels=kind == "labels",
+        true_labels=true_labels,
+        pred_labels=pred_labels,
         path=pred.path,
     )
     found.counts = fitted_counts(found.counts, spec.num_classes)

@@ -41,6 +41,7 @@ from voxelmetrics.evaluate.engine import (
 )
 from voxelmetrics.evaluate.lesions import CaseLesions, request_from_json
 from voxelmetrics.evaluate.readers import InputError
+from voxelmetrics.evaluate.regions import regions_from_json
 from voxelmetrics.evaluate.report import write_file_atomically
 from voxelmetrics.evaluate.surface import SurfaceRequest
 
@@ -96,6 +97,7 @@ def options_from_json(values: dict) -> Options:
     values["surface"] = surface and SurfaceRequest(tuple(surface["measures"]), surface["tolerance"])
     values["spacing"] = spacing and tuple(spacing)
     values["lesions"] = request_from_json(values.get("lesions"))
+    values["regions"] = regions_from_json(values.get("regions"))
     return Options(**values)
 
 
