@@ -708,6 +708,10 @@ def _write_reports(summary, evaluation, out, plot: bool, per_case, per_lesion=No
         histogram = evaluation.histogram
         for kind, name in PLOT_FILES.items():
             writers[name] = lambda f, kind=kind: plot_curves(summary, histogram, kind, f)
+    if plot and "froc" in summary.get("lesions", {}):
+        from voxelmetrics.evaluate.lesion_report import plot_froc
+
+        writers["froc.png"] = lambda f: plot_froc(summary, f)
     return write_atomically(out, writers) + alone
 
 

@@ -407,3 +407,51 @@ def test_parsers_and_their_errors():
             parse_convention(bad)
     with pytest.raises(ValueError, match="connectivity"):
         LesionRequest(connectivity=8)
+
+
+# ----------------------------------------------------------------------------- FROC
+
+
+def test_lesion_scores_are_component_maxima():
+    rng = np.random.default_rng(21)
+    truth = blobs(rng, 6)
+    scores = np.clip(truth * 0.6 + rng.random(SHAPE) * 0.45, 0, 1)
+    pred = scores >= 0.5
+    out = class_lesions(truth, pred, LesionRequest("overlap"), boundary=None, scores=scores)
+    labels = components(pred).labels
+    for row in out.pred:
+        assert row["score"] == scores[labels == row["lesion"]].max()
+    by_id = {row["lesion"]: row["score"] for row in out.pred}
+    for row in out.truth:
+        expected = max((by_id[m] for m in row["matched"]), default=np.nan)
+        np.testing.assert_equal(row["score"], expected)
+
+
+def test_froc_against_a_loop_over_levels():
+    from voxelmetrics.evaluate.lesions import froc
+
+    rng = np.random.default_rng(5)
+    truth = np.where(rng.random(40) < 0.2, np.nan, np.round(rng.random(40), 2))
+    matched = np.round(rng.random(30), 2)
+    false = np.round(rng.random(50), 2)  # rounded: ties across the three sets
+    out = froc(truth, matched, false, cases=4)
+    levels = sorted(set(np.concatenate([truth[~np.isnan(truth)], matched, false])), reverse=True)
+    assert out["threshold"] == levels
+    for k, s in enumerate(levels):
+        sens = np.sum(truth >= s) / truth.size
+        prec = np.sum(matched >= s) / (np.sum(matched >= s) + np.sum(false >= s))
+        assert out["sensitivity"][k] == pytest.approx(sens)
+        assert out["fp_per_case"][k] == pytest.approx(np.sum(false >= s) / 4)
+        assert out["precision"][k] == pytest.approx(prec)
+        f1 = 2 * sens * prec / (sens + prec) if sens + prec else 0.0
+        assert out["f1"][k] == pytest.approx(f1)
+    best = int(np.argmax(out["f1"]))  # first maximum: the highest threshold
+    assert out["best_f1"]["threshold"] == levels[best]
+    for rate, value in out["sensitivity_at"].items():
+        ok = [
+            out["sensitivity"][k]
+            for k in range(len(levels))
+            if out["fp_per_case"][k] <= float(rate)
+        ]
+        assert value == pytest.approx(max(ok, default=0.0))
+    assert out["cpm"] == pytest.approx(np.mean(list(out["sensitivity_at"].values())))

@@ -136,8 +136,12 @@ def test_probability_maps_and_spacing_from_headers(tmp_path):
         nibabel.save(image, tmp_path / folder / "a.nii.gz")
     out = tmp_path / "out"
     args = ["--lesions", "overlap", "--min-lesion-volume", "pred=2mm3", "--threshold", "0.6"]
-    assert run(tmp_path / "pred", tmp_path / "true", *args, "--out", out) == 0
+    assert run(tmp_path / "pred", tmp_path / "true", *args, "--out", out, "--plot") == 0
+    assert (out / "froc.png").stat().st_size > 0
     block = json.loads((out / "report.json").read_text())["lesions"]
+    for c in (0, 1):  # the FROC of probability maps: sensitivity never falls with the FPs
+        curve = block["froc"][f"class_{c}"]
+        assert np.all(np.diff(curve["sensitivity"]) >= 0) and curve["threshold"][-1] >= 0.6
     assert block["config"]["min_lesion_volume_pred"] == {"value": 2.0, "unit": "mm3"}
     request = LesionRequest("overlap", min_pred=MinVolume(2.0, "mm3"))
     for c in (0, 1):

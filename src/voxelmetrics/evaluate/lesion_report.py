@@ -13,6 +13,7 @@ from voxelmetrics.evaluate.lesions import (
     COUNT_FIELDS,
     FIELDS,
     LESION_COLUMNS,
+    froc,
     lesion_scores,
     score_names,
 )
@@ -80,12 +81,33 @@ def lesion_block(evaluation, names, *, bootstrap: int) -> dict | None:
                 for k, v in table[r * len(metrics) + i].items()
             }
         samplewise[names[c]] = {**row, "statistics": stats}
-    return {
+    block = {
         "config": {**request.describe(), "metrics": list(metrics)},
         "cases": cases,
         "pooled": {"classes": pooled},
         "samplewise": samplewise,
     }
+    if evaluation.pred_kind == "scores":
+        block["froc"] = {names[c]: class_froc(evaluation, c) for c in shown}
+    return block
+
+
+def class_froc(evaluation, c: int) -> dict:
+    """`lesions.froc` of class c pooled over every case, from the per-lesion rows."""
+    rows = [r for case in evaluation.cases for r in case.lesions.rows if r["class"] == c]
+    truth = [r["score"] for r in rows if r["side"] == "true" and r["scored"]]
+    matched = [r["score"] for r in rows if r["side"] == "pred" and r["matched"]]
+    false = [r["score"] for r in rows if r["side"] == "pred" and not r["matched"]]
+    curve = froc(np.array(truth), np.array(matched), np.array(false), cases=len(evaluation.cases))
+    return _jsonable(curve)
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value if value is None or isinstance(value, str) else _number(value)
 
 
 def csv_part(summary: dict) -> tuple[list[str], list[dict]]:
@@ -188,3 +210,39 @@ def render_lesions(summary: dict, console) -> None:
         stats = row["statistics"]
         per_case.add_row(name, _with_interval(stats["f1"]), _with_interval(stats["lesion_dice"]))
     console.print(per_case)
+
+
+def plot_froc(summary: dict, file) -> None:
+    """`froc.png`: each class's FROC (sensitivity over FPs per case, log scale), its best-F1
+    point marked and the CPM in the legend."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8.4, 5.2), dpi=110)
+    FigureCanvasAgg(figure)
+    axes = figure.add_axes((0.08, 0.1, 0.58, 0.82))
+    curves = summary["lesions"]["froc"]
+    rates = [r for curve in curves.values() for r in curve["fp_per_case"] if r and r > 0]
+    floor = min(0.05, min(rates) / 2) if rates else 0.05
+    for name, curve in curves.items():
+        x = np.maximum(np.array(curve["fp_per_case"], np.float64), floor)
+        y = np.array([np.nan if v is None else v for v in curve["sensitivity"]], np.float64)
+        cpm = curve["cpm"]
+        label = f"{name} (CPM {cpm:.3f})" if cpm is not None else name
+        (line,) = axes.step(x, y, where="post", label=label, linewidth=1.6)
+        best = curve["best_f1"]
+        if best is not None:
+            axes.plot(
+                max(best["fp_per_case"], floor),
+                best["sensitivity"],
+                "o",
+                color=line.get_color(),
+                markeredgecolor="black",
+                ms=7,
+            )
+    axes.set_xscale("log")
+    axes.set(xlabel="false positives per case (log scale)", ylabel="lesion sensitivity")
+    axes.set(ylim=(-0.02, 1.02), title="FROC (pooled; o: best lesion-wise F1)")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, title="class")
+    figure.savefig(file, format="png")

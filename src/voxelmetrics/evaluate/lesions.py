@@ -489,6 +489,7 @@ LESION_COLUMNS = (
     "iou",
     "hd95",
     "assd",
+    "score",
 )
 
 # A boundary function: (truth mask, pred mask, spacing, convention) -> (hd95, assd).
@@ -556,6 +557,7 @@ def class_lesions(
     *,
     spacing: Sequence[float] | None = None,
     boundary: Boundary | None = boundary_of_pair,
+    scores: np.ndarray | None = None,
 ) -> ClassLesions:
     """Find, match and score the lesions of one class in one case.
 
@@ -564,6 +566,9 @@ def class_lesions(
         request: the convention and its options.
         spacing: voxel size per axis (volumes in mm^3, boundary distances); default 1.
         boundary: HD95 / ASSD of a cropped pair (None skips them: NaN).
+        scores: `[*spatial]` the probabilities `pred` was thresholded from, or None: each
+            predicted lesion's `score` is its maximum, each truth lesion's the largest of
+            its matches' (the FROC's lesion scores; NaN without scores or match).
 
     Returns:
         `ClassLesions`: the additive counts, a row per truth and per predicted lesion.
@@ -606,13 +611,28 @@ def class_lesions(
             )
         else:
             matching = match_touching(t, p, t, count, found_t.n, found_p.n)
-    return _scored(found_t, found_p, matching, request, spacing, boundary)
+    return _scored(found_t, found_p, matching, request, spacing, boundary, scores)
 
 
-def _scored(found_t, found_p, matching, request, spacing, boundary) -> ClassLesions:
+def component_maxima(scores: np.ndarray | None, found: Components) -> np.ndarray:
+    """float64 `[n + 1]`: each component's largest score (NaN without scores; index 0 NaN).
+
+    One pass (scipy's labelled `maximum`: `cc3d.statistics` has no per-label maximum).
+    """
+    out = np.full(found.n + 1, NAN)
+    if scores is not None and found.n:
+        from scipy import ndimage
+
+        index = np.arange(1, found.n + 1)
+        out[1:] = ndimage.maximum(np.asarray(scores, np.float64), found.labels, index)
+    return out
+
+
+def _scored(found_t, found_p, matching, request, spacing, boundary, scores) -> ClassLesions:
     """Per-lesion Dice, IoU, HD95, ASSD and the class's additive counts."""
     sums = dict.fromkeys(SUM_FIELDS, 0.0)
     truth_rows, voxel_mm3 = [], float(np.prod(spacing))
+    maxima = component_maxima(scores, found_p)
     penalty = BRATS2023_MISSING_HD95 if request.convention == "brats2023" else math.inf
     for lesion in range(1, found_t.n + 1):
         members = matching.members[lesion]
@@ -651,6 +671,7 @@ def _scored(found_t, found_p, matching, request, spacing, boundary) -> ClassLesi
                 iou,
                 hd95,
                 assd,
+                float(maxima[members].max()) if members else NAN,
             )
         )
     matched_by = [[] for _ in range(found_p.n + 1)]
@@ -670,6 +691,7 @@ def _scored(found_t, found_p, matching, request, spacing, boundary) -> ClassLesi
             NAN,
             NAN,
             NAN,
+            maxima[m],
         )
         for m in range(1, found_p.n + 1)
     ]
@@ -688,7 +710,7 @@ def _scored(found_t, found_p, matching, request, spacing, boundary) -> ClassLesi
     return ClassLesions(counts, truth_rows, pred_rows)
 
 
-def _row(side, lesion, voxels, voxel_mm3, centroid, matched, scored, dice, iou, hd95, assd):
+def _row(side, lesion, voxels, voxel_mm3, centroid, matched, scored, dice, iou, hd95, assd, score):
     return {
         "side": side,
         "lesion": int(lesion),
@@ -701,6 +723,7 @@ def _row(side, lesion, voxels, voxel_mm3, centroid, matched, scored, dice, iou, 
         "iou": float(iou),
         "hd95": float(hd95),
         "assd": float(assd),
+        "score": float(score),
     }
 
 
@@ -859,6 +882,7 @@ def case_lesions(
 
     counts = np.full((num_classes, len(FIELDS)), NAN)
     rows = []
+    is_scores = not pred_labels and np.issubdtype(y_pred.dtype, np.floating)
     for c in range(1 if true_labels else 0, num_classes):
         found = class_lesions(
             mask(y_true, true_labels, c, None),
@@ -866,6 +890,7 @@ def case_lesions(
             request,
             spacing=spacing,
             boundary=boundary,
+            scores=np.take(y_pred, c, axis=axis).reshape(shape) if is_scores else None,
         )
         counts[c] = [found.counts[k] for k in FIELDS]
         rows += [{"class": c, **row} for row in (*found.truth, *found.pred)]
@@ -984,3 +1009,92 @@ def request_from_options(
         challenge=challenge,
         surface_convention=surface_convention or "monai",
     )
+
+
+# ---------------------------------------------------------------------------- FROC
+
+# FPs per case at which the FROC's mean sensitivity (CPM, the LUNA16 summary) is read.
+FROC_FP_RATES = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+def froc(
+    truth_scores: np.ndarray,
+    matched_scores: np.ndarray,
+    fp_scores: np.ndarray,
+    *,
+    cases: int,
+) -> dict:
+    r"""The FROC of lesion scores: sensitivity against false positives per case.
+
+    A predicted lesion counts at level s when its score (its maximum probability) is
+    :math:`\ge s`; a truth lesion is detected at s when one of its matches counts, so its
+    score is the largest of its matches' (NaN: never matched). From one sort of each score
+    set and a `searchsorted` per level, at every distinct score (descending):
+    sensitivity = detected / truth lesions, `fp_per_case` = counted false positives / cases,
+    precision = counted matched predictions / counted predictions, F1 their harmonic mean
+    with the sensitivity. The matching is the one made at the working threshold: levels
+    below it are not on the curve, and raising the level keeps every component whole.
+
+    Args:
+        truth_scores: `[T]` each counted truth lesion's score (NaN: missed).
+        matched_scores: `[M]` the scores of the predicted lesions matched to a truth lesion.
+        fp_scores: `[F]` the scores of the false positives.
+        cases: the number of cases the lesions come from.
+
+    Returns:
+        `{"threshold", "sensitivity", "fp_per_case", "precision", "f1"}` (aligned lists),
+        `best_f1` `{threshold, f1, sensitivity, fp_per_case}` (ties: the higher threshold),
+        `sensitivity_at` `{rate: the highest sensitivity at <= rate FPs per case}` for
+        `FROC_FP_RATES` and their mean `cpm`.
+
+    Example:
+        >>> out = froc(np.array([0.9, np.nan]), np.array([0.9]), np.array([0.4]), cases=1)
+        >>> out["threshold"], out["sensitivity"], out["fp_per_case"]
+        ([0.9, 0.4], [0.5, 0.5], [0.0, 1.0])
+    """
+    truth_scores = np.asarray(truth_scores, np.float64)
+    sets = [np.sort(np.asarray(a, np.float64)) for a in (truth_scores, matched_scores, fp_scores)]
+    levels = np.unique(np.concatenate([a[np.isfinite(a)] for a in sets]))[::-1]
+
+    def at_least(sorted_scores):
+        finite = sorted_scores[np.isfinite(sorted_scores)]
+        return finite.size - np.searchsorted(finite, levels, side="left")
+
+    detected, matched, false = (at_least(a) for a in sets)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sensitivity = (
+            detected / truth_scores.size if truth_scores.size else np.full(levels.size, NAN)
+        )
+        precision = matched / (matched + false)
+        f1 = np.where(
+            sensitivity + precision > 0,
+            2 * sensitivity * precision / (sensitivity + precision),
+            0.0,
+        )
+    fp_per_case = false / cases
+    out = {
+        "threshold": levels.tolist(),
+        "sensitivity": np.asarray(sensitivity, np.float64).tolist(),
+        "fp_per_case": fp_per_case.tolist(),
+        "precision": precision.tolist(),
+        "f1": f1.tolist(),
+    }
+    defined = np.where(np.isnan(f1), -np.inf, f1)
+    best = int(np.argmax(defined)) if levels.size and np.isfinite(defined).any() else None
+    out["best_f1"] = (
+        None
+        if best is None
+        else {
+            "threshold": float(levels[best]),
+            "f1": float(f1[best]),
+            "sensitivity": float(sensitivity[best]),
+            "fp_per_case": float(fp_per_case[best]),
+        }
+    )
+    at = {}
+    for rate in FROC_FP_RATES:
+        within = np.asarray(sensitivity)[fp_per_case <= rate] if levels.size else np.zeros(0)
+        at[str(rate)] = float(within.max()) if within.size else 0.0
+    out["sensitivity_at"] = at
+    out["cpm"] = float(np.mean(list(at.values()))) if truth_scores.size else NAN
+    return out
