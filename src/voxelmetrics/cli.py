@@ -708,6 +708,10 @@ def _write_reports(summary, evaluation, out, plot: bool, per_case, per_lesion=No
         histogram = evaluation.histogram
         for kind, name in PLOT_FILES.items():
             writers[name] = lambda f, kind=kind: plot_curves(summary, histogram, kind, f)
+    if plot:
+        from voxelmetrics.evaluate.distribution import plot_distribution
+
+        writers["distribution.png"] = lambda f: plot_distribution(summary, f)
     if plot and "froc" in summary.get("lesions", {}):
         from voxelmetrics.evaluate.lesion_report import plot_froc
 

@@ -137,7 +137,8 @@ def test_probability_maps_and_spacing_from_headers(tmp_path):
     out = tmp_path / "out"
     args = ["--lesions", "overlap", "--min-lesion-volume", "pred=2mm3", "--threshold", "0.6"]
     assert run(tmp_path / "pred", tmp_path / "true", *args, "--out", out, "--plot") == 0
-    assert (out / "froc.png").stat().st_size > 0
+    assert (out / "froc.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "distribution.png").read_bytes()[:4] == b"\x89PNG"
     block = json.loads((out / "report.json").read_text())["lesions"]
     for c in (0, 1):  # the FROC of probability maps: sensitivity never falls with the FPs
         curve = block["froc"][f"class_{c}"]
@@ -173,3 +174,21 @@ def test_option_errors_exit_2_with_one_line_and_no_files(
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
     assert not out.exists()
+
+
+def test_distribution_scores_per_measure_and_class():
+    from voxelmetrics.evaluate.distribution import per_case_scores
+
+    summary = {
+        "config": {"surface": ["hd95"]},
+        "cases": [
+            {"classes": {"a": {"dice": 0.5, "hd95": "inf"}, "b": {"dice": None, "hd95": 2.0}}},
+            {"classes": {"a": {"dice": 0.7, "hd95": 1.0}, "b": {"dice": 0.1, "hd95": 3.0}}},
+        ],
+        "lesions": {"cases": [{"classes": {"a": {"f1": 1.0}}}, {"classes": {"a": {"f1": 0.0}}}]},
+    }
+    scores = per_case_scores(summary)
+    assert list(scores) == ["dice", "hd95", "lesion_f1"]
+    np.testing.assert_array_equal(scores["dice"]["b"], [np.nan, 0.1])
+    np.testing.assert_array_equal(scores["hd95"]["a"], [np.inf, 1.0])
+    np.testing.assert_array_equal(scores["lesion_f1"]["a"], [1.0, 0.0])
