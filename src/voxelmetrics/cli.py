@@ -110,6 +110,15 @@ def _spacing(text: str):
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _surface_missing(text: str) -> str:
+    from voxelmetrics.evaluate.surface import parse_missing
+
+    try:
+        return parse_missing(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _zero_division(text: str):
     if text in ("0", "1"):
         return int(text)
@@ -266,6 +275,22 @@ def _add_evaluate(sub) -> None:
         metavar="SX,SY,SZ",
         help="voxel size per spatial axis for --surface (default: the NIfTI headers' pixdim, "
         "else 1; an error if a header disagrees)",
+    )
+    p.add_argument(
+        "--surface-convention",
+        choices=("monai", "deepmind", "medpy"),
+        default=None,
+        help="whose definitions --surface follows: monai (default: voxel boundary, max of "
+        "the directed HD95s, pooled ASSD), deepmind (surface-distance: surfels weighted by "
+        "area, as MSD/FLARE NSD), medpy (HD95 of the pooled distances, mean of directed means)",
+    )
+    p.add_argument(
+        "--surface-missing",
+        type=_surface_missing,
+        default=None,
+        metavar="POLICY",
+        help="HD/HD95/ASSD of a structure missed on one side (one mask empty): inf (default), "
+        "nan, diagonal (the case's diagonal in spacing units) or a number (BraTS: 374)",
     )
     _add_lesion_options(p)
     p.add_argument("--pred-key", help="array name inside prediction .npz files")
@@ -746,6 +771,41 @@ def _scale_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _surface_request(args: argparse.Namespace, class_names):
+    """`(SurfaceRequest or None, problem)`: `--surface` with its convention, missed-structure
+    policy, per-class tolerances and `--exclude` resolved; the options that only serve
+    `--surface` are refused without it (rather than ignored without a word)."""
+    import dataclasses
+
+    if args.surface is None:
+        lesions = getattr(args, "lesions", None) is not None  # --lesions uses them too
+        alone = [
+            option
+            for option, value in (
+                ("--spacing", None if lesions else args.spacing),
+                ("--surface-convention", None if lesions else args.surface_convention),
+                ("--surface-missing", args.surface_missing),
+            )
+            if value is not None
+        ]
+        if alone:
+            are, them = ("is", "it") if len(alone) == 1 else ("are", "them")
+            return None, (
+                f"{', '.join(alone)} {are} for --surface only: add --surface (e.g. --surface "
+                f"hd95) or drop {them}."
+            )
+        return None, None
+    request = dataclasses.replace(
+        args.surface,
+        convention=args.surface_convention or "monai",
+        missing=args.surface_missing or "inf",
+    )
+    try:
+        return request.resolved(class_names, args.exclude), None
+    except ValueError as error:
+        return None, str(error)
+
+
 def _evaluate_command(args: argparse.Namespace) -> int:
     from voxelmetrics.evaluate.engine import Options
 
@@ -783,6 +843,11 @@ def _evaluate_command(args: argparse.Namespace) -> int:
             regions = parse_regions(args.regions)
         except ValueError as e:
             return _fail(str(e))
+    surface, problem = _surface_request(
+        args, [name for name, _ in regions] if regions else class_names
+    )
+    if problem:
+        return _fail(problem)
     options = Options(
         threshold=threshold,
         num_bins=args.num_bins,
@@ -800,7 +865,7 @@ def _evaluate_command(args: argparse.Namespace) -> int:
         true_key=args.true_key,
         devices=args.devices,
         pred_kind=args.pred_kind,
-        surface=args.surface,
+        surface=surface,
         spacing=args.spacing,
         lesions=lesions,
         regions=regions,

@@ -163,3 +163,24 @@ def test_mask_measures_refuses_mismatched_shapes():
         mask_measures(np.zeros((2, 3), bool), np.zeros((3, 2), bool), spacing=(1, 1))
     with pytest.raises(ValueError, match="one voxel size per axis"):
         mask_measures(np.zeros((2, 3), bool), np.zeros((2, 3), bool), spacing=(1, 1, 1))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_surfels_near_the_boundary_are_every_surfel(rng, case):
+    """The tiles around the boundary voxels hold every surfel of the whole corner grid
+    (random masks have many diagonal-only contacts), with the same areas."""
+    from voxelmetrics.evaluate.boundary import TILE, near_surfels
+    from voxelmetrics.ops._host import on_host
+    from voxelmetrics.ops.surface_rules import surfels
+
+    t, _ = CASES[case](rng)
+    for n, c in np.ndindex(t.shape[0], t.shape[-1]):
+        mask = t[n, ..., c]
+        with on_host():
+            points, areas = (np.asarray(x) for x in surfels(mask, ANISOTROPIC))
+        padded = np.pad(mask, [(1, TILE + 1)] * 3)
+        corners, got = near_surfels(padded, True, mask_boundary(mask), ANISOTROPIC)
+        np.testing.assert_array_equal(corners[np.lexsort(corners.T[::-1])], np.argwhere(points))
+        np.testing.assert_allclose(
+            got[np.lexsort(corners.T[::-1])], areas[points.astype(bool)], rtol=1e-12
+        )

@@ -13,6 +13,7 @@ from monai.metrics import (
 
 from voxelmetrics.evaluate.readers import InputError, open_volume
 from voxelmetrics.evaluate.surface import (
+    MISSED,
     SurfaceRequest,
     case_measures,
     case_spacing,
@@ -60,7 +61,7 @@ def case():
 
 
 def _check(measured: dict, expected: dict):
-    assert list(measured) == ["hd95", "assd", "nsd"]
+    assert list(measured) == ["hd95", "assd", "nsd", MISSED]
     for name, values in expected.items():
         np.testing.assert_allclose(measured[name], np.asarray(values).reshape(-1), rtol=2e-6)
 

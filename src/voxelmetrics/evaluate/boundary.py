@@ -110,16 +110,6 @@ def mask_boundary(mask: np.ndarray) -> np.ndarray:
     return points + np.asarray([s.start for s in box], np.int64)
 
 
-def _union_box(*points: np.ndarray) -> tuple[slice, ...] | None:
-    """The box of the union of several point sets `[M, k]` (None when all are empty)."""
-    filled = [p for p in points if len(p)]
-    if not filled:
-        return None
-    lo = np.min([p.min(0) for p in filled], 0)
-    hi = np.max([p.max(0) for p in filled], 0)
-    return tuple(slice(int(a), int(b) + 1) for a, b in zip(lo, hi, strict=True))
-
-
 # ----------------------------------------------------------------------------- distances
 
 
@@ -153,6 +143,10 @@ def _reduce(d_pred, w_pred, d_true, w_true, *, convention, percentile, tolerance
 
     boundary_measures = _rules().boundary_measures
 
+    # an empty boundary as one point of weight 0 ("no point"): reductions need one entry
+    d_pred, w_pred, d_true, w_true = (
+        np.zeros(1) if len(x) == 0 else x for x in (d_pred, w_pred, d_true, w_true)
+    )
     with on_host():
         values = boundary_measures(
             d_pred,
@@ -182,32 +176,6 @@ def _voxel_measures(p_pts, t_pts, spacing, convention, percentile, tolerance) ->
     )
 
 
-def _surfel_points(mask: np.ndarray, spacing) -> tuple[np.ndarray, np.ndarray]:
-    """`(indices [M, k] on the corner grid of mask, areas [M])` of DeepMind's surfels."""
-    from voxelmetrics.ops._host import on_host
-    from voxelmetrics.ops.surface_rules import surfels
-
-    with on_host():
-        points, areas = surfels(mask, tuple(spacing))
-    points = np.asarray(points, bool)
-    return np.argwhere(points), np.asarray(areas, np.float64)[points]
-
-
-def _surfel_measures(truth_crop, pred_crop, spacing, percentile, tolerance) -> dict:
-    """DeepMind's measures from two masks cropped to one box (the corner grid is shared)."""
-    t_pts, t_area = _surfel_points(truth_crop, spacing)
-    p_pts, p_area = _surfel_points(pred_crop, spacing)
-    return _reduce(
-        nearest_distances(p_pts, t_pts, spacing),
-        p_area,
-        nearest_distances(t_pts, p_pts, spacing),
-        t_area,
-        convention="deepmind",
-        percentile=percentile,
-        tolerance=tolerance,
-    )
-
-
 def _check_convention(convention: str) -> str:
     return _rules().check_convention(convention)
 
@@ -217,46 +185,9 @@ def _uses_surfels(convention: str) -> bool:
 
 
 def _rules():
-    """`ops/surface_rules.py` (helper `conventions`); until it is merged, MONAI's rules."""
-    import importlib.util
+    from voxelmetrics.ops import surface_rules
 
-    if importlib.util.find_spec("voxelmetrics.ops.surface_rules") is not None:
-        from voxelmetrics.ops import surface_rules
-
-        return surface_rules
-    return _InterimMonai
-
-
-class _InterimMonai:
-    """TEMPORARY (removed once `ops/surface_rules.py` is merged): MONAI's reductions."""
-
-    @staticmethod
-    def check_convention(convention):
-        if convention != "monai":
-            raise ValueError(f"convention must be 'monai' for now; received {convention!r}.")
-        return convention
-
-    @staticmethod
-    def uses_surfels(convention):
-        return False
-
-    @staticmethod
-    def boundary_measures(d_pred, w_pred, d_true, w_true, *, convention, percentile, tolerance):
-        n_p, n_t = len(d_pred), len(d_true)
-        if n_p == 0 and n_t == 0:
-            return dict.fromkeys(KEYS, np.nan)
-        if n_p == 0 or n_t == 0:
-            return {"hausdorff": np.inf, "average_surface_distance": np.inf, "surface_dice": 0.0}
-
-        def directed(d):
-            return d.max() if percentile is None else np.percentile(d, percentile)
-
-        both = np.concatenate([d_pred, d_true])
-        return {
-            "hausdorff": max(directed(d_pred), directed(d_true)),
-            "average_surface_distance": both.mean(),
-            "surface_dice": (both <= tolerance).sum() / both.size,
-        }
+    return surface_rules
 
 
 def mask_measures(
@@ -303,39 +234,120 @@ def mask_measures(
     convention = _check_convention(convention)
     box = bounding_box(truth | pred) or tuple(slice(0, 0) for _ in truth.shape)
     truth, pred = truth[box], pred[box]
-    if _uses_surfels(convention):
-        return _surfel_measures(truth, pred, spacing, percentile, tolerance)
-    return _voxel_measures(
-        mask_boundary(pred), mask_boundary(truth), spacing, convention, percentile, tolerance
+    found = case_boundary_measures(
+        Side(mask=lambda _: truth),
+        Side(mask=lambda _: pred),
+        [1],
+        spacing=spacing,
+        convention=convention,
+        percentile=percentile,
+        tolerance=tolerance,
     )
+    return {key: found[1][key] for key in KEYS}
 
 
 # ----------------------------------------------------------------------------- a whole case
 
 
-class Side:
-    """One side of a case (prediction or truth): how to get each class's mask and boundary.
+# Tiles of the corner grid that DeepMind's surfels are computed on, `TILE` voxels a side.
+TILE = 8
 
-    Either a label map `[*spatial]` (boundaries of all classes found in one pass, on first
-    use) or a per-class mask function `mask(c) -> bool [*spatial]` (one class at a time).
+
+def near_surfels(padded: np.ndarray, c: int, voxels: np.ndarray, spacing):
+    """DeepMind's surfels of `mask = padded == c`, computed only around its boundary
+    voxels: `(corners int64 [S, k], areas float64 [S])`, corner `j` lying between voxels
+    `j - 1` and `j` (the corner grid of the unpadded map).
+
+    Exact: a corner is a surfel when the `2**k` voxels around it are mixed, and then one
+    of them is a boundary voxel (a path of face steps from an inside to an outside voxel
+    of that cube crosses the boundary inside it); so the tiles of `TILE**k` voxels that
+    hold a boundary voxel, widened by one voxel, cover every surfel (`ops/surface_rules.py`
+    `surfels` on each tile, duplicates on the tiles' shared faces dropped).
+
+    Args:
+        padded: the map padded with one non-`c` voxel before and `TILE + 1` after each axis.
+        c: the class (True for a bool mask).
+        voxels: int `[M, k]` the mask's boundary voxels (`edge_voxels`).
+        spacing: the voxel size per axis.
+    """
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from voxelmetrics.ops._host import on_host
+    from voxelmetrics.ops.surface_rules import surfels
+
+    k = len(spacing)
+    if not len(voxels):
+        return np.zeros((0, k), np.int64), np.zeros(0)
+    starts = np.unique(voxels // TILE, axis=0) * TILE  # each tile's first voxel
+    views = sliding_window_view(padded, (TILE + 2,) * k)  # window at s: voxels s-1 .. s+TILE
+    windows = views[tuple(starts.T)] == c
+    with on_host():
+        points, areas = surfels(windows, tuple(spacing))
+    inner = (slice(None),) + (slice(1, TILE + 2),) * k  # corners s .. s+TILE of each tile
+    points, areas = np.asarray(points, bool)[inner], np.asarray(areas, np.float64)[inner]
+    tile, *local = np.nonzero(points)
+    corners = starts[tile] + np.stack(local, -1)
+    grid = tuple(n - TILE for n in padded.shape)  # the unpadded map's corner grid: n + 1
+    _, first = np.unique(np.ravel_multi_index(corners.T, grid), return_index=True)
+    return corners[first], areas[points][first]
+
+
+def _padded(array: np.ndarray, fill) -> np.ndarray:
+    """`array` padded by one `fill` voxel before and `TILE + 1` after each axis."""
+    return np.pad(array, [(1, TILE + 1)] * array.ndim, constant_values=fill)
+
+
+def _fill_value(labels: np.ndarray, classes: Sequence[int]):
+    """A value of `labels`' dtype that is none of `classes` (the outside of the volume)."""
+    info = np.iinfo(labels.dtype) if labels.dtype.kind in "iu" else None
+    taken = set(int(c) for c in classes)
+    for value in (-1, 0, max(taken, default=0) + 1):
+        if value not in taken and (info is None or info.min <= value <= info.max):
+            return value
+    raise ValueError(f"no label value outside the {len(taken)} classes fits {labels.dtype}")
+
+
+class Side:
+    """One side of a case (prediction or truth): each class's boundary voxels, and its
+    surfels near them.
+
+    Either a label map `[*spatial]` (the boundaries of all its classes found in one pass)
+    or a per-class mask function `mask(c) -> bool [*spatial]` (one class at a time; the
+    last class's mask is kept for its surfels).
     """
 
     def __init__(self, *, labels: np.ndarray | None = None, mask: Callable | None = None):
-        self.labels, self._mask, self._edges = labels, mask, None
+        self.labels, self._mask = labels, mask
+        self._found: dict[int, np.ndarray] = {}
+        self._last: tuple[int, np.ndarray] | None = None
+        self._padded: np.ndarray | None = None
 
-    def mask(self, c: int, box: tuple[slice, ...] | None = None) -> np.ndarray:
-        """bool mask of class c (cropped to `box`)."""
+    def prepare(self, classes: Sequence[int]) -> None:
+        """Find the boundaries of every class of a label map at once."""
         if self.labels is not None:
-            return (self.labels if box is None else self.labels[box]) == c
-        full = self._mask(c)
-        return full if box is None else full[box]
+            self._found = label_boundaries(self.labels, classes)
+            self._classes = list(classes)
 
-    def boundaries(self, classes: Sequence[int]) -> Callable[[int], np.ndarray]:
-        """`boundary(c) -> int64 [M, k]` for the classes measured."""
+    def _class_mask(self, c: int) -> np.ndarray:
+        if self._last is None or self._last[0] != c:
+            self._last = (c, np.asarray(self._mask(c), bool))
+        return self._last[1]
+
+    def boundary(self, c: int) -> np.ndarray:
+        """int64 `[M, k]`: the boundary voxels of class c."""
         if self.labels is not None:
-            found = label_boundaries(self.labels, classes)
-            return found.__getitem__
-        return lambda c: mask_boundary(self._mask(c))
+            return self._found[c]
+        return mask_boundary(self._class_mask(c))
+
+    def surfels(self, c: int, spacing) -> tuple[np.ndarray, np.ndarray]:
+        """`(corners [S, k], areas [S])`: DeepMind's surfels of class c (`near_surfels`)."""
+        if self.labels is not None:
+            if self._padded is None:  # once per case: the map with an outside
+                fill = _fill_value(self.labels, self._classes)
+                self._padded = _padded(self.labels, fill)
+            return near_surfels(self._padded, c, self.boundary(c), spacing)
+        padded = _padded(self._class_mask(c), False)
+        return near_surfels(padded, True, self.boundary(c), spacing)
 
 
 def case_boundary_measures(
@@ -349,7 +361,8 @@ def case_boundary_measures(
     tolerance: Callable[[int], float] | float = 1.0,
     check: Callable[[], None] | None = None,
 ) -> dict[int, dict[str, float]]:
-    """`{c: {"hausdorff", "average_surface_distance", "surface_dice"}}` for each class.
+    """`{c: {"hausdorff", "average_surface_distance", "surface_dice", "missed"}}` per class
+    (`missed`: exactly one side has no voxel of the class).
 
     Args:
         truth, pred: the two sides (`Side`).
@@ -361,17 +374,26 @@ def case_boundary_measures(
     """
     convention = _check_convention(convention)
     tol = tolerance if callable(tolerance) else (lambda c: float(tolerance))
-    true_edges, pred_edges = truth.boundaries(classes), pred.boundaries(classes)
+    truth.prepare(classes)
+    pred.prepare(classes)
     out = {}
     for c in classes:
         if check is not None:
             check()
-        t_pts, p_pts = true_edges(c), pred_edges(c)
+        t_pts, p_pts = truth.boundary(c), pred.boundary(c)
+        missed = (len(t_pts) == 0) != (len(p_pts) == 0)
         if _uses_surfels(convention):
-            box = _union_box(t_pts, p_pts) or tuple(slice(0, 0) for _ in spacing)
-            out[c] = _surfel_measures(
-                truth.mask(c, box), pred.mask(c, box), spacing, percentile, tol(c)
+            (t_pts, t_area), (p_pts, p_area) = truth.surfels(c, spacing), pred.surfels(c, spacing)
+            out[c] = _reduce(
+                nearest_distances(p_pts, t_pts, spacing),
+                p_area,
+                nearest_distances(t_pts, p_pts, spacing),
+                t_area,
+                convention=convention,
+                percentile=percentile,
+                tolerance=tol(c),
             )
         else:
             out[c] = _voxel_measures(p_pts, t_pts, spacing, convention, percentile, tol(c))
+        out[c]["missed"] = missed
     return out

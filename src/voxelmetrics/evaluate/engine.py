@@ -432,7 +432,9 @@ def evaluate_case(
         )
         surface = None
         if options.surface is not None:
-            surface = surface_of_case(pred, true, options, threshold, spec, kind)
+            # a check point between classes: Ctrl-C stops the boundary phase there too
+            check = progress and (lambda: progress(name, plan.num_chunks, plan.num_chunks))
+            surface = surface_of_case(pred, true, options, threshold, spec, kind, check)
         lesions = None
         if options.lesions is not None:
             lesions = lesions_of_case(pred, true, options, threshold, spec, kind)
@@ -464,8 +466,11 @@ def evaluate_case(
     )
 
 
-def surface_of_case(pred: Volume, true: Volume, options: Options, threshold, spec, kind: str):
-    """`{measure: [C]}` boundary measures of one case (whole volumes: see evaluate.surface)."""
+def surface_of_case(
+    pred: Volume, true: Volume, options: Options, threshold, spec, kind: str, check=None
+):
+    """`{measure: [C]}` boundary measures of one case (whole volumes: see evaluate.surface);
+    `check()` runs before each class."""
     if kind == "scores" and options.from_logits:
         raise InputError(
             pred.path,
@@ -498,6 +503,7 @@ def surface_of_case(pred: Volume, true: Volume, options: Options, threshold, spe
         true_labels=true_labels,
         pred_labels=pred_labels,
         path=pred.path,
+        check=check,
     )
     return {
         name: np.pad(values, (0, spec.num_classes - values.size), constant_values=np.nan)

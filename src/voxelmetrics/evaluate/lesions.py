@@ -860,18 +860,11 @@ def case_lesions(
         >>> out.counts[1:, FIELDS.index("tp")].tolist(), np.isnan(out.counts[0]).all()
         ([1.0, 1.0], np.True_)
     """
-    from voxelmetrics.evaluate.readers import InputError
+    from voxelmetrics.evaluate.surface import spatial_grid
 
     true_grid = y_true.shape if true_labels else np.delete(y_true.shape, axis % y_true.ndim)
     grid = tuple(int(n) for n in true_grid)
-    spatial = len(spacing)
-    if len(grid) < spatial or int(np.prod(grid[: len(grid) - spatial])) != 1:
-        raise InputError(
-            path,
-            f"has voxel grid {grid}: lesions are found in one volume of {spatial} spatial "
-            "axes per case (leading axes of length 1 are allowed).",
-        )
-    shape = grid[len(grid) - spatial :]
+    shape = spatial_grid(grid, len(spacing), path)  # length-1 axes around them dropped
     thresholds = np.broadcast_to(np.asarray(threshold, np.float64), (num_classes,))
 
     def mask(y, labels, c, at):

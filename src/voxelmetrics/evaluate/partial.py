@@ -94,7 +94,7 @@ def options_from_json(values: dict) -> Options:
     values = dict(values)
     threshold, surface, spacing = values["threshold"], values["surface"], values["spacing"]
     values["threshold"] = tuple(threshold) if isinstance(threshold, list) else threshold
-    values["surface"] = surface and SurfaceRequest(tuple(surface["measures"]), surface["tolerance"])
+    values["surface"] = surface and SurfaceRequest.from_json(surface)
     values["spacing"] = spacing and tuple(spacing)
     values["lesions"] = request_from_json(values.get("lesions"))
     values["regions"] = regions_from_json(values.get("regions"))

@@ -22,6 +22,7 @@ import numpy as np
 from voxelmetrics.evaluate.engine import NO_CURVES, Evaluation
 from voxelmetrics.evaluate.statistics import DEFAULT_BOOTSTRAP, case_statistics_table
 from voxelmetrics.evaluate.surface import MEASURES as SURFACE_MEASURES
+from voxelmetrics.evaluate.surface import MISSED as SURFACE_MISSED
 from voxelmetrics.ops import _options
 from voxelmetrics.ops._host import on_host, ops
 from voxelmetrics.ops.criterion import Criterion
@@ -113,6 +114,8 @@ def add_surface(numbers: dict, surface: dict[str, np.ndarray], exclude: Sequence
     macro mean over the defined classes not in `exclude` (micro and weighted averages pool
     counts, which distances have not)."""
     for name, values in surface.items():
+        if name == SURFACE_MISSED:  # which classes were missed on one side: not a measure
+            continue
         kept = np.delete(np.asarray(values, np.float64), list(exclude))
         defined = kept[~np.isnan(kept)]
         numbers["classes"][name] = np.asarray(values, np.float64)
@@ -415,13 +418,16 @@ def summarize(
             pooled,
             **scope,
         ),
-        "samplewise": samplewise(
-            evaluation,
-            names,
-            zero_division,
-            exclude=excluded,
-            bootstrap=bootstrap,
-            numbers=per_case,
+        "samplewise": _with_missed(
+            samplewise(
+                evaluation,
+                names,
+                zero_division,
+                exclude=excluded,
+                bootstrap=bootstrap,
+                numbers=per_case,
+            ),
+            surface_missed_cases(evaluation),
         ),
         **_lesion_part(evaluation, names, bootstrap),
     }
@@ -436,6 +442,14 @@ def _lesion_part(evaluation, names, bootstrap: int) -> dict:
     return {"lesions": lesion_block(evaluation, names, bootstrap=bootstrap)}
 
 
+def _with_missed(rows: dict, missed: list[int] | None) -> dict:
+    """Each class row with `surface_missed_cases` (see `surface_missed_cases`)."""
+    if missed is not None:
+        for row, count in zip(rows.values(), missed, strict=False):
+            row["surface_missed_cases"] = count
+    return rows
+
+
 def _surface_config(options) -> dict:
     """The boundary measures, the NSD tolerance and the spacing asked for, if any."""
     request = options.surface
@@ -446,7 +460,28 @@ def _surface_config(options) -> dict:
         "surface": list(request.measures),
         "nsd_tolerance": request.tolerance,
         "spacing": spacing,
+        **surface_rules_config(request),
     }
+
+
+def surface_rules_config(request) -> dict:
+    """The boundary rules of a run, for `config`: the convention, the missed-structure
+    policy, per-class NSD tolerances, and the classes not measured (`--exclude`)."""
+    return {
+        "surface_convention": request.convention,
+        "surface_missing": request.missing,
+        "nsd_tolerances": {str(c): t for c, t in request.class_tolerances} or None,
+        "surface_not_measured": list(request.exclude),
+    }
+
+
+def surface_missed_cases(evaluation: Evaluation) -> list[int] | None:
+    """Per class, how many cases missed it on one side (one mask empty): the cases whose
+    HD / HD95 / ASSD are the `--surface-missing` value (None without `--surface`)."""
+    if evaluation.options.surface is None or not evaluation.cases:
+        return None
+    missed = np.array([case.surface[SURFACE_MISSED] for case in evaluation.cases])
+    return [int(n) for n in np.nansum(missed, axis=0)]
 
 
 def to_json(summary: dict) -> str:
@@ -728,10 +763,29 @@ def _render_surface(summary: dict, console) -> None:
     table.add_column("class", no_wrap=True)
     for measure in config["surface"]:
         table.add_column(SURFACE_LABELS[measure], justify="right", no_wrap=True)
+    names = config["class_names"]
+    not_measured = {names[c] for c in config.get("surface_not_measured", ())}
     for name, row in summary["samplewise"].items():
         stats = row["statistics"]
-        table.add_row(name, *(_with_interval(stats[m]) for m in config["surface"]))
-    console.print(table)
+        if name in not_measured:
+            table.add_row(name, *(["not measured"] * len(config["surface"])))
+        else:
+            table.add_row(name, *(_with_interval(stats[m]) for m in config["surface"]))
+    _print_whole(table, console)
+
+
+def _print_whole(table, console) -> None:
+    """Print `table` at its natural width even past the console's (80 columns when the
+    output is piped): a cut class name or CI is lost, a long line is not."""
+    from rich.measure import Measurement
+
+    needed = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    width = console.width
+    console.width = max(width, needed)  # print(width=...) is capped at the console's width
+    try:
+        console.print(table)
+    finally:
+        console.width = width
 
 
 def render_table(summary: dict, console) -> None:

@@ -5,7 +5,7 @@ and measured by `voxelmetrics.ops.surface_metrics`: every class in one compiled 
 """
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,50 +18,183 @@ _FIELDS = {"hd": "hausdorff", "hd95": "hausdorff", "assd": "average_surface_dist
 # A voxel size read from a header and one given on the command line agree within this
 # relative tolerance (headers store float32).
 SPACING_RTOL = 1e-4
+# The key of `case_measures`' result that marks a class missed on one side (not a measure).
+MISSED = "missed"
 
 
 @dataclasses.dataclass(frozen=True)
 class SurfaceRequest:
-    """Which boundary measures to report.
+    """Which boundary measures to report, and by which rules.
 
     Attributes:
         measures: report names in the order asked, e.g. `("hd95", "assd", "nsd")`.
-        tolerance: the NSD tolerance in the spacing's units (None when NSD is not asked).
+        tolerance: the NSD tolerance in the spacing's units, one for every class (None
+            when NSD is not asked or `class_tolerances` gives one per class).
+        class_tolerances: `((class, tolerance), ...)` from `nsd:liver=5,aorta=2`; a class
+            is a name (resolved against the class names by `resolved`) or an id.
+        convention: whose definitions (`monai`, `deepmind`, `medpy`: `--surface-convention`).
+        missing: what HD, HD95 and ASSD score for a structure missed on one side (one mask
+            empty): `inf`, `nan`, `diagonal` (the case's diagonal in the spacing's units)
+            or a number (`--surface-missing`).
+        exclude: class ids not measured (`--exclude`): NaN, and listed as not measured.
     """
 
     measures: tuple[str, ...]
     tolerance: float | None = None
+    class_tolerances: tuple[tuple[str | int, float], ...] = ()
+    convention: str = "monai"
+    missing: str = "inf"
+    exclude: tuple[int, ...] = ()
 
     @property
     def percentile(self) -> float | None:
         """The Hausdorff percentile `surface_metrics` computes: 95 for hd95, None for hd."""
         return None if "hd" in self.measures else 95.0
 
+    @classmethod
+    def from_json(cls, values: dict) -> "SurfaceRequest":
+        """The request of `dataclasses.asdict(request)` read back from JSON (lists -> tuples)."""
+        values = dict(values)
+        values["measures"] = tuple(values["measures"])
+        values["class_tolerances"] = tuple(tuple(t) for t in values.get("class_tolerances", ()))
+        values["exclude"] = tuple(values.get("exclude", ()))
+        return cls(**values)
+
+    def resolved(self, class_names, exclude=()) -> "SurfaceRequest":
+        """Class names in `class_tolerances` and `exclude` turned into ids.
+
+        Args:
+            class_names: the names given (`--class-names`), or None (then ids, and the
+                default names `class_N`, only).
+            exclude: `--exclude` as given (names or ids).
+
+        Raises:
+            ValueError: a name that is no class.
+        """
+        names = list(class_names or ())
+        tolerances = tuple(
+            (class_id(c, names, "--surface nsd"), t) for c, t in self.class_tolerances
+        )
+        skip = tuple(sorted({class_id(c, names, "--exclude") for c in exclude}))
+        return dataclasses.replace(self, class_tolerances=tolerances, exclude=skip)
+
+    def tolerance_of(self, classes: Sequence[int], names: Sequence[str] | None = None):
+        """`tolerance(c)` for the classes measured; a class without one is an error.
+
+        Raises:
+            InputError: (naming `--surface`) the classes that have no tolerance.
+        """
+        if not self.class_tolerances:
+            tol = 1.0 if self.tolerance is None else self.tolerance
+            return lambda c: tol
+        table = {int(c): t for c, t in self.class_tolerances}
+        lacking = [c for c in classes if c not in table]
+        if lacking and "nsd" in self.measures:
+            shown = ", ".join(names[c] if names and c < len(names) else str(c) for c in lacking)
+            raise InputError(
+                "--surface",
+                f"nsd gives a tolerance per class, but none for {shown}; give each measured "
+                "class one (or --exclude it).",
+            )
+        return lambda c: table.get(c, 1.0)
+
+
+def class_id(item, names: Sequence[str], option: str) -> int:
+    """A class id from a name in `names`, an id (digits), or a default name `class_N`.
+
+    Example:
+        >>> class_id("liver", ["background", "liver"], "--exclude"), class_id("3", [], "-")
+        (1, 3)
+    """
+    text = str(item).strip()
+    if text in names:
+        return names.index(text)
+    number = text.removeprefix("class_") if not names else text
+    if number.isdigit():
+        return int(number)
+    known = f"one of {', '.join(names)}" if names else "an id (or pass --class-names)"
+    raise ValueError(f"{option}: {text!r} is no class; expected {known}.")
+
 
 def parse_surface(text: str) -> SurfaceRequest:
     """`"hd95,assd,nsd:2.0"` -> `SurfaceRequest(("hd95", "assd", "nsd"), 2.0)`.
 
     Any subset of `hd` (maximum), `hd95`, `assd`, `nsd:TOLERANCE`; each once; hd and hd95
-    not together (one transform serves one percentile).
+    not together (one transform serves one percentile). The NSD tolerance is one number
+    for every class, or one per class by name or id: `nsd:liver=5,aorta=2,3=1.5` (the
+    items with `=` after `nsd:` belong to it).
 
     Example:
-        >>> parse_surface("hd95,nsd:1.5")
-        SurfaceRequest(measures=('hd95', 'nsd'), tolerance=1.5)
+        >>> parse_surface("hd95,nsd:1.5").measures, parse_surface("hd95,nsd:1.5").tolerance
+        (('hd95', 'nsd'), 1.5)
+        >>> parse_surface("nsd:liver=5,2=1,hd95").class_tolerances
+        (('liver', 5.0), ('2', 1.0))
     """
-    measures, tolerance = [], None
+    measures, tolerance, per_class = [], None, []
     for item in (part.strip() for part in text.split(",")):
         name, _, value = item.partition(":")
-        if name not in MEASURES or (name == "nsd") != bool(value) or name in measures:
+        if "=" in item and not value and measures and measures[-1] == "nsd" and per_class:
+            name, value = "nsd", item  # another class of nsd's per-class list
+        elif name not in MEASURES or (name == "nsd") != bool(value) or name in measures:
             raise ValueError(
                 f"--surface {text!r}: expected a comma-separated subset of hd, hd95, assd, "
-                f"nsd:TOLERANCE (e.g. hd95,assd,nsd:2.0), each once; got {item!r}."
+                f"nsd:TOLERANCE or nsd:CLASS=TOLERANCE,... (e.g. hd95,assd,nsd:2.0), each "
+                f"once; got {item!r}."
             )
-        if name == "nsd":
-            tolerance = _positive_float(value, f"--surface {text!r}: the NSD tolerance")
-        measures.append(name)
+        else:
+            measures.append(name)
+        if name != "nsd":
+            continue
+        what = f"--surface {text!r}: the NSD tolerance"
+        if "=" in value:
+            key, _, number = value.partition("=")
+            if not key.strip() or key.strip() in {k for k, _ in per_class}:
+                raise ValueError(f"{what}s: each class once, as CLASS=TOLERANCE; got {item!r}.")
+            per_class.append((key.strip(), _positive_float(number, what)))
+        else:
+            tolerance = _positive_float(value, what)
     if {"hd", "hd95"} <= set(measures):
         raise ValueError(f"--surface {text!r}: ask for hd or hd95, not both.")
+    if per_class:
+        return SurfaceRequest(tuple(measures), None, tuple(per_class))
     return SurfaceRequest(tuple(measures), tolerance)
+
+
+MISSING = ("inf", "nan", "diagonal")
+
+
+def parse_missing(text: str) -> str:
+    """`--surface-missing`: `inf`, `nan`, `diagonal` or a number >= 0 (kept as written).
+
+    Example:
+        >>> parse_missing("374"), parse_missing("diagonal")
+        ('374', 'diagonal')
+    """
+    if text in MISSING:
+        return text
+    try:
+        ok = np.isfinite(float(text)) and float(text) >= 0
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"--surface-missing {text!r}: expected inf, nan, diagonal or a number >= 0."
+        )
+    return text
+
+
+def missing_value(policy: str, spacing: Sequence[float], spatial: Sequence[int]) -> float:
+    r"""The HD / HD95 / ASSD of a structure missed on one side, under `policy`.
+
+    `diagonal` is the case's diagonal $\sqrt{\sum_i (n_i s_i)^2}$ in the spacing's units.
+
+    Example:
+        >>> missing_value("diagonal", (1.0, 2.0), (3, 2)), missing_value("374", (1,), (5,))
+        (5.0, 374.0)
+    """
+    if policy == "diagonal":
+        return float(np.sqrt(sum((n * s) ** 2 for n, s in zip(spatial, spacing, strict=True))))
+    return float(policy)
 
 
 def _positive_float(text: str, what: str) -> float:
@@ -115,6 +248,12 @@ def case_spacing(
     reference = tuple(given) if given is not None else (found[0][1] if found else None)
     source = "--spacing" if given is not None else (found[0][0] if found else None)
     for path, spacing in found:
+        if len(spacing) != len(reference):  # a header of fewer axes than --spacing gives
+            raise InputError(
+                path,
+                f"has {len(spacing)} spatial axes (voxel size {spacing} in its header), but "
+                f"{source} gives {len(reference)} voxel sizes.",
+            )
         if not np.allclose(spacing, reference, rtol=SPACING_RTOL, atol=0):
             raise InputError(
                 path,
@@ -132,6 +271,29 @@ def read_whole(volume: Volume) -> np.ndarray:
     return out
 
 
+def spatial_grid(grid: Sequence[int], spatial_dims: int, path: str) -> tuple[int, ...]:
+    """The `spatial_dims` spatial axes of one case's voxel grid: axes of length 1 after
+    them (a NIfTI's `(X, Y, Z, 1)`) or before them (a volume axis `(1, X, Y, Z)`) are
+    dropped; anything else is refused.
+
+    Example:
+        >>> spatial_grid((5, 6, 7, 1), 3, "a.nii"), spatial_grid((1, 5, 6), 2, "a.npy")
+        ((5, 6, 7), (5, 6))
+    """
+    axes = list(grid)
+    while len(axes) > spatial_dims and axes[-1] == 1:
+        axes.pop()
+    while len(axes) > spatial_dims and axes[0] == 1:
+        axes.pop(0)
+    if len(axes) != spatial_dims:
+        raise InputError(
+            path,
+            f"has voxel grid {tuple(grid)}: boundary metrics measure one volume of "
+            f"{spatial_dims} spatial axes per case (axes of length 1 around them are allowed).",
+        )
+    return tuple(axes)
+
+
 def case_measures(
     y_true: np.ndarray,
     y_pred: np.ndarray,
@@ -144,8 +306,14 @@ def case_measures(
     true_labels: bool,
     pred_labels: bool,
     path: str = "<array>",
+    check: Callable[[], None] | None = None,
 ) -> dict[str, np.ndarray]:
-    """One case's boundary measures: `{name: [C] float64}` in `request.measures` order.
+    """One case's boundary measures: `{name: [C] float64}` in `request.measures` order,
+    then `MISSED`: 1.0 where the class was missed on one side (one mask empty), else 0.
+
+    Host only, at the cost of each class's boundary (`evaluate/boundary.py`): label maps
+    give the boundaries of all their classes in one pass; masks and scores one class at a
+    time, cropped to its box. Classes in `request.exclude` are not measured (NaN).
 
     Args:
         y_true: multi-hot masks with a class axis, or a label map (`true_labels`; ids
@@ -154,36 +322,48 @@ def case_measures(
             class axis, or a label map (`pred_labels`).
         spacing: the voxel size of the last `len(spacing)` voxel axes; any voxel axes
             before them must have length 1 (a case is one volume).
+        threshold: a number or one per class.
         axis: the class axis of the arrays that have one.
         num_classes: `C`.
+        check: called before each class (the CLI stops there after Ctrl-C).
     """
-    from voxelmetrics.ops.surface import surface_metrics
+    from voxelmetrics.evaluate.boundary import Side, case_boundary_measures
 
-    if true_labels:  # one-hot on the host: ids outside [0, C) (an ignore label) are no class
-        y_true = y_true[..., None] == np.arange(num_classes)
-    else:
-        y_true = np.moveaxis(y_true, axis, -1)
-    y_pred = y_pred if pred_labels else np.moveaxis(y_pred, axis, -1)
-    grid = y_pred.shape if pred_labels else y_pred.shape[:-1]
-    spatial_dims = len(spacing)
-    if len(grid) < spatial_dims or int(np.prod(grid[: len(grid) - spatial_dims])) != 1:
+    grid = y_pred.shape if pred_labels else tuple(np.delete(y_pred.shape, axis))
+    spatial = spatial_grid(grid, len(spacing), path)
+    if request.convention == "deepmind" and len(spatial) not in (2, 3):
         raise InputError(
             path,
-            f"has voxel grid {grid}: boundary metrics measure one volume of {spatial_dims} "
-            "spatial axes per case (leading axes of length 1 are allowed).",
+            f"has {len(spatial)} spatial axes; --surface-convention deepmind measures 2-D "
+            "contours or 3-D surfaces (give --spacing for 2 or 3 axes).",
         )
-    spatial = grid[len(grid) - spatial_dims :]
-    values = surface_metrics(
-        y_true.reshape((1, *spatial, num_classes)),
-        y_pred.reshape((1, *spatial, *y_pred.shape[len(grid) :])),
-        1.0 if request.tolerance is None else request.tolerance,
-        percentile=request.percentile,
+    thresholds = np.broadcast_to(np.asarray(threshold, np.float64), (num_classes,))
+
+    def side(array, labels: bool, cut: np.ndarray) -> Side:
+        """A label map as it is; masks and scores one class at a time (`>= cut[c]`)."""
+        if labels:
+            return Side(labels=array.reshape(spatial))
+        classes_last = np.moveaxis(array, axis, -1)
+        return Side(mask=lambda c: (classes_last[..., c] >= cut[c]).reshape(spatial))
+
+    classes = [c for c in range(num_classes) if c not in request.exclude]
+    found = case_boundary_measures(
+        side(y_true, true_labels, np.full(num_classes, 0.5)),  # truth masks are 0/1
+        side(y_pred, pred_labels, thresholds),
+        classes,
         spacing=spacing,
-        threshold=threshold,
-        num_classes=num_classes,
-        spatial_dims=spatial_dims,
+        convention=request.convention,
+        percentile=request.percentile,
+        tolerance=request.tolerance_of(classes),
+        check=check,
     )
+    missed_value = missing_value(request.missing, spacing, spatial)
     fields = {**_FIELDS, "nsd": "surface_dice"}
-    return {
-        name: np.asarray(values[fields[name]], np.float64).reshape(-1) for name in request.measures
-    }
+    out = {name: np.full(num_classes, np.nan) for name in (*request.measures, MISSED)}
+    for c, values in found.items():
+        missed = values["missed"]
+        out[MISSED][c] = float(missed)
+        for name in request.measures:
+            value = values[fields[name]]
+            out[name][c] = missed_value if missed and name != "nsd" else value
+    return out
