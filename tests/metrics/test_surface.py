@@ -7,7 +7,12 @@ import pytest
 
 from tests.metrics.conftest import to_numpy
 from tests.ops.test_surface import monai
-from voxelmetrics.metrics import AverageSurfaceDistance, HausdorffDistance, SurfaceDice
+from voxelmetrics.metrics import (
+    AverageSurfaceDistance,
+    HausdorffDistance,
+    SamplewiseDice,
+    SurfaceDice,
+)
 
 NAMES = ["organ", "lesion"]
 SPACING = (1.0, 1.5, 2.0)
@@ -153,3 +158,62 @@ def test_hausdorff_default_name_says_which_percentile():
     assert HausdorffDistance(percentile=None).name == "hd"
     assert HausdorffDistance(percentile=99).name == "hd99"
     assert HausdorffDistance(percentile=None, name="boundary").name == "boundary"
+
+
+# ----------------------------------------------------------------------------- issue 21, fault 6
+
+
+@pytest.mark.parametrize("name", METRICS)
+def test_a_nan_score_is_left_out_and_tallied(rng, name):
+    """Fault 6: a NaN score raised in `update_state`; now the voxel is left out of both
+    masks, as every metric leaves invalid values out, and `invalid_count()` says so."""
+    y, scores = volumes(rng)
+    bad = scores.copy()
+    bad[0, 1, 2, 3, 0] = np.nan
+    bad[1, 0, 0, 0, 1] = 1.5  # a probability outside [0, 1]
+    clean_y, clean = y.copy(), scores.copy()
+    clean_y[0, 1, 2, 3, 0] = clean[0, 1, 2, 3, 0] = 0
+    clean_y[1, 0, 0, 0, 1] = clean[1, 0, 0, 0, 1] = 0
+    ours, expected = METRICS[name](average=None), METRICS[name](average=None)
+    ours.update_state(y, bad)
+    expected.update_state(clean_y, clean)
+    np.testing.assert_allclose(to_numpy(ours.result()), to_numpy(expected.result()))
+    np.testing.assert_array_equal(ours.invalid_count(), [1, 1])
+    np.testing.assert_array_equal(expected.invalid_count(), [0, 0])
+
+
+def test_logits_take_the_library_activation():
+    """Fault 6: the boundary metrics had their own softmax; one +inf logit is a certain
+    winner (probability 1), several +inf decide nothing (left out, tallied per class)."""
+    y = np.zeros((1, 6, 6, 6, 2), np.float32)
+    y[0, 1:4, 1:4, 1:4, 0] = 1
+    y[0, ..., 1] = 1 - y[0, ..., 0]
+    logits = np.where(y > 0, 5.0, -5.0).astype(np.float32)
+    logits[0, 5, 5, 5] = [np.inf, 0.0]  # class 0 wins here
+    logits[0, 0, 0, 5] = [np.inf, np.inf]  # undefined
+    probabilities = (y > 0).astype(np.float32)
+    probabilities[0, 5, 5, 5] = [1.0, 0.0]
+    probabilities[0, 0, 0, 5] = [0.0, 0.0]
+    truth = y.copy()
+    truth[0, 0, 0, 5] = 0
+    kw = {"average": None, "percentile": None, "mode": "multiclass", "threshold": 0.5}
+    ours = HausdorffDistance(from_logits=True, **kw)
+    ours.update_state(y, logits)
+    expected = HausdorffDistance(**kw)
+    expected.update_state(truth, probabilities)
+    np.testing.assert_allclose(to_numpy(ours.result()), to_numpy(expected.result()))
+    assert to_numpy(ours.result())[0] == pytest.approx(np.sqrt(12))  # the winner counts
+    np.testing.assert_array_equal(ours.invalid_count(), [1, 1])
+
+
+@pytest.mark.parametrize("name", [*METRICS, "samplewise_dice"])
+def test_a_bad_volume_weight_is_left_out_and_tallied(rng, name):
+    """Fault 6: a NaN `[B]` volume weight made the mean NaN without a word; now that volume
+    weighs nothing and its voxels are tallied as invalid in every class."""
+    y, scores = volumes(rng)
+    make = METRICS.get(name, lambda **kw: SamplewiseDice(**kw))
+    ours, expected = make(average=None), make(average=None)
+    ours.update_state(y, scores, sample_weight=np.array([np.nan, 2.0, 1.0], np.float32))
+    expected.update_state(y[1:], scores[1:], sample_weight=np.array([2.0, 1.0], np.float32))
+    np.testing.assert_allclose(to_numpy(ours.result()), to_numpy(expected.result()), 1e-6)
+    np.testing.assert_array_equal(ours.invalid_count(), [10**3, 10**3])

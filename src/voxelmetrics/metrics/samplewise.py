@@ -6,6 +6,7 @@ State is fixed-size and merged by sum: per class, the sum of per-volume scores a
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
 from keras import ops
 
 from voxelmetrics.metrics._base import (
@@ -96,7 +97,7 @@ class SamplewiseScore(SegmentationMetric):
         y_pred, axis, threshold, activation = self._working_scores(y_pred)
         volume_weight = None
         if sample_weight is not None and len(static_shape(sample_weight)) == 1:
-            volume_weight, sample_weight = ops.cast(sample_weight, "float32")[:, None], None
+            volume_weight, sample_weight = self._volume_weight(sample_weight, y_pred, axis), None
         counts, invalid = confusion_counts(
             y_true,
             y_pred,
@@ -120,6 +121,18 @@ class SamplewiseScore(SegmentationMetric):
             weight = weight * volume_weight
         self.score_sum.assign(self.score_sum + ops.sum(ops.where(defined, values, 0.0) * weight, 0))
         self.volumes.assign(self.volumes + ops.sum(weight, axis=0))
+
+    def _volume_weight(self, sample_weight, y_pred, axis: int):
+        """float32 `[B, 1]` weights of whole volumes; a NaN, infinite or negative one weighs
+        0 and its volume's voxels are tallied as invalid in every class, as a voxel weight
+        would be (`prepare`): metrics never raise on values."""
+        weight = ops.cast(sample_weight, "float32")
+        bad = ops.logical_not(ops.logical_and(ops.isfinite(weight), ops.greater_equal(weight, 0)))
+        shape = static_shape(y_pred)
+        voxels = int(np.prod([n for a, n in enumerate(shape) if a not in (0, axis)]))
+        bad_voxels = ops.sum(ops.cast(bad, "int32")) * voxels
+        self._accumulate("invalid_total", ops.broadcast_to(bad_voxels, (shape[axis],)))
+        return ops.where(bad, 0.0, weight)[:, None]
 
     def _result(self):
         values = safe_ratio(self.score_sum, self.volumes)

@@ -9,8 +9,8 @@ import keras
 from keras import ops
 
 from voxelmetrics.metrics.samplewise import SamplewiseScore
-from voxelmetrics.ops import surface
-from voxelmetrics.ops._inputs import static_shape
+from voxelmetrics.ops import surface, surface_rules
+from voxelmetrics.ops._inputs import check_inputs, prepare, scores_and_invalid, static_shape
 
 _register = keras.saving.register_keras_serializable(package="voxelmetrics")
 
@@ -24,20 +24,28 @@ class SurfaceScore(SamplewiseScore):
     where exactly one of them is empty is kept with its value (`inf` for distances, 0 for
     the surface Dice), so a missed or hallucinated structure shows in the mean.
 
+    Invalid values never raise (as in every metric): a voxel whose score is NaN or outside
+    [0, 1] (or whose softmax has no limit), or whose label is not a class, is left out of
+    that class's masks (neither predicted nor true) and tallied in `invalid_count()`.
+    Logits go through the library's one activation (`from_logits`).
+
     Args (besides those of `voxelmetrics.SamplewiseDice`):
         spacing: voxel size per spatial axis (a number: isotropic; default 1.0).
         spatial_dims: spatial axes between the volume axis and the class axis (default 3).
+        convention: whose definition to reproduce: "monai" (default), "deepmind" or
+            "medpy" (`voxelmetrics.ops.surface_rules`).
 
     `threshold=None` means 0.5 for `mode="multilabel"` and the argmax over classes for
     exclusive classes. `sample_weight` of shape `[B]` weighs volumes in the mean.
     """
 
-    def __init__(self, *, spacing=None, spatial_dims: int = 3, **kwargs):
+    def __init__(self, *, spacing=None, spatial_dims: int = 3, convention="monai", **kwargs):
         super().__init__(**kwargs)
         if self.ignore_index is not None:
             raise ValueError("ignore_index is not supported by boundary metrics.")
         self.spacing = list(surface.check_spacing(spacing, spatial_dims))
         self.spatial_dims = spatial_dims
+        self.convention = surface_rules.check_convention(convention)
 
     def measure(self, y_true, y_pred, threshold, axis: int):
         """`[N, C]` per-volume values of this metric's boundary measure."""
@@ -52,15 +60,28 @@ class SurfaceScore(SamplewiseScore):
                 f"received shape {static_shape(sample_weight)}."
             )
         y_pred, axis, threshold, activation = self._working_scores(y_pred)
-        if activation:
-            y_pred = ops.sigmoid(y_pred) if activation == "sigmoid" else ops.softmax(y_pred, axis)
+        y_true, y_pred = self._valid(y_true, y_pred, axis, activation)
         values = self.measure(y_true, y_pred, threshold, axis)
         defined = ops.logical_not(ops.isnan(values))
         weight = ops.cast(defined, "float32")
         if sample_weight is not None:
-            weight = weight * ops.cast(sample_weight, "float32")[:, None]
+            weight = weight * self._volume_weight(sample_weight, y_pred, axis)
         self.score_sum.assign(self.score_sum + ops.sum(ops.where(defined, values, 0.0) * weight, 0))
         self.volumes.assign(self.volumes + ops.sum(weight, axis=0))
+
+    def _valid(self, y_true, y_pred, axis: int, activation):
+        """bool truth and float32 probabilities of `y_pred`'s shape, the invalid voxels
+        (`scores_and_invalid`, the rule of every metric) left out of both and tallied."""
+        spec = check_inputs(y_true, y_pred, axis=axis, from_logits=activation, on_invalid="tally")
+        labels, _, bad_label = prepare(y_true, None, None, spec)
+        scores, invalid = scores_and_invalid(y_pred, spec, bad_label)
+        invalid = ops.broadcast_to(invalid, ops.shape(scores))
+        grid_axes = tuple(a for a in range(len(static_shape(scores))) if a != spec.axis)
+        self._accumulate("invalid_total", ops.sum(ops.cast(invalid, "int32"), axis=grid_axes))
+        truth = ops.logical_and(
+            ops.broadcast_to(labels, ops.shape(scores)), ops.logical_not(invalid)
+        )
+        return truth, ops.where(invalid, 0.0, scores)
 
     def _common(self, threshold, axis: int) -> dict:
         return {
@@ -68,11 +89,14 @@ class SurfaceScore(SamplewiseScore):
             "threshold": threshold,
             "axis": axis,
             "spatial_dims": self.spatial_dims,
+            "convention": self.convention,
         }
 
     def get_config(self):
         config = super().get_config()
-        config.update(spacing=self.spacing, spatial_dims=self.spatial_dims)
+        config.update(
+            spacing=self.spacing, spatial_dims=self.spatial_dims, convention=self.convention
+        )
         return config
 
 

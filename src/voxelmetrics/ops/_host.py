@@ -62,6 +62,10 @@ def _cumsum(x, axis=None, dtype=None):
     return np.cumsum(x, axis=axis, dtype=_dtype(dtype))
 
 
+def _zeros(shape, dtype="float32"):
+    return np.zeros(shape, _dtype(dtype))
+
+
 def _view(x, dtype):
     """The bits of `x` as `dtype`'s kind at `x`'s own width (float64 <-> int64 here)."""
     x = np.asarray(x)
@@ -123,6 +127,7 @@ HOST = types.SimpleNamespace(
     view=_view,
     where=np.where,
     while_loop=_while_loop,
+    zeros=_zeros,
     zeros_like=np.zeros_like,
 )
 

@@ -1,6 +1,7 @@
 """Boundary metrics: Hausdorff distance, average surface distance, normalised surface Dice.
 
-Every volume and class at once, from an exact Euclidean distance transform in `keras.ops`.
+Every volume and class at once, from an exact Euclidean distance transform in `keras.ops`;
+the points, weights and reductions of each named convention come from `surface_rules`.
 """
 
 from collections.abc import Sequence
@@ -10,6 +11,7 @@ import numpy as np
 from keras import ops
 
 from voxelmetrics.backends import compile_kernel
+from voxelmetrics.ops import surface_rules as rules
 from voxelmetrics.ops._inputs import (
     InputSpec,
     check_inputs,
@@ -18,28 +20,37 @@ from voxelmetrics.ops._inputs import (
     static_shape,
     to_probabilities,
 )
-
-_NO_KEY = 2**31 - 1  # sorts after every float32 key, +inf included
+from voxelmetrics.ops.surface_rules import boundary
 
 
 class SurfaceDistances(NamedTuple):
-    """Boundary voxels and their distances to the other mask's boundary, as dense maps.
+    """Boundary points, their weights and their distances to the other mask's boundary, as
+    dense maps.
 
-    The fixed-size form: every field is `[N, C, *spatial]`, so batches stack and compile
-    with static shapes. A distance is defined on its own boundary (0 elsewhere) and is
-    `+inf` where the other boundary is empty.
+    The fixed-size form: every field is `[N, C, *grid]`, so batches stack and compile with
+    static shapes. `convention` says which points the grid holds: boundary voxels of weight
+    1 on the voxel grid (`grid = spatial`; `monai`, `medpy`), or surfels on the corner grid
+    weighted by their marching-cubes area (`grid = spatial + 1` per axis; `deepmind`). A
+    distance is defined on its own boundary (0 elsewhere) and is `+inf` where the other
+    boundary is empty.
 
     Attributes:
-        pred_to_true: float32, from each predicted boundary voxel to the nearest true one.
-        true_to_pred: float32, from each true boundary voxel to the nearest predicted one.
-        pred_boundary: bool, the predicted boundary voxels.
-        true_boundary: bool, the true boundary voxels.
+        pred_to_true: float32, from each predicted boundary point to the nearest true one.
+        true_to_pred: float32, from each true boundary point to the nearest predicted one.
+        pred_boundary: bool, the predicted boundary points.
+        true_boundary: bool, the true boundary points.
+        pred_weight: float32, each predicted point's weight (0 off the boundary).
+        true_weight: float32, each true point's weight (0 off the boundary).
+        convention: the convention the points and weights follow.
     """
 
     pred_to_true: object
     true_to_pred: object
     pred_boundary: object
     true_boundary: object
+    pred_weight: object = None
+    true_weight: object = None
+    convention: str = "monai"
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -112,37 +123,6 @@ def _masks(y_true, y_pred, threshold, spec: InputSpec):
 
 
 # ----------------------------------------------------------------------------- geometry
-
-
-def _shifted(x, axis: int, offset: int, fill):
-    """`out[i] = x[i + offset]` along `axis`, `fill` where `i + offset` falls outside."""
-    n = static_shape(x)[axis]
-    pad = [(0, 0)] * len(static_shape(x))
-    pad[axis] = (max(-offset, 0), max(offset, 0))
-    padded = ops.pad(x, pad, constant_values=fill)
-    start = max(offset, 0)
-    return padded[(slice(None),) * axis + (slice(start, start + n),)]
-
-
-def boundary(mask, spatial_dims: int):
-    """Boundary voxels of bool masks `[..., *spatial]`: the mask minus its erosion.
-
-    A voxel is on the boundary when it is in the mask and one of its `2 * spatial_dims`
-    face neighbours is not; outside the volume counts as background, so mask voxels on the
-    volume's border are boundary (MONAI's edges: `mask ^ binary_erosion(mask)`).
-
-    >>> import numpy as np
-    >>> m = np.zeros((1, 5), bool); m[0, 1:5] = True
-    >>> np.asarray(boundary(m, 2)).astype(int).tolist()
-    [[0, 1, 1, 1, 1]]
-    """
-    mask = ops.convert_to_tensor(mask, "bool")
-    interior = mask
-    rank = len(static_shape(mask))
-    for axis in range(rank - spatial_dims, rank):
-        for offset in (-1, 1):
-            interior = ops.logical_and(interior, _shifted(mask, axis, offset, False))
-    return ops.logical_and(mask, ops.logical_not(interior))
 
 
 def _min_plus(g, axis: int, weight, window: int, fill):
@@ -273,20 +253,27 @@ def _distance_maps(truth, predicted, spacing: Sequence[float]) -> SurfaceDistanc
     return SurfaceDistances(distances[0], distances[1], edges[0], edges[1])
 
 
-# ----------------------------------------------------------------------------- reductions
+# ----------------------------------------------------------------------------- conventions
 
 
-def _boundary_sizes(edges, spatial_dims: int):
-    """int32 `[N, C]`: how many boundary voxels each volume and class has."""
-    return ops.sum(ops.cast(edges, "int32"), axis=tuple(range(2, 2 + spatial_dims)))
+def _to_other(points, spacing: Sequence[float]):
+    """Distances from each point of both boundaries `points` `[2, ...]` (prediction, truth)
+    to the nearest point of the other: the one seam to the distance transform."""
+    return ops.sqrt(_distances_at(ops.flip(points, axis=0), points, spacing))
 
 
-def _empty_rule(value, n_pred, n_true, one_empty: float):
-    """The empty-mask rule, in one place (as MONAI): NaN when both boundaries are empty
-    (undefined, left out of means), `one_empty` when exactly one is, else `value`."""
-    both = ops.logical_and(ops.equal(n_pred, 0), ops.equal(n_true, 0))
-    either = ops.logical_or(ops.equal(n_pred, 0), ops.equal(n_true, 0))
-    return ops.where(both, np.nan, ops.where(either, one_empty, value))
+def _convention_maps(truth, predicted, spacing: Sequence[float], convention: str) -> tuple:
+    """The six fields of `SurfaceDistances` (`convention` aside) for bool `[N, C, *spatial]`
+    masks: boundary voxels of weight 1, or corner-grid surfels weighted by their area."""
+    if rules.uses_surfels(convention):
+        points, areas = rules.surfels(ops.stack([predicted, truth]), spacing)
+        distances = _to_other(points, spacing)
+        return distances[0], distances[1], points[0], points[1], areas[0], areas[1]
+    maps = _distance_maps(truth, predicted, spacing)
+    pred_weight = ops.cast(maps.pred_boundary, "float32")
+    true_weight = ops.cast(maps.true_boundary, "float32")
+    edges = (maps.pred_to_true, maps.true_to_pred, maps.pred_boundary, maps.true_boundary)
+    return (*edges, pred_weight, true_weight)
 
 
 def _flat(x, spatial_dims: int):
@@ -295,74 +282,20 @@ def _flat(x, spatial_dims: int):
     return ops.reshape(x, (*shape[:-spatial_dims], -1))
 
 
-def _order_statistic(keys, rank):
-    """The `rank`-th smallest (0-based) of int32 `keys` `[..., M]`, per row: `[...]`.
-
-    A bisection over `[min, max]` of the keys that occur, one counting pass per step
-    (a pass that also found the nearest keys would cost three on XLA's CPU). Exact.
-    """
-    real = keys != _NO_KEY
-    lo = ops.min(keys, axis=-1)
-    hi = ops.max(ops.where(real, keys, lo[..., None]), axis=-1)
-
-    def halve(lo, hi):
-        mid = lo + (hi - lo) // 2
-        enough = ops.sum(ops.cast(keys <= mid[..., None], "int32"), axis=-1) > rank
-        return ops.where(enough, lo, mid + 1), ops.where(enough, mid, hi)
-
-    lo, _ = ops.while_loop(lambda lo, hi: ops.any(lo < hi), halve, (lo, hi))
-    return lo
-
-
-def _keys(distances, spacing: Sequence[float]):
-    """int32 keys that order like the distances, and their inverse. With isotropic spacing
-    $s$ the key is the integer $d^2 / s^2$ (a narrow range: few bisection steps); else the
-    float32 bit pattern of $d$ (non-negative floats order like their bits)."""
-    if len(set(spacing)) > 1:
-        return ops.view(distances, "int32"), lambda k: ops.view(k, "float32")
-    s2 = spacing[0] * spacing[0]
-    keys = ops.cast(ops.round(ops.square(distances) / s2), "int32")
-    return keys, lambda k: ops.sqrt(ops.cast(k, "float32") * s2)
-
-
-def _percentile(distances, edges, q: float, spacing: Sequence[float]):
-    r"""The `q`-th percentile of the distances on each boundary, `[...]`, exactly as
-    `torch.quantile` (MONAI) and `np.percentile` define it: linear interpolation between
-    the order statistics at $\lfloor p \rfloor$ and $\lceil p \rceil$, $p = q/100\,(n-1)$
-    (computed in float32, as torch does). Rows with no boundary give garbage: mask them.
-
-    The order statistics come from `_keys` (`_order_statistic`, then the next larger key).
-    Rows whose other boundary is empty (all distances inf) are left to `_empty_rule`.
-    """
-    k = len(spacing)
-    finite = ops.where(ops.isinf(distances), 0.0, distances)
-    keys, value = _keys(finite, spacing)
-    keys = _flat(ops.where(edges, keys, _NO_KEY), k)
-    n = ops.sum(ops.cast(keys != _NO_KEY, "int32"), axis=-1)
-    position = ops.cast(np.float32(q / 100), "float32") * ops.cast(ops.maximum(n - 1, 0), "float32")
-    low_rank = ops.cast(ops.floor(position), "int32")
-    low = _order_statistic(keys, low_rank)
-    at_most_low = ops.sum(ops.cast(keys <= low[..., None], "int32"), axis=-1)
-    above = ops.min(ops.where(keys > low[..., None], keys, _NO_KEY), axis=-1)
-    high = ops.where(at_most_low > low_rank + 1, low, above)
-    low, high = value(low), value(ops.where(high == _NO_KEY, low, high))
-    fraction = position - ops.floor(position)
-    return ops.where(fraction > 0, low + fraction * (high - low), low)
-
-
-def _directed_hausdorff(distances, edges, percentile, spacing: Sequence[float]):
-    if percentile is None:
-        axes = tuple(range(2, 2 + len(spacing)))
-        return ops.max(ops.where(edges, distances, 0.0), axis=axes)
-    return _percentile(distances, edges, percentile, spacing)
+def _point_rows(maps: tuple, spatial_dims: int) -> tuple:
+    """`(d_pred, w_pred, d_true, w_true)`, each `[N, C, M]`, for `surface_rules`."""
+    pred_to_true, true_to_pred, _, _, pred_weight, true_weight = maps
+    return tuple(
+        _flat(x, spatial_dims) for x in (pred_to_true, pred_weight, true_to_pred, true_weight)
+    )
 
 
 # ----------------------------------------------------------------------------- kernels
 
 
-def _maps_kernel(y_true, y_pred, *, spec, spacing, threshold) -> SurfaceDistances:
+def _maps_kernel(y_true, y_pred, *, spec, spacing, threshold, convention) -> tuple:
     truth, predicted = _masks(y_true, y_pred, _threshold_tensor(threshold, spec), spec)
-    return _distance_maps(truth, predicted, spacing)
+    return _convention_maps(truth, predicted, spacing, convention)
 
 
 def _threshold_tensor(threshold, spec: InputSpec):
@@ -371,70 +304,40 @@ def _threshold_tensor(threshold, spec: InputSpec):
     return ops.reshape(values, (1, -1) + (1,) * (spec.ndim - 2))
 
 
-def _hausdorff(maps: SurfaceDistances, percentile, directed: bool, spacing: Sequence[float]):
-    k = len(spacing)
-    value = _directed_hausdorff(maps.pred_to_true, maps.pred_boundary, percentile, spacing)
-    if not directed:
-        back = _directed_hausdorff(maps.true_to_pred, maps.true_boundary, percentile, spacing)
-        value = ops.maximum(value, back)
-    n_pred, n_true = _boundary_sizes(maps.pred_boundary, k), _boundary_sizes(maps.true_boundary, k)
-    return _empty_rule(value, n_pred, n_true, np.inf)
-
-
-def _average(maps: SurfaceDistances, symmetric: bool, k: int):
-    axes = tuple(range(2, 2 + k))
-    n_pred, n_true = _boundary_sizes(maps.pred_boundary, k), _boundary_sizes(maps.true_boundary, k)
-    total = ops.sum(ops.where(maps.pred_boundary, maps.pred_to_true, 0.0), axis=axes)
-    count = n_pred
-    if symmetric:
-        total = total + ops.sum(ops.where(maps.true_boundary, maps.true_to_pred, 0.0), axis=axes)
-        count = count + n_true
-    value = total / ops.cast(ops.maximum(count, 1), "float32")
-    return _empty_rule(value, n_pred, n_true, np.inf)
-
-
-def _surface_dice(maps: SurfaceDistances, tolerance, k: int):
-    axes = tuple(range(2, 2 + k))
-    tolerance = ops.reshape(ops.cast(tolerance, "float32"), (1, -1) + (1,) * k)
-
-    def within(distances, edges):
-        close = ops.logical_and(edges, ops.less_equal(distances, tolerance))
-        return ops.sum(ops.cast(close, "int32"), axis=axes)
-
-    n_pred, n_true = _boundary_sizes(maps.pred_boundary, k), _boundary_sizes(maps.true_boundary, k)
-    close = within(maps.pred_to_true, maps.pred_boundary) + within(
-        maps.true_to_pred, maps.true_boundary
+def _rows(y_true, y_pred, spec, spacing, threshold, convention) -> tuple:
+    maps = _maps_kernel(
+        y_true, y_pred, spec=spec, spacing=spacing, threshold=threshold, convention=convention
     )
-    value = ops.cast(close, "float32") / ops.cast(ops.maximum(n_pred + n_true, 1), "float32")
-    return _empty_rule(value, n_pred, n_true, 0.0)
+    return _point_rows(maps, len(spacing))
 
 
-def _hausdorff_kernel(y_true, y_pred, *, spec, spacing, threshold, percentile, directed):
-    maps = _maps_kernel(y_true, y_pred, spec=spec, spacing=spacing, threshold=threshold)
-    return _hausdorff(maps, percentile, directed, spacing)
+def _hausdorff_kernel(
+    y_true, y_pred, *, spec, spacing, threshold, convention, percentile, directed
+):
+    rows = _rows(y_true, y_pred, spec, spacing, threshold, convention)
+    measure = rules.directed_hausdorff if directed else rules.hausdorff
+    return measure(*rows, convention=convention, percentile=percentile, spacing=spacing)
 
 
-def _average_kernel(y_true, y_pred, *, spec, spacing, threshold, symmetric):
-    maps = _maps_kernel(y_true, y_pred, spec=spec, spacing=spacing, threshold=threshold)
-    return _average(maps, symmetric, len(spacing))
+def _average_kernel(y_true, y_pred, *, spec, spacing, threshold, convention, symmetric):
+    rows = _rows(y_true, y_pred, spec, spacing, threshold, convention)
+    measure = rules.average_surface_distance if symmetric else rules.directed_average
+    return measure(*rows, convention=convention)
 
 
-def _surface_dice_kernel(y_true, y_pred, tolerance, *, spec, spacing, threshold):
-    maps = _maps_kernel(y_true, y_pred, spec=spec, spacing=spacing, threshold=threshold)
-    return _surface_dice(maps, tolerance, len(spacing))
+def _surface_dice_kernel(y_true, y_pred, tolerance, *, spec, spacing, threshold, convention):
+    rows = _rows(y_true, y_pred, spec, spacing, threshold, convention)
+    return rules.surface_dice(*rows, tolerance=tolerance, convention=convention)
 
 
-def _all_kernel(y_true, y_pred, tolerance, *, spec, spacing, threshold, percentile):
-    maps = _maps_kernel(y_true, y_pred, spec=spec, spacing=spacing, threshold=threshold)
-    k = len(spacing)
-    return {
-        "hausdorff": _hausdorff(maps, percentile, False, spacing),
-        "average_surface_distance": _average(maps, True, k),
-        "surface_dice": _surface_dice(maps, tolerance, k),
-    }
+def _all_kernel(y_true, y_pred, tolerance, *, spec, spacing, threshold, convention, percentile):
+    rows = _rows(y_true, y_pred, spec, spacing, threshold, convention)
+    return rules.boundary_measures(
+        *rows, convention=convention, percentile=percentile, tolerance=tolerance, spacing=spacing
+    )
 
 
-_STATIC = ("spec", "spacing", "threshold")
+_STATIC = ("spec", "spacing", "threshold", "convention")
 _compiled_maps = compile_kernel(_maps_kernel, static_argnames=_STATIC)
 _compiled_hausdorff = compile_kernel(
     _hausdorff_kernel, static_argnames=(*_STATIC, "percentile", "directed")
@@ -480,17 +383,21 @@ def check_percentile(percentile) -> float | None:
     return None if percentile is None else float(percentile)
 
 
-def _call_args(y_true, y_pred, spacing, threshold, num_classes, axis, spatial_dims):
+def _call_args(y_true, y_pred, spacing, threshold, num_classes, axis, spatial_dims, convention):
     """Checked `(y_true, y_pred, static kwargs)` for the kernels: the one place every
     boundary measure reads its inputs."""
     if isinstance(spatial_dims, bool) or spatial_dims not in (1, 2, 3):
         raise ValueError(f"spatial_dims must be 1, 2 or 3; received {spatial_dims!r}.")
+    convention = rules.check_convention(convention)
     y_true, y_pred, spec = _input_spec(y_true, y_pred, num_classes, axis, spatial_dims)
     static = {
         "spec": spec,
         "spacing": check_spacing(spacing, spatial_dims),
         "threshold": _check_threshold(threshold, spec.num_classes),
+        "convention": convention,
     }
+    if rules.uses_surfels(convention):
+        rules.surfel_areas(static["spacing"])  # refuses 1-D here, not inside a trace
     return y_true, y_pred, static
 
 
@@ -507,6 +414,10 @@ _ARGS = """
         num_classes: `C`, needed when `y_pred` is a label map.
         axis: the class axis of `y_pred` (1 for channels-first).
         spatial_dims: how many spatial axes lie between the volume axis and the class axis.
+        convention: whose definition to reproduce, one of `surface_rules.CONVENTIONS`:
+            "monai" (default; boundary voxels), "deepmind" (`surface-distance`'s surfels
+            weighted by area; 2-D and 3-D), "medpy" (boundary voxels, HD-p of both
+            directions pooled). See `voxelmetrics.ops.surface_rules`.
 """
 
 
@@ -519,6 +430,7 @@ def surface_distances(
     num_classes: int | None = None,
     axis: int = -1,
     spatial_dims: int = 3,
+    convention: str = "monai",
 ) -> SurfaceDistances:
     """Boundaries of both masks and each boundary voxel's distance to the other boundary.
 
@@ -539,9 +451,9 @@ def surface_distances(
     3.0
     """
     y_true, y_pred, static = _call_args(
-        y_true, y_pred, spacing, threshold, num_classes, axis, spatial_dims
+        y_true, y_pred, spacing, threshold, num_classes, axis, spatial_dims, convention
     )
-    return SurfaceDistances(*_compiled_maps(y_true, y_pred, **static))
+    return SurfaceDistances(*_compiled_maps(y_true, y_pred, **static), static["convention"])
 
 
 def hausdorff_distance(
@@ -555,13 +467,16 @@ def hausdorff_distance(
     num_classes: int | None = None,
     axis: int = -1,
     spatial_dims: int = 3,
+    convention: str = "monai",
 ):
     r"""Hausdorff distance per volume and class: `[N, C]` (`percentile=95`: HD95).
 
     $HD = \max(h(P, T), h(T, P))$ with $h(A, B) = \max_{a \in \partial A} d(a, \partial B)$;
     with `percentile=q`, $h$ is the q-th percentile of those distances instead of the max
     (linear interpolation, as `np.percentile` and MONAI's `compute_hausdorff_distance`).
-    `directed=True` gives $h(P, T)$ alone (prediction to truth).
+    `directed=True` gives $h(P, T)$ alone (prediction to truth). That is `monai`; `deepmind`
+    takes area-weighted nearest-rank percentiles over surfels, `medpy` the percentile of
+    both directions pooled (`surface_rules`).
 
     Empty masks (as MONAI): NaN when both boundaries are empty (undefined; left out of
     volume means), `+inf` when exactly one is.
@@ -574,7 +489,7 @@ def hausdorff_distance(
     """
     percentile = check_percentile(percentile)
     y_true, y_pred, static = _call_args(
-        y_true, y_pred, spacing, threshold, num_classes, axis, spatial_dims
+        y_true, y_pred, spacing, threshold, num_classes, axis, spatial_dims, convention
     )
     return _compiled_hausdorff(
         y_true,
@@ -595,12 +510,14 @@ def average_surface_distance(
     num_classes: int | None = None,
     axis: int = -1,
     spatial_dims: int = 3,
+    convention: str = "monai",
 ):
     r"""Average (symmetric) surface distance per volume and class: `[N, C]`.
 
     $ASSD = \frac{\sum_{p \in \partial P} d(p, \partial T) + \sum_{t \in \partial T}
     d(t, \partial P)}{|\partial P| + |\partial T|}$ (MONAI's pooled mean); with
-    `symmetric=False`, the mean of $d(p, \partial T)$ over the predicted boundary.
+    `symmetric=False`, the mean of $d(p, \partial T)$ over the predicted boundary. `medpy`
+    pools as `monai`; `deepmind` averages its two directed area-weighted means.
 
     Empty masks (as MONAI): NaN when both boundaries are empty, `+inf` when exactly one is.
     {args}
@@ -611,7 +528,7 @@ def average_surface_distance(
     [[1.2]]
     """
     y_true, y_pred, static = _call_args(
-        y_true, y_pred, spacing, threshold, num_classes, axis, spatial_dims
+        y_true, y_pred, spacing, threshold, num_classes, axis, spatial_dims, convention
     )
     return _compiled_average(y_true, y_pred, symmetric=bool(symmetric), **static)
 
@@ -626,12 +543,14 @@ def normalized_surface_dice(
     num_classes: int | None = None,
     axis: int = -1,
     spatial_dims: int = 3,
+    convention: str = "monai",
 ):
     r"""Normalised surface Dice at `tolerance` per volume and class: `[N, C]`.
 
     $NSD = \frac{|\{p \in \partial P: d(p, \partial T) \le \tau\}| + |\{t \in \partial T:
     d(t, \partial P) \le \tau\}|}{|\partial P| + |\partial T|}$ (Nikolov et al. 2021), with
-    boundary voxels counted as MONAI's `compute_surface_dice` counts them (not surfels).
+    boundary voxels counted as MONAI's `compute_surface_dice` counts them (`monai`,
+    `medpy`), or surfel areas summed (`deepmind`, `compute_surface_dice_at_tolerance`).
 
     Empty masks (as MONAI): NaN when both boundaries are empty; 0 when exactly one is (no
     boundary voxel lies within any tolerance of an empty boundary).
@@ -644,7 +563,7 @@ def normalized_surface_dice(
     [[0.6]]
     """
     y_true, y_pred, static = _call_args(
-        y_true, y_pred, spacing, threshold, num_classes, axis, spatial_dims
+        y_true, y_pred, spacing, threshold, num_classes, axis, spatial_dims, convention
     )
     tolerance = _tolerance_tensor(tolerance, static["spec"].num_classes)
     return _compiled_surface_dice(y_true, y_pred, tolerance, **static)
@@ -661,6 +580,7 @@ def surface_metrics(
     num_classes: int | None = None,
     axis: int = -1,
     spatial_dims: int = 3,
+    convention: str = "monai",
 ) -> dict:
     """HD (HD95 by default), ASSD and NSD from one distance transform: each `[N, C]`.
 
@@ -680,7 +600,7 @@ def surface_metrics(
     """
     percentile = check_percentile(percentile)
     y_true, y_pred, static = _call_args(
-        y_true, y_pred, spacing, threshold, num_classes, axis, spatial_dims
+        y_true, y_pred, spacing, threshold, num_classes, axis, spatial_dims, convention
     )
     tolerance = _tolerance_tensor(tolerance, static["spec"].num_classes)
     return _compiled_all(y_true, y_pred, tolerance, percentile=percentile, **static)

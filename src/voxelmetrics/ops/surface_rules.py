@@ -125,10 +125,9 @@ def _cube_area(inside: np.ndarray, spacing: Sequence[float]) -> float:
 
     if inside.sum() > 4:
         inside = ~inside
-    vertices, faces, _, _ = marching_cubes(
-        inside.astype(np.float64), 0.5, spacing=tuple(spacing), method="lorensen"
-    )
-    return float(mesh_surface_area(vertices, faces))
+    vertices, faces, _, _ = marching_cubes(inside.astype(np.float64), 0.5, method="lorensen")
+    # unit-grid vertices are exact halves; scaled here in float64, not in float32 inside
+    return float(mesh_surface_area(vertices.astype(np.float64) * np.asarray(spacing), faces))
 
 
 def _square_length(inside: np.ndarray, spacing: Sequence[float]) -> float:
@@ -280,23 +279,38 @@ def _linear_percentile(distances, present, q: float, spacing):
 def _nearest_rank_percentile(distances, weights, q: float, spacing):
     r"""The area-weighted nearest-rank `q`-th percentile per row (`[..., M]` -> `[...]`),
     as `surface-distance`'s `compute_robust_hausdorff`: the smallest distance $d$ with
-    $\sum_{d_i \le d} w_i / \sum_i w_i \ge q/100$. Points of weight 0 are not points."""
+    $\sum_{d_i \le d} w_i \ge q/100 \sum_i w_i$. Points of weight 0 are not points.
+
+    A share that equals $q/100$ in exact arithmetic (symmetric shapes make many) must
+    count as reached whatever order the sums ran in: the comparison allows 16 ulps of the
+    weights' float type (`surface-distance`, in float64, reaches it too).
+    """
     present = weights > 0
     finite = ops.where(ops.isinf(distances), 0.0, distances)
     keys, value = _keys(finite, spacing)
     keys = ops.where(present, keys, _no_key(keys))
-    total = ops.maximum(ops.sum(weights, axis=-1), np.finfo(np.float32).tiny)
-    target = q / 100
+    total = ops.sum(weights, axis=-1)
+    slack = 16 * float(np.finfo(str(ops.dtype(weights))).eps)
+    target = total * (q / 100 - slack)
 
     def enough(k):
-        below = ops.sum(ops.where(keys <= k, weights, 0.0), axis=-1)
-        return below / total >= target
+        return ops.sum(ops.where(keys <= k, weights, 0.0), axis=-1) >= target
 
     return value(_bisect(keys, enough))
 
 
+def _with_a_point(distances, weights):
+    """`M >= 1`: a boundary with no points at all (a compact host array of length 0) gets
+    one of weight 0, so the reductions have something to reduce (`_empty_rule` decides)."""
+    if ops.shape(distances)[-1] != 0:
+        return distances, weights
+    none = ops.zeros((*ops.shape(distances)[:-1], 1), "float32")
+    return none, none
+
+
 def _directed_percentile(distances, weights, percentile, convention: str, spacing):
     """One direction's HD-p `[...]` of distances `[..., M]` at the points of weight > 0."""
+    distances, weights = _with_a_point(distances, weights)
     present = weights > 0
     if percentile is None:
         return ops.max(ops.where(present, distances, 0.0), axis=-1)
@@ -324,8 +338,10 @@ def hausdorff(d_pred, w_pred, d_true, w_true, *, convention: str, percentile, sp
     the empty rule (`+inf` when one boundary is empty). `medpy` takes the percentile of both
     directions pooled, the others the larger of the two directed percentiles."""
     if check_convention(convention) == "medpy" and percentile is not None:
-        pooled = ops.concatenate([d_pred, d_true], axis=-1)
-        present = ops.concatenate([w_pred > 0, w_true > 0], axis=-1)
+        pooled, weights = _with_a_point(
+            ops.concatenate([d_pred, d_true], axis=-1), ops.concatenate([w_pred, w_true], -1)
+        )
+        present = weights > 0
         value = _linear_percentile(pooled, present, percentile, spacing)
     else:
         value = ops.maximum(
