@@ -701,31 +701,27 @@ def _print_report(summary: dict, as_json: bool) -> None:
 
 
 def _write_reports(summary, evaluation, out, plot: bool, per_case, per_lesion=None) -> list[Path]:
-    """report.json, report.csv (and plots) into `out`, all or nothing; the `--per-case` and
-    `--per-lesion` CSVs with them when they go into `out`, else each committed the same way
-    on its own after."""
+    """report.json, report.csv (and plots) into `out`, all or nothing; the `--per-case`
+    CSV with them when it goes into `out`, else committed the same way on its own after
+    (`--per-lesion` likewise: `_lesion_files`)."""
     from voxelmetrics.evaluate.report import to_csv, to_json, to_per_case_csv, write_atomically
 
-    side = {}
+    lesion_files, lesions_alone = _lesion_files(summary, evaluation, out, plot, per_lesion)
+    per_case_writer = {}
     if per_case is not None:
-        side[per_case] = lambda f: f.write(to_per_case_csv(summary).encode())
-    if per_lesion is not None:
-        from voxelmetrics.evaluate.lesion_report import to_per_lesion_csv
-
-        names = summary["config"]["class_names"]
-        side[per_lesion] = lambda f: f.write(to_per_lesion_csv(evaluation, names).encode())
-    inside = out is not None
-    per_case_writer = {p.name: w for p, w in side.items() if inside and _same_dir(p, out)}
-    alone = []
-    for path, write in side.items():
-        if path.name not in per_case_writer:
-            alone += write_atomically(path.parent, {path.name: write})
-    if out is None:
-        return alone
+        per_case_writer = {per_case.name: lambda f: f.write(to_per_case_csv(summary).encode())}
+    if out is None or (per_case is not None and per_case.parent.resolve() != out.resolve()):
+        alone = write_atomically(per_case.parent, per_case_writer) if per_case else []
+        per_case_writer = {}
+        if out is None:
+            return alone + lesions_alone
+    else:
+        alone = []
     writers = {
         "report.json": lambda f: f.write(to_json(summary).encode()),
         "report.csv": lambda f: f.write(to_csv(summary).encode()),
         **per_case_writer,
+        **lesion_files,
     }
     if plot:
         from voxelmetrics.evaluate.plots import plot_curves
@@ -733,6 +729,24 @@ def _write_reports(summary, evaluation, out, plot: bool, per_case, per_lesion=No
         histogram = evaluation.histogram
         for kind, name in PLOT_FILES.items():
             writers[name] = lambda f, kind=kind: plot_curves(summary, histogram, kind, f)
+    return write_atomically(out, writers) + alone + lesions_alone
+
+
+def _lesion_files(summary, evaluation, out, plot: bool, per_lesion) -> tuple[dict, list]:
+    """The writers that join `out`'s commit (the `--per-lesion` CSV when it goes there;
+    with `--plot` distribution.png and, for probability maps with `--lesions`, froc.png),
+    and the files written on their own first (a `--per-lesion` CSV elsewhere)."""
+    from voxelmetrics.evaluate.report import write_atomically
+
+    writers, alone = {}, []
+    if per_lesion is not None:
+        from voxelmetrics.evaluate.lesion_report import to_per_lesion_csv
+
+        names = summary["config"]["class_names"]
+        writers[per_lesion.name] = lambda f: f.write(to_per_lesion_csv(evaluation, names).encode())
+        if out is None or not _same_dir(per_lesion, out):
+            alone = write_atomically(per_lesion.parent, writers)
+            writers = {}
     if plot:
         from voxelmetrics.evaluate.distribution import plot_distribution
 
@@ -741,7 +755,7 @@ def _write_reports(summary, evaluation, out, plot: bool, per_case, per_lesion=No
         from voxelmetrics.evaluate.lesion_report import plot_froc
 
         writers["froc.png"] = lambda f: plot_froc(summary, f)
-    return write_atomically(out, writers) + alone
+    return writers, alone
 
 
 def _same_dir(path: Path, out) -> bool:
