@@ -26,8 +26,9 @@ from voxelmetrics.evaluate.readers import (
     open_volume,
     pair_cases,
 )
-from voxelmetrics.evaluate.regions import Regions, region_counts, region_masks
-from voxelmetrics.evaluate.surface import SurfaceRequest, case_measures, case_spacing, read_whole
+from voxelmetrics.evaluate.regions import Regions, region_counts
+from voxelmetrics.evaluate.surface import SurfaceRequest, case_measures
+from voxelmetrics.evaluate.whole_case import read_case
 from voxelmetrics.ops._inputs import InputSpec, check_inputs
 from voxelmetrics.ops._options import check_threshold_values
 from voxelmetrics.ops.counting import counts_from_confusion_matrix
@@ -471,37 +472,17 @@ def surface_of_case(
 ):
     """`{measure: [C]}` boundary measures of one case (whole volumes: see evaluate.surface);
     `check()` runs before each class."""
-    if kind == "scores" and options.from_logits:
-        raise InputError(
-            pred.path,
-            "holds logits (--from-logits); --surface thresholds probabilities or takes hard "
-            "predictions: pass probabilities, label maps or masks.",
-        )
-    grid_ndim = len(pred.shape) - (kind != "labels")
-    spatial_dims = len(options.spacing) if options.spacing is not None else min(3, grid_ndim)
-    spacing = case_spacing(pred, true, options.spacing, spatial_dims)
-    y_true, y_pred = read_whole(true), read_whole(pred)
-    if spec.sparse and options.ignore_index is not None:
-        y_true = np.where(y_true == options.ignore_index, -1, y_true)  # no class: outside
-    num_classes = spec.num_classes
-    if kind == "labels" and not options.num_classes:
-        # C is inferred once every case is read: measure the ids present here; the other
-        # classes are absent from both maps, which the empty rule makes NaN anyway.
-        num_classes = min(int(max(y_true.max(), y_pred.max())) + 1, num_classes)
-    true_labels, pred_labels, axis = spec.sparse, kind == "labels", spec.axis
-    if options.regions:  # the region masks in place of the label maps
-        y_true, y_pred = (region_masks(y, options.regions) for y in (y_true, y_pred))
-        num_classes, true_labels, pred_labels, axis = len(options.regions), False, False, -1
+    case = read_case(pred, true, options, threshold, spec, kind, "--surface")
     measures = case_measures(
-        y_true,
-        y_pred,
+        case.y_true,
+        case.y_pred,
         options.surface,
-        spacing=spacing,
-        threshold=threshold if kind == "scores" else 0.5,
-        axis=axis,
-        num_classes=max(num_classes, 1),
-        true_labels=true_labels,
-        pred_labels=pred_labels,
+        spacing=case.spacing,
+        threshold=case.threshold,
+        axis=case.axis,
+        num_classes=case.num_classes,
+        true_labels=case.true_labels,
+        pred_labels=case.pred_labels,
         path=pred.path,
         check=check,
     )

@@ -903,42 +903,19 @@ def request_from_json(values: dict | None) -> LesionRequest | None:
 def lesions_of_case(pred, true, options, threshold, spec, kind: str) -> CaseLesions:
     """`case_lesions` of one case of the engine: whole volumes read (components need the
     whole case, as boundaries do), spacing from the headers or `--spacing`."""
-    from voxelmetrics.evaluate.readers import InputError
-    from voxelmetrics.evaluate.surface import case_spacing, read_whole
+    from voxelmetrics.evaluate.whole_case import read_case
 
-    if kind == "scores" and options.from_logits:
-        raise InputError(
-            pred.path,
-            "holds logits (--from-logits); --lesions thresholds probabilities or takes hard "
-            "predictions: pass probabilities, label maps or masks.",
-        )
-    grid_ndim = len(pred.shape) - (kind != "labels")
-    spatial_dims = len(options.spacing) if options.spacing is not None else min(3, grid_ndim)
-    spacing = case_spacing(pred, true, options.spacing, spatial_dims)
-    y_true, y_pred = read_whole(true), read_whole(pred)
-    if spec.sparse and options.ignore_index is not None:
-        y_true = np.where(y_true == options.ignore_index, -1, y_true)
-    num_classes = spec.num_classes
-    if kind == "labels" and not options.num_classes:
-        # C is known once every case is read: the ids above this case's largest have no
-        # lesion here (zero counts, which `finish_label_maps` cuts or pads).
-        num_classes = min(int(max(y_true.max(), y_pred.max())) + 1, num_classes)
-    true_labels, pred_labels, axis = spec.sparse, kind == "labels", spec.axis
-    if options.regions:  # the region masks in place of the label maps (evaluate/regions.py)
-        from voxelmetrics.evaluate.regions import region_masks
-
-        y_true, y_pred = (region_masks(y, options.regions) for y in (y_true, y_pred))
-        num_classes, true_labels, pred_labels, axis = len(options.regions), False, False, -1
+    case = read_case(pred, true, options, threshold, spec, kind, "--lesions")
     found = case_lesions(
-        y_true,
-        y_pred,
+        case.y_true,
+        case.y_pred,
         options.lesions,
-        spacing=spacing,
-        threshold=threshold if kind == "scores" else 0.5,
-        axis=axis,
-        num_classes=max(num_classes, 1),
-        true_labels=true_labels,
-        pred_labels=pred_labels,
+        spacing=case.spacing,
+        threshold=case.threshold,
+        axis=case.axis,
+        num_classes=case.num_classes,
+        true_labels=case.true_labels,
+        pred_labels=case.pred_labels,
         path=pred.path,
     )
     found.counts = fitted_counts(found.counts, spec.num_classes)
