@@ -474,17 +474,7 @@ def surface_of_case(
     `check()` runs before each class."""
     case = read_case(pred, true, options, threshold, spec, kind, "--surface")
     measures = case_measures(
-        case.y_true,
-        case.y_pred,
-        options.surface,
-        spacing=case.spacing,
-        threshold=case.threshold,
-        axis=case.axis,
-        num_classes=case.num_classes,
-        true_labels=case.true_labels,
-        pred_labels=case.pred_labels,
-        path=pred.path,
-        check=check,
+        case.y_true, case.y_pred, options.surface, path=pred.path, check=check, **case.layout()
     )
     return {
         name: np.pad(values, (0, spec.num_classes - values.size), constant_values=np.nan)

@@ -906,18 +906,7 @@ def lesions_of_case(pred, true, options, threshold, spec, kind: str) -> CaseLesi
     from voxelmetrics.evaluate.whole_case import read_case
 
     case = read_case(pred, true, options, threshold, spec, kind, "--lesions")
-    found = case_lesions(
-        case.y_true,
-        case.y_pred,
-        options.lesions,
-        spacing=case.spacing,
-        threshold=case.threshold,
-        axis=case.axis,
-        num_classes=case.num_classes,
-        true_labels=case.true_labels,
-        pred_labels=case.pred_labels,
-        path=pred.path,
-    )
+    found = case_lesions(case.y_true, case.y_pred, options.lesions, path=pred.path, **case.layout())
     found.counts = fitted_counts(found.counts, spec.num_classes)
     return found
 

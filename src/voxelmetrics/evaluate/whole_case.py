@@ -39,6 +39,18 @@ class WholeCase:
     true_labels: bool
     pred_labels: bool
 
+    def layout(self) -> dict:
+        """How to read the classes: the keyword arguments of `surface.case_measures` and
+        `lesions.case_lesions` after the two arrays."""
+        return {
+            "spacing": self.spacing,
+            "threshold": self.threshold,
+            "axis": self.axis,
+            "num_classes": self.num_classes,
+            "true_labels": self.true_labels,
+            "pred_labels": self.pred_labels,
+        }
+
 
 def read_case(pred, true, options, threshold, spec, kind: str, option: str) -> WholeCase:
     """Read one case whole for the measure of `option` (`--surface`, `--lesions`).
