@@ -192,3 +192,18 @@ def test_distribution_scores_per_measure_and_class():
     np.testing.assert_array_equal(scores["dice"]["b"], [np.nan, 0.1])
     np.testing.assert_array_equal(scores["hd95"]["a"], [np.inf, 1.0])
     np.testing.assert_array_equal(scores["lesion_f1"]["a"], [1.0, 0.0])
+
+
+def test_overlap_takes_the_surface_convention_and_spacing(label_maps, tmp_path):
+    root, cases = label_maps
+    out = tmp_path / "out"
+    args = ["--lesions", "overlap", "--surface-convention", "medpy", "--spacing", "1,0.5,2"]
+    assert run(root / "pred", root / "true", *args, "--out", out) == 0
+    block = json.loads((out / "report.json").read_text())["lesions"]
+    assert block["config"]["boundary_convention"] == "medpy"
+    truth, pred = cases["case0"]
+    request = LesionRequest("overlap", surface_convention="medpy")
+    found = class_lesions(truth == 1, pred == 1, request, spacing=(1, 0.5, 2))
+    expected = lesion_scores(found.counts, "overlap")["lesion_hd95"]
+    got = block["cases"][0]["classes"]["class_1"]["lesion_hd95"]
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
