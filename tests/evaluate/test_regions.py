@@ -60,6 +60,7 @@ def test_a_region_scores_as_its_union_in_every_report(maps, tmp_path):
     )
     union = report(maps / "pred_tc", maps / "true_tc", *extra[:-2], tmp_path / "b")
     assert regions["config"]["class_names"] == ["tc", "et"]
+    assert regions["config"]["regions"] == {"tc": [1, 3], "et": [3]}
     for key in ("tp", "fp", "fn", "tn", "dice", "hd95", "assd"):
         for a, b in zip(regions["cases"], union["cases"], strict=True):
             assert a["classes"]["tc"][key] == b["classes"]["class_1"][key], key

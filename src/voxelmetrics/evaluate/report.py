@@ -400,6 +400,7 @@ def summarize(
             "exclude": [names[c] for c in excluded],
             "bootstrap": bootstrap,
             **_surface_config(options),
+            **({"regions": dict(options.regions)} if options.regions else {}),
             **({"curves": NO_CURVES} if hard else {}),
         },
         "cases": [
