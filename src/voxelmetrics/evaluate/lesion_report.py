@@ -52,18 +52,12 @@ def lesion_block(evaluation, names, *, bootstrap: int) -> dict | None:
     ]
     n = len(evaluation.cases)
     pooled = {names[c]: _scores(counts[:, c].sum(0), convention, cases=n) for c in shown}
+    scores = [  # [classes][cases] -> {metric: value}, each computed once
+        [lesion_scores(dict(zip(FIELDS, k, strict=True)), convention) for k in counts[:, c]]
+        for c in shown
+    ]
     per_case = np.array(
-        [
-            [
-                [
-                    lesion_scores(dict(zip(FIELDS, k, strict=True)), convention)[m]
-                    for k in counts[:, c]
-                ]
-                for m in metrics
-            ]
-            for c in shown
-        ],
-        np.float64,
+        [[[case[m] for case in row] for m in metrics] for row in scores], np.float64
     ).reshape(len(shown) * len(metrics), n)
     table = case_statistics_table(
         per_case, [case.name for case in evaluation.cases], bootstrap=bootstrap
