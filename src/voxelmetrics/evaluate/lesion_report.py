@@ -144,7 +144,8 @@ def to_per_lesion_csv(evaluation, names) -> str:
     Columns: `case, class, side` (`true`/`pred`), `lesion` (its component id), `voxels`,
     `volume_mm3`, `centroid` (voxel indices, `;`-separated), `matched` (the ids on the
     other side, `;`-separated; empty: missed or a false positive), `scored` (False: a
-    BraTS lesion at or below the floor), and for truth lesions `dice, iou, hd95, assd`.
+    BraTS lesion at or below the floor), for truth lesions `dice, iou, hd95, assd`, and
+    `score` (probability maps: a predicted lesion's maximum, a truth lesion's best match's).
     """
     rows = []
     for case in evaluation.cases:
