@@ -38,6 +38,7 @@ def test_evaluate_writes_reports_and_plots(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "pooled over 2 case(s)" in printed and "youden" in printed
     assert sorted(p.name for p in out.iterdir()) == [
+        "distribution.png",
         "pr_curves.png",
         "report.csv",
         "report.json",

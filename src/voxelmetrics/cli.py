@@ -137,6 +137,13 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
         metavar="FILE.csv",
         help="also write one row per case and class (counts and metrics) to this CSV",
     )
+    parser.add_argument(
+        "--per-lesion",
+        type=Path,
+        metavar="FILE.csv",
+        help="with --lesions: also write one row per lesion (volume, centroid, match, Dice, "
+        "IoU, HD95) to this CSV",
+    )
     parser.add_argument("--plot", action="store_true", help="write PR and ROC curves (PNG)")
     parser.add_argument(
         "--json", action="store_true", help="print the JSON report instead of the table"
@@ -294,6 +301,7 @@ def _add_evaluate(sub) -> None:
         help="HD/HD95/ASSD of a structure missed on one side (one mask empty): inf (default), "
         "nan, diagonal (the case's diagonal in spacing units) or a number (BraTS: 374)",
     )
+    _add_lesion_options(p)
     p.add_argument("--pred-key", help="array name inside prediction .npz files")
     p.add_argument("--true-key", help="array name inside label .npz files")
     p.add_argument(
@@ -304,6 +312,37 @@ def _add_evaluate(sub) -> None:
     )
     _add_report_options(p)
     p.set_defaults(run=_evaluate_command)
+
+
+def _add_lesion_options(p) -> None:
+    """`--lesions` and its options (see evaluate/lesions.py), and `--regions`."""
+    p.add_argument(
+        "--regions",
+        nargs="+",
+        metavar="NAME=IDS",
+        help="evaluate unions of labels of label maps as the classes of every report, e.g. "
+        "wt=1,2,3 tc=1,3 et=3",
+    )
+    p.add_argument(
+        "--lesions",
+        metavar="CONVENTION",
+        help="lesion-wise evaluation (connected components per class): panoptica, "
+        "brats2023[:GLI|SSA|MEN|PED|MET] or overlap",
+    )
+    p.add_argument(
+        "--connectivity", type=int, help="--lesions: neighbours 6, 18 or 26 (default: 26)"
+    )
+    p.add_argument(
+        "--min-lesion-volume",
+        metavar="N[mm3]",
+        help="--lesions: drop lesions of at most N voxels (or N mm^3); true=N,pred=M for "
+        "each side (default: none; brats2023: the sub-challenge's truth floor)",
+    )
+    p.add_argument(
+        "--match-threshold",
+        type=float,
+        help="--lesions panoptica: a pair matches at IoU >= this (default: 0.5)",
+    )
 
 
 def _add_merge(sub) -> None:
@@ -505,7 +544,7 @@ def _check_targets(*targets) -> str | None:
     return None
 
 
-def _report_command(produce, *, out, plot: bool, as_json: bool, per_case) -> int:
+def _report_command(produce, *, out, plot: bool, as_json: bool, per_case, per_lesion=None) -> int:
     """`produce(signals) -> (evaluation, report options)`, then the report: printed, and
     written with `--out`/`--per-case`. The one report path of `evaluate` and `merge`.
 
@@ -514,19 +553,23 @@ def _report_command(produce, *, out, plot: bool, as_json: bool, per_case) -> int
     """
     if plot and out is None:
         return _fail("--plot needs --out DIR to write the PNG files into.")
-    problem = _check_targets(out, per_case and per_case.parent)
+    problem = _check_targets(out, per_case and per_case.parent, per_lesion and per_lesion.parent)
     if problem:
         return _fail(problem)
 
     def work(signals) -> int:
         evaluation, report_options = produce(signals)
+        if per_lesion is not None and evaluation.options.lesions is None:
+            return _fail(f"--per-lesion {per_lesion}: the run has no --lesions to list.")
         summary = _summarize(evaluation, report_options)
         _print_report(summary, as_json)
         signals.check()
-        if out is None and per_case is None:
+        if out is None and per_case is None and per_lesion is None:
             return 0
         try:
-            written = _write_reports(summary, evaluation, out, plot, per_case, signals.check)
+            written = _write_reports(
+                summary, evaluation, out, plot, per_case, per_lesion, check=signals.check
+            )
         except OSError as e:
             return _fail(
                 f"{out}: writing the report failed ({e}); no file there was replaced "
@@ -568,6 +611,7 @@ def run_evaluation(
     exclude=(),
     bootstrap: int = defaults.BOOTSTRAP,
     per_case: Path | None = None,
+    per_lesion: Path | None = None,
     criteria_given: bool = True,
     workers: int = 1,
     scheduler: str | None = None,
@@ -586,7 +630,9 @@ def run_evaluation(
         run = (workers, scheduler, threads)
         return _evaluate(pred, true, options, signals, quiet, curves_by, run), report_options
 
-    return _report_command(produce, out=out, plot=plot, as_json=as_json, per_case=per_case)
+    return _report_command(
+        produce, out=out, plot=plot, as_json=as_json, per_case=per_case, per_lesion=per_lesion
+    )
 
 
 def _curves_by(criteria_given: bool, plot: bool) -> str | None:
@@ -700,12 +746,18 @@ def _print_report(summary: dict, as_json: bool) -> None:
         render_table(summary, Console())
 
 
-def _write_reports(summary, evaluation, out, plot: bool, per_case, check=None) -> list[Path]:
+def _write_reports(
+    summary, evaluation, out, plot: bool, per_case, per_lesion=None, check=None
+) -> list[Path]:
     """report.json, report.csv (and plots) into `out`, all or nothing; the `--per-case`
-    CSV with them when it goes into `out`, else committed the same way on its own after.
-    `check()` runs after every file is written (before the files are committed)."""
+    CSV with them when it goes into `out`, else committed the same way on its own after
+    (`--per-lesion` likewise: `_lesion_files`). `check()` runs after every file is written
+    (before the files are committed)."""
     from voxelmetrics.evaluate.report import to_csv, to_json, to_per_case_csv, write_atomically
 
+    lesion_files, lesions_alone = _lesion_files(
+        summary, evaluation, out, plot, per_lesion, check
+    )
     per_case_writer = {}
     if per_case is not None:
         per_case_writer = {per_case.name: lambda f: f.write(to_per_case_csv(summary).encode())}
@@ -713,13 +765,14 @@ def _write_reports(summary, evaluation, out, plot: bool, per_case, check=None) -
         alone = write_atomically(per_case.parent, _then(per_case_writer, check)) if per_case else []
         per_case_writer = {}
         if out is None:
-            return alone
+            return alone + lesions_alone
     else:
         alone = []
     writers = {
         "report.json": lambda f: f.write(to_json(summary).encode()),
         "report.csv": lambda f: f.write(to_csv(summary).encode()),
         **per_case_writer,
+        **lesion_files,
     }
     if plot:
         from voxelmetrics.evaluate.plots import plot_curves
@@ -727,7 +780,39 @@ def _write_reports(summary, evaluation, out, plot: bool, per_case, check=None) -
         histogram = evaluation.histogram
         for kind, name in PLOT_FILES.items():
             writers[name] = lambda f, kind=kind: plot_curves(summary, histogram, kind, f)
-    return write_atomically(out, _then(writers, check)) + alone
+    return write_atomically(out, _then(writers, check)) + alone + lesions_alone
+
+
+def _lesion_files(
+    summary, evaluation, out, plot: bool, per_lesion, check=None
+) -> tuple[dict, list]:
+    """The writers that join `out`'s commit (the `--per-lesion` CSV when it goes there;
+    with `--plot` distribution.png and, for probability maps with `--lesions`, froc.png),
+    and the files written on their own first (a `--per-lesion` CSV elsewhere)."""
+    from voxelmetrics.evaluate.report import write_atomically
+
+    writers, alone = {}, []
+    if per_lesion is not None:
+        from voxelmetrics.evaluate.lesion_report import to_per_lesion_csv
+
+        names = summary["config"]["class_names"]
+        writers[per_lesion.name] = lambda f: f.write(to_per_lesion_csv(evaluation, names).encode())
+        if out is None or not _same_dir(per_lesion, out):
+            alone = write_atomically(per_lesion.parent, _then(writers, check))
+            writers = {}
+    if plot:
+        from voxelmetrics.evaluate.distribution import plot_distribution
+
+        writers["distribution.png"] = lambda f: plot_distribution(summary, f)
+    if plot and "froc" in summary.get("lesions", {}):
+        from voxelmetrics.evaluate.lesion_report import plot_froc
+
+        writers["froc.png"] = lambda f: plot_froc(summary, f)
+    return writers, alone
+
+
+def _same_dir(path: Path, out) -> bool:
+    return path.parent.resolve() == Path(out).resolve()
 
 
 def _then(writers: dict, check) -> dict:
@@ -750,6 +835,7 @@ def _scale_problem(args: argparse.Namespace) -> str | None:
     if args.shard is not None and args.partial is None:
         return "--shard I/N needs --partial FILE.npz (the shard's state for voxelmetrics merge)."
     given = [o for o, v in (("--out", args.out), ("--per-case", args.per_case)) if v]
+    given += ["--per-lesion"] if args.per_lesion else []
     given += [o for o, v in (("--plot", args.plot), ("--json", args.json)) if v]
     if args.partial is not None and given:
         return (
@@ -811,7 +897,33 @@ def _evaluate_command(args: argparse.Namespace) -> int:
         from voxelmetrics._threads import apply_threads
 
         apply_threads(args.threads)
-    surface, problem = _surface_request(args, class_names)
+    from voxelmetrics.evaluate.lesions import request_from_options
+
+    try:
+        lesions = request_from_options(
+            args.lesions,
+            connectivity=args.connectivity,
+            min_volume=args.min_lesion_volume,
+            match_threshold=args.match_threshold,
+            surface_convention=getattr(args, "surface_convention", None),
+        )
+    except ValueError as e:
+        return _fail(str(e))
+    if args.per_lesion is not None and lesions is None:
+        return _fail(f"--per-lesion {args.per_lesion} needs --lesions (nothing to list).")
+    regions = None
+    if args.regions:
+        from voxelmetrics.evaluate.regions import parse_regions
+
+        if class_names:
+            return _fail("--regions names the classes: drop --class-names.")
+        try:
+            regions = parse_regions(args.regions)
+        except ValueError as e:
+            return _fail(str(e))
+    surface, problem = _surface_request(
+        args, [name for name, _ in regions] if regions else class_names
+    )
     if problem:
         return _fail(problem)
     options = Options(
@@ -835,8 +947,11 @@ def _evaluate_command(args: argparse.Namespace) -> int:
         pred_kind=args.pred_kind,
         surface=surface,
         spacing=args.spacing,
+        lesions=lesions,
+        regions=regions,
     )
-    criteria = args.criterion or ["f1"]
+    criteria = args.criterion or [defaults.CRITERION]
+    class_names = [name for name, _ in regions] if regions else class_names
     run = (args.workers, args.scheduler, args.threads)
     if args.partial is not None:
         report = _report_options(
@@ -867,6 +982,7 @@ def _evaluate_command(args: argparse.Namespace) -> int:
         exclude=args.exclude,
         bootstrap=args.bootstrap,
         per_case=args.per_case,
+        per_lesion=args.per_lesion,
         criteria_given=args.criterion is not None,
         workers=args.workers,
         scheduler=args.scheduler,
@@ -882,7 +998,12 @@ def _merge_command(args: argparse.Namespace) -> int:
         return merge_partials(load_partials(args.partials), needed_for)
 
     return _report_command(
-        produce, out=args.out, plot=args.plot, as_json=args.json, per_case=args.per_case
+        produce,
+        out=args.out,
+        plot=args.plot,
+        as_json=args.json,
+        per_case=args.per_case,
+        per_lesion=args.per_lesion,
     )
 
 

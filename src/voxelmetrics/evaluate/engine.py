@@ -19,6 +19,7 @@ from keras import ops
 
 import voxelmetrics.defaults as defaults
 from voxelmetrics.backends import compile_kernel
+from voxelmetrics.evaluate.lesions import CaseLesions, LesionRequest, lesions_of_case
 from voxelmetrics.evaluate.readers import (
     InputError,
     InputWarning,
@@ -26,7 +27,9 @@ from voxelmetrics.evaluate.readers import (
     open_volume,
     pair_cases,
 )
-from voxelmetrics.evaluate.surface import SurfaceRequest, case_measures, case_spacing, read_whole
+from voxelmetrics.evaluate.regions import Regions, region_counts
+from voxelmetrics.evaluate.surface import SurfaceRequest, case_measures
+from voxelmetrics.evaluate.whole_case import read_case
 from voxelmetrics.ops._inputs import InputSpec, check_inputs
 from voxelmetrics.ops._options import check_threshold_values
 from voxelmetrics.ops.counting import counts_from_confusion_matrix
@@ -97,6 +100,8 @@ class Options:
     pred_kind: str = defaults.PRED_KIND
     surface: SurfaceRequest | None = None
     spacing: tuple[float, ...] | None = None
+    lesions: LesionRequest | None = None  # `--lesions`: see evaluate/lesions.py
+    regions: Regions | None = None  # `--regions`: see evaluate/regions.py
 
 
 @dataclasses.dataclass
@@ -123,6 +128,7 @@ class CaseTotals:
     histogram: np.ndarray | None
     matrix: np.ndarray | None = None
     surface: dict[str, np.ndarray] | None = None
+    lesions: CaseLesions | None = None  # `--lesions`: see evaluate/lesions.py
 
 
 @dataclasses.dataclass
@@ -441,6 +447,8 @@ def evaluate_case(
         `CaseTotals`; bad values raise `InputError` naming the file and the first bad voxel.
     """
     kind = pred_kind(pred, true, options.pred_kind)
+    if options.regions and kind != "labels":
+        raise InputError(pred.path, f"holds {kind}; --regions unites the labels of label maps.")
     spec = case_spec(pred, true, options, kind)
     if kind != "labels" and spec.num_classes != threshold.shape[0]:
         raise InputError(
@@ -459,13 +467,24 @@ def evaluate_case(
             # a check point between classes: Ctrl-C stops the boundary phase there too
             check = progress and (lambda: progress(name, plan.num_chunks, plan.num_chunks))
             surface = surface_of_case(pred, true, options, threshold, spec, kind, check)
+        lesions = None
+        if options.lesions is not None:
+            lesions = lesions_of_case(pred, true, options, threshold, spec, kind)
     finally:
         pred.close()
         true.close()
     grid = tuple(s for a, s in enumerate(pred.shape) if a != spec.axis)
     if kind == "labels":
         return CaseTotals(
-            name, pred.path, true.path, grid, None, None, matrix=totals[0], surface=surface
+            name,
+            pred.path,
+            true.path,
+            grid,
+            None,
+            None,
+            matrix=totals[0],
+            surface=surface,
+            lesions=lesions,
         )
     return CaseTotals(
         name,
@@ -475,6 +494,7 @@ def evaluate_case(
         totals[0],
         totals[1] if kind == "scores" else None,
         surface=surface,
+        lesions=lesions,
     )
 
 
@@ -483,35 +503,9 @@ def surface_of_case(
 ):
     """`{measure: [C]}` boundary measures of one case (whole volumes: see evaluate.surface);
     `check()` runs before each class."""
-    if kind == "scores" and options.from_logits:
-        raise InputError(
-            pred.path,
-            "holds logits (--from-logits); --surface thresholds probabilities or takes hard "
-            "predictions: pass probabilities, label maps or masks.",
-        )
-    grid_ndim = len(pred.shape) - (kind != "labels")
-    spatial_dims = len(options.spacing) if options.spacing is not None else min(3, grid_ndim)
-    spacing = case_spacing(pred, true, options.spacing, spatial_dims)
-    y_true, y_pred = read_whole(true), read_whole(pred)
-    if spec.sparse and options.ignore_index is not None:
-        y_true = np.where(y_true == options.ignore_index, -1, y_true)  # no class: outside
-    num_classes = spec.num_classes
-    if kind == "labels" and not options.num_classes:
-        # C is inferred once every case is read: measure the ids present here; the other
-        # classes are absent from both maps, which the empty rule makes NaN anyway.
-        num_classes = min(int(max(y_true.max(), y_pred.max())) + 1, num_classes)
+    case = read_case(pred, true, options, threshold, spec, kind, "--surface")
     measures = case_measures(
-        y_true,
-        y_pred,
-        options.surface,
-        spacing=spacing,
-        threshold=threshold if kind == "scores" else 0.5,
-        axis=spec.axis,
-        num_classes=max(num_classes, 1),
-        true_labels=spec.sparse,
-        pred_labels=kind == "labels",
-        path=pred.path,
-        check=check,
+        case.y_true, case.y_pred, options.surface, path=pred.path, check=check, **case.layout()
     )
     return {
         name: np.pad(values, (0, spec.num_classes - values.size), constant_values=np.nan)
@@ -1045,12 +1039,17 @@ def finish_label_maps(cases: list[CaseTotals], options: Options) -> Evaluation:
         (2, [[2, 0], [0, 0]])
     """
     c = options.num_classes or max([1, *(_largest_id(case.matrix) + 1 for case in cases)])
+    width = len(options.regions) if options.regions else c  # the report's classes
     for case in cases:
         case.matrix = _fit(_fit(case.matrix, c, 0, 0), c, 1, 0)
         case.counts = exact_counts(case.matrix)
+        if options.regions:
+            case.counts = region_counts(case.matrix, options.regions)
         if case.surface is not None:
-            case.surface = {name: _fit(v, c, 0, np.nan) for name, v in case.surface.items()}
-    return Evaluation(options, np.full(c, 0.5, np.float32), cases, "labels")
+            case.surface = {name: _fit(v, width, 0, np.nan) for name, v in case.surface.items()}
+        if case.lesions is not None:  # a class above a case's largest id: no lesion there
+            case.lesions.counts = _fit(case.lesions.counts, width, 0, 0.0)
+    return Evaluation(options, np.full(width, 0.5, np.float32), cases, "labels")
 
 
 def _largest_id(matrix: np.ndarray) -> int:

@@ -21,6 +21,8 @@ The format (`FORMAT_VERSION` 2) is a plain `.npz` archive (read with `allow_pick
   `[n, C, B, 2]`; `matrix` (label maps): int64 `[n, c, c]`, `c` the largest id of the shard
   plus one when C is inferred (`finish_label_maps` pads it to the dataset's C);
   `surface` (`--surface`): float64 `[n, M, C]`. A shard without cases has `metadata` only.
+- `--lesions`: `lesion_counts` float64 `[n, C, F]` (`lesions.FIELDS`) and `lesion_rows`
+  uint8, the UTF-8 bytes of a JSON list (per case) of the per-lesion rows.
 """
 
 import dataclasses
@@ -41,8 +43,10 @@ from voxelmetrics.evaluate.engine import (
     finish_label_maps,
     scores_needed_error,
 )
+from voxelmetrics.evaluate.lesions import CaseLesions, request_from_json
 from voxelmetrics.evaluate.partial_checks import PartialProblem, check_arrays, check_cases
 from voxelmetrics.evaluate.readers import InputError
+from voxelmetrics.evaluate.regions import regions_from_json
 from voxelmetrics.evaluate.report import write_file_atomically
 from voxelmetrics.evaluate.surface import SurfaceRequest
 
@@ -100,6 +104,8 @@ def options_from_json(values: dict) -> Options:
     values["threshold"] = tuple(threshold) if isinstance(threshold, list) else threshold
     values["surface"] = surface and SurfaceRequest.from_json(surface)
     values["spacing"] = spacing and tuple(spacing)
+    values["lesions"] = request_from_json(values.get("lesions"))
+    values["regions"] = regions_from_json(values.get("regions"))
     return Options(**values)
 
 
@@ -189,6 +195,10 @@ def save_partial(
                 arrays[name] = np.stack([getattr(c, name) for c in cases]).astype(np.int64)
         if surface is not None:
             arrays["surface"] = np.stack([[c.surface[m] for m in surface] for c in cases])
+        if cases[0].lesions is not None:
+            arrays["lesion_counts"] = np.stack([c.lesions.counts for c in cases])
+            rows = json.dumps([c.lesions.rows for c in cases], allow_nan=True).encode()
+            arrays["lesion_rows"] = np.frombuffer(rows, np.uint8)
 
     def write(f) -> None:
         np.savez_compressed(f, **arrays)
@@ -229,6 +239,11 @@ def check_partial_target(path, shard: tuple[int, int]) -> None:
         f"holds the partial of shard {found[0]}/{found[1]}, not {shard[0]}/{shard[1]}: give "
         f"each shard its own --partial (e.g. part-{shard[0]}.npz); nothing was replaced.",
     )
+
+
+def _lesion_rows(rows: list) -> list:
+    """Per-lesion rows as `case_lesions` makes them (JSON turned their tuples into lists)."""
+    return [{**r, "centroid": tuple(r["centroid"]), "matched": tuple(r["matched"])} for r in rows]
 
 
 def load_partial(path) -> Partial:
@@ -285,11 +300,15 @@ def _starts_as_zip(path) -> bool:
 
 
 def _partial(path: str, meta: dict, arrays: dict) -> Partial:
-    cases = []
+    cases, lesion_rows = [], None
+    if "lesion_counts" in arrays:
+        lesion_rows = [_lesion_rows(r) for r in json.loads(bytes(arrays["lesion_rows"]).decode())]
     for n, case in enumerate(meta["cases"]):
         fields = {name: arrays[name][n] for name in ARRAYS if name in arrays}
         if meta["surface"] is not None:
             fields["surface"] = dict(zip(meta["surface"], arrays["surface"][n], strict=True))
+        if lesion_rows is not None:
+            fields["lesions"] = CaseLesions(arrays["lesion_counts"][n], lesion_rows[n])
         grid = tuple(case["grid_shape"])
         fields.setdefault("counts", None)
         fields.setdefault("histogram", None)

@@ -400,6 +400,7 @@ def summarize(
             "exclude": [names[c] for c in excluded],
             "bootstrap": bootstrap,
             **_surface_config(options),
+            **({"regions": dict(options.regions)} if options.regions else {}),
             **({"curves": NO_CURVES} if hard else {}),
         },
         "cases": [
@@ -429,7 +430,17 @@ def summarize(
             ),
             surface_missed_cases(evaluation),
         ),
+        **_lesion_part(evaluation, names, bootstrap),
     }
+
+
+def _lesion_part(evaluation, names, bootstrap: int) -> dict:
+    """`{"lesions": ...}` with `--lesions` (see evaluate/lesion_report.py), else nothing."""
+    if evaluation.options.lesions is None:
+        return {}
+    from voxelmetrics.evaluate.lesion_report import lesion_block
+
+    return {"lesions": lesion_block(evaluation, names, bootstrap=bootstrap)}
 
 
 def _with_missed(rows: dict, missed: list[int] | None) -> dict:
@@ -537,6 +548,11 @@ def to_csv(summary: dict) -> str:
             if stat in row["statistics"][metrics[0]]:
                 values = {k: row["statistics"][k][stat] for k in metrics}
                 rows.append({"scope": "samplewise", "case": stat, "class": name, **values})
+    if "lesions" in summary:
+        from voxelmetrics.evaluate.lesion_report import csv_part
+
+        more_columns, more_rows = csv_part(summary)
+        columns, rows = columns + more_columns, rows + more_rows
     return _write_csv(columns, rows)
 
 
@@ -853,6 +869,10 @@ def render_table(summary: dict, console) -> None:
     console.print(per_case)
     if config.get("surface"):
         _render_surface(summary, console)
+    if "lesions" in summary:
+        from voxelmetrics.evaluate.lesion_report import render_lesions
+
+        render_lesions(summary, console)
     if hard:
         console.print(config["curves"])
         return
