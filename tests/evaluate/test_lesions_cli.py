@@ -207,3 +207,25 @@ def test_overlap_takes_the_surface_convention_and_spacing(label_maps, tmp_path):
     expected = lesion_scores(found.counts, "overlap")["lesion_hd95"]
     got = block["cases"][0]["classes"]["class_1"]["lesion_hd95"]
     np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def test_merge_refuses_a_partial_with_tampered_lesion_arrays(label_maps, tmp_path, capsys):
+    """A partial's lesion arrays are validated like its counts (a negative count, rows that
+    are not JSON): exit 2 naming the file, no report."""
+    root, _ = label_maps
+    part = tmp_path / "p.npz"
+    args = [root / "pred", root / "true", "--lesions", "panoptica"]
+    assert run(*args, "--shard", "0/1", "--partial", part) == 0
+    arrays = dict(np.load(part))
+    for name, value in (
+        ("lesion_counts", -np.abs(arrays["lesion_counts"]) - 1),
+        ("lesion_rows", np.frombuffer(b"not json", np.uint8)),
+    ):
+        bad = tmp_path / f"bad-{name}.npz"
+        np.savez(bad, **{**arrays, name: value})
+        out = tmp_path / f"out-{name}"
+        assert main(["merge", str(bad), "--out", str(out), "--quiet"]) == 2
+        assert not out.exists()
+        assert (
+            f"{bad}: is a corrupt voxelmetrics partial: array {name!r}" in capsys.readouterr().err
+        )

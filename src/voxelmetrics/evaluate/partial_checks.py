@@ -6,12 +6,15 @@ is used, so a tampered or damaged file is refused with its name instead of hangi
 exact readout (a negative count) or reaching the report as NaN.
 """
 
+import json
 import math
 
 import numpy as np
 
 from voxelmetrics.evaluate.surface import MEASURES, MISSED
 
+# The arrays `--lesions` adds.
+LESION_ARRAYS = ("lesion_counts", "lesion_rows")
 # The arrays each prediction kind writes (`save_partial`); `surface` comes with `--surface`.
 KIND_ARRAYS = {
     "scores": ("threshold", "counts", "histogram"),
@@ -103,7 +106,9 @@ def check_arrays(meta: dict, arrays: dict) -> None:
         _expect(not arrays, f"holds arrays {sorted(arrays)} but no case")
         return
     _expect(kind in KIND_ARRAYS, f"prediction kind {kind!r} is not one of {sorted(KIND_ARRAYS)}")
+    lesions = meta["options"].get("lesions") is not None
     expected = set(KIND_ARRAYS[kind]) | ({"surface"} if measures is not None else set())
+    expected |= set(LESION_ARRAYS) if lesions else set()
     _expect(
         set(arrays) == expected,
         f"holds arrays {sorted(arrays)}; a {kind} partial holds {sorted(expected)}",
@@ -126,11 +131,40 @@ def check_arrays(meta: dict, arrays: dict) -> None:
     if kind == "scores":
         bins = meta["options"]["num_bins"]
         _check_counts(_check_array(arrays, "histogram", np.int64, (n, c, bins, 2)), "histogram")
-    if kind == "labels":
-        _check_counts(_check_array(arrays, "matrix", np.int64, (n, c, c)), "matrix")
+    if kind == "labels":  # with --regions the matrix is over the labels, not the regions
+        labels = None if meta["options"].get("regions") else c
+        matrix = _check_array(arrays, "matrix", np.int64, (n, labels, labels))
+        _expect(
+            matrix.shape[1] == matrix.shape[2],
+            f"array 'matrix' has shape {list(matrix.shape)}; expected square matrices",
+        )
+        _check_counts(matrix, "matrix")
     if measures is not None:
         request = meta["options"].get("surface") or {}
         _check_surface(arrays, measures, counts, request.get("exclude", ()))
+    if lesions:
+        _check_lesions(arrays, n)
+
+
+def _check_lesions(arrays: dict, n: int) -> None:
+    """`lesion_counts` float64 `[n, C, F]`, NaN or >= 0; `lesion_rows` uint8 `[L]`, the
+    bytes of a JSON list of n cases' rows."""
+    from voxelmetrics.evaluate.lesions import FIELDS
+
+    counts = _check_array(arrays, "lesion_counts", np.float64, (n, None, len(FIELDS)))
+    _expect(
+        not bool(np.any(counts < 0)),
+        "array 'lesion_counts' holds a negative value; expected NaN or >= 0",
+    )
+    raw = _check_array(arrays, "lesion_rows", np.uint8, (None,))
+    try:
+        rows = json.loads(bytes(raw).decode())
+    except (UnicodeDecodeError, ValueError):
+        rows = None
+    _expect(
+        isinstance(rows, list) and len(rows) == n,
+        f"array 'lesion_rows' is not a JSON list of {n} cases' lesion rows",
+    )
 
 
 def _check_surface(arrays: dict, measures, counts: np.ndarray, not_measured=()) -> None:
