@@ -307,8 +307,11 @@ def _nearest_rank_percentile(distances, weights, q: float, spacing):
 
 def _with_a_point(distances, weights):
     """`M >= 1`: a boundary with no points at all (a compact host array of length 0) gets
-    one of weight 0, so the reductions have something to reduce (`_empty_rule` decides)."""
-    if ops.shape(distances)[-1] != 0:
+    one of weight 0, so the reductions have something to reduce (`_empty_rule` decides).
+    Only a length known to be 0 is padded: in a traced graph whose batch is unknown (a partial
+    last batch under `tf.function`) the length is symbolic and belongs to a real volume."""
+    length = ops.shape(distances)[-1]
+    if not isinstance(length, int) or length != 0:
         return distances, weights
     none = ops.zeros((*ops.shape(distances)[:-1], 1), "float32")
     return none, none
