@@ -755,9 +755,7 @@ def _write_reports(
     (before the files are committed)."""
     from voxelmetrics.evaluate.report import to_csv, to_json, to_per_case_csv, write_atomically
 
-    lesion_files, lesions_alone = _lesion_files(
-        summary, evaluation, out, plot, per_lesion, check
-    )
+    lesion_files, lesions_alone = _lesion_files(summary, evaluation, out, plot, per_lesion, check)
     per_case_writer = {}
     if per_case is not None:
         per_case_writer = {per_case.name: lambda f: f.write(to_per_case_csv(summary).encode())}

@@ -24,7 +24,7 @@ from voxelmetrics.evaluate.statistics import DEFAULT_BOOTSTRAP, case_statistics_
 from voxelmetrics.evaluate.surface import MEASURES as SURFACE_MEASURES
 from voxelmetrics.evaluate.surface import MISSED as SURFACE_MISSED
 from voxelmetrics.ops import _options
-from voxelmetrics.ops._host import on_host, ops
+from voxelmetrics.ops._host import on_host, xp
 from voxelmetrics.ops.criterion import Criterion
 from voxelmetrics.ops.curves import average_precision, roc_auc
 from voxelmetrics.ops.fused import counts_at_bins
@@ -130,10 +130,10 @@ def _numbers(counts, histogram, *, zero_division, exclude, criteria):
     over the classes not in `exclude` `[...]`, how many were valid, and each criterion's
     threshold, value and bin `[..., C]`.
 
-    The ops' own formulas through `_host.ops`: run inside `on_host()` (as `scope_numbers`
+    The ops' own formulas through `_host.xp`: run inside `on_host()` (as `scope_numbers`
     does) they are numpy float64 on int64 totals; outside, the same code traces in-graph.
     """
-    c = ops.shape(counts)[-2]
+    c = xp.shape(counts)[-2]
     kept = np.array([i for i in range(c) if i not in exclude], np.int32)
     # (name, formula, totals, the totals' class axis)
     pairs = [(k, f, counts, -2) for k, f in COUNT_METRICS.items()]
@@ -142,16 +142,16 @@ def _numbers(counts, histogram, *, zero_division, exclude, criteria):
     classes = {k: f(x, zero_division=zero_division) for k, f, x, _ in pairs}
     averages = {
         average: {
-            k: f(ops.take(x, kept, axis=axis), average=average, zero_division=zero_division)
+            k: f(xp.take(x, kept, axis=axis), average=average, zero_division=zero_division)
             for k, f, x, axis in pairs
         }
         for average in AVERAGES
     }
-    valid = {k: num_valid_classes(ops.take(v, kept, axis=-1)) for k, v in classes.items()}
+    valid = {k: num_valid_classes(xp.take(v, kept, axis=-1)) for k, v in classes.items()}
     optimal = {}
     for text in criteria:
         t, v = optimal_threshold(histogram, Criterion.parse(text))
-        k = bin_index(ops.where(ops.isnan(t), 0.0, t), ops.shape(histogram)[-2])
+        k = bin_index(xp.where(xp.isnan(t), 0.0, t), xp.shape(histogram)[-2])
         optimal[text] = {"threshold": t, "value": v, "bin": k}
     return {"classes": classes, "averages": averages, "valid": valid, "optimal": optimal}
 

@@ -1,7 +1,8 @@
 """The array namespace of the formulas: `keras.ops` in-graph, numpy float64 on the host.
 
 The score, curve and threshold formulas (`scores`, `curves`, `thresholds`, `bin_index`,
-`counts_at_bins`) call their array functions through `ops` below. By default it *is*
+`counts_at_bins`) call their array functions through `xp` below (named as scikit-learn
+names its array namespace, so that `ops.` always means `keras.ops`). By default it *is*
 `keras.ops` (every public op keeps its signature, its traced behaviour and its backend
 tensors). Inside `on_host()` the same names resolve to `HOST`: numpy with floats widened
 to float64 and integers to int64, eager, no compilation. The offline report
@@ -142,7 +143,7 @@ class _Namespace:
         return getattr(HOST if _ON_HOST.get() else GRAPH, name)
 
 
-ops = _Namespace()
+xp = _Namespace()
 
 
 def is_on_host() -> bool:

@@ -4,7 +4,7 @@ A histogram `[C, B, 2]` (`score_histogram`) holds everything: the counts at thre
 $t_k$ are reverse cumulative sums over bins, so every curve costs O(C·B), not O(N·B).
 """
 
-from voxelmetrics.ops._host import ops
+from voxelmetrics.ops._host import xp
 from voxelmetrics.ops.histogram import bin_thresholds
 from voxelmetrics.ops.scores import (
     Average,
@@ -35,16 +35,16 @@ def curve_counts(histogram):
         >>> np.asarray(curve_counts(h))[0].tolist()
         [[3, 4, 0, 0], [3, 1, 0, 3], [2, 0, 1, 4]]
     """
-    histogram = ops.convert_to_tensor(histogram)
-    totals = ops.sum(histogram, axis=-2, keepdims=True)
+    histogram = xp.convert_to_tensor(histogram)
+    totals = xp.sum(histogram, axis=-2, keepdims=True)
     # Inclusive reverse cumulative sum without flips: total - (prefix before k).
-    at_or_above = totals - ops.cumsum(histogram, axis=-2) + histogram
+    at_or_above = totals - xp.cumsum(histogram, axis=-2) + histogram
     tp, fp = at_or_above[..., 1], at_or_above[..., 0]
-    return ops.stack([tp, fp, totals[..., 1] - tp, totals[..., 0] - fp], axis=-1)
+    return xp.stack([tp, fp, totals[..., 1] - tp, totals[..., 0] - fp], axis=-1)
 
 
 def _thresholds(histogram, edges):
-    return bin_thresholds(ops.shape(histogram)[-2]) if edges is None else edges
+    return bin_thresholds(xp.shape(histogram)[-2]) if edges is None else edges
 
 
 def precision_recall_curve(histogram, *, edges=None, zero_division: ZeroDivision = "nan"):
@@ -99,7 +99,7 @@ def roc_curve(histogram, *, edges=None, zero_division: ZeroDivision = "nan"):
 
 
 def _split(counts):
-    counts = ops.cast(counts, "float32")
+    counts = xp.cast(counts, "float32")
     return counts[..., 0], counts[..., 1], counts[..., 2], counts[..., 3]
 
 
@@ -111,18 +111,18 @@ def average_histogram_score(score_fn, histogram, average, class_weights, zero_di
     check_average(average, class_weights)
     zero_division_value(zero_division)
     if average == "micro":
-        return score_fn(ops.sum(histogram, axis=-3, keepdims=True), zero_division)[..., 0]
+        return score_fn(xp.sum(histogram, axis=-3, keepdims=True), zero_division)[..., 0]
     values = score_fn(histogram, zero_division)
-    support = ops.sum(ops.cast(histogram[..., 1], "float32"), axis=-1)
+    support = xp.sum(xp.cast(histogram[..., 1], "float32"), axis=-1)
     return average_scores(values, support, average=average, class_weights=class_weights)
 
 
 def _average_precision(histogram, zero_division):
     precision, _, _ = precision_recall_curve(histogram)
-    positives = ops.cast(histogram[..., 1], "float32")
+    positives = xp.cast(histogram[..., 1], "float32")
     # R_k - R_{k+1} = pos_k / P: each bin's positives weigh the precision at its threshold.
     return safe_ratio(
-        ops.sum(positives * precision, axis=-1), ops.sum(positives, axis=-1), zero_division
+        xp.sum(positives * precision, axis=-1), xp.sum(positives, axis=-1), zero_division
     )
 
 
@@ -163,14 +163,14 @@ def average_precision(
 
 
 def _roc_auc(histogram, zero_division, max_fpr=None):
-    h = ops.cast(histogram, "float32")
+    h = xp.cast(histogram, "float32")
     neg, pos = h[..., 0], h[..., 1]
     if max_fpr is not None:
         return _partial_roc_auc(h, max_fpr, zero_division)
     tp = curve_counts(h)[..., 0]
     # Trapezoids between t_k and t_{k+1}: width neg_k / N, mean height (2 tp_k - pos_k) / 2P.
-    area = ops.sum(neg * (2.0 * tp - pos), axis=-1)
-    den = 2.0 * ops.sum(neg, axis=-1) * ops.sum(pos, axis=-1)
+    area = xp.sum(neg * (2.0 * tp - pos), axis=-1)
+    den = 2.0 * xp.sum(neg, axis=-1) * xp.sum(pos, axis=-1)
     return safe_ratio(area, den, zero_division)
 
 
@@ -184,18 +184,18 @@ def _partial_roc_auc(h, max_fpr: float, zero_division):
     """
     counts = curve_counts(h)
     tp, fp = counts[..., 0], counts[..., 1]
-    total_pos = ops.sum(h[..., 1], axis=-1, keepdims=True)
-    total_neg = ops.sum(h[..., 0], axis=-1, keepdims=True)
+    total_pos = xp.sum(h[..., 1], axis=-1, keepdims=True)
+    total_neg = xp.sum(h[..., 0], axis=-1, keepdims=True)
     x1, y1 = safe_ratio(fp, total_neg), safe_ratio(tp, total_pos)
     x0, y0 = safe_ratio(fp - h[..., 0], total_neg), safe_ratio(tp - h[..., 1], total_pos)
-    start, stop = ops.minimum(x0, max_fpr), ops.minimum(x1, max_fpr)
+    start, stop = xp.minimum(x0, max_fpr), xp.minimum(x1, max_fpr)
     slope = safe_ratio(y1 - y0, x1 - x0, 0)
     y_stop = y0 + slope * (stop - x0)
-    area = ops.sum((stop - start) * (y0 + y_stop) / 2.0, axis=-1)
+    area = xp.sum((stop - start) * (y0 + y_stop) / 2.0, axis=-1)
     low, high = 0.5 * max_fpr**2, max_fpr
     value = 0.5 * (1.0 + (area - low) / (high - low))
-    defined = ops.logical_and(ops.greater(total_pos[..., 0], 0), ops.greater(total_neg[..., 0], 0))
-    return ops.where(defined, value, safe_ratio(0.0, 0.0, zero_division))
+    defined = xp.logical_and(xp.greater(total_pos[..., 0], 0), xp.greater(total_neg[..., 0], 0))
+    return xp.where(defined, value, safe_ratio(0.0, 0.0, zero_division))
 
 
 def roc_auc(
@@ -247,22 +247,20 @@ def roc_auc(
 
 def _pr_auc(histogram, zero_division):
     tp, fp, _, _ = _split(curve_counts(histogram))
-    pos = ops.cast(histogram[..., 1], "float32")
-    total_pos = ops.sum(pos, axis=-1, keepdims=True)
+    pos = xp.cast(histogram[..., 1], "float32")
+    total_pos = xp.sum(pos, axis=-1, keepdims=True)
     # Append the point above every score (tp = fp = 0) so the last bin has a right neighbour.
-    zero = ops.zeros_like(tp[..., :1])
-    tp_next = ops.concatenate([tp[..., 1:], zero], axis=-1)
-    p, p_next = tp + fp, ops.concatenate([(tp + fp)[..., 1:], zero], axis=-1)
+    zero = xp.zeros_like(tp[..., :1])
+    tp_next = xp.concatenate([tp[..., 1:], zero], axis=-1)
+    p, p_next = tp + fp, xp.concatenate([(tp + fp)[..., 1:], zero], axis=-1)
     dtp, dp = tp - tp_next, p - p_next
-    slope = safe_ratio(dtp, ops.maximum(dp, 0.0), 0)
+    slope = safe_ratio(dtp, xp.maximum(dp, 0.0), 0)
     intercept = tp_next - slope * p_next
-    both = ops.logical_and(ops.greater(p, 0.0), ops.greater(p_next, 0.0))
-    log_ratio = ops.where(
-        both, ops.log(ops.where(both, p / ops.where(both, p_next, 1.0), 1.0)), 0.0
-    )
+    both = xp.logical_and(xp.greater(p, 0.0), xp.greater(p_next, 0.0))
+    log_ratio = xp.where(both, xp.log(xp.where(both, p / xp.where(both, p_next, 1.0), 1.0)), 0.0)
     increment = safe_ratio(slope * (dtp + intercept * log_ratio), total_pos, 0)
-    area = ops.sum(increment, axis=-1)
-    return ops.where(ops.equal(total_pos[..., 0], 0.0), safe_ratio(0.0, 0.0, zero_division), area)
+    area = xp.sum(increment, axis=-1)
+    return xp.where(xp.equal(total_pos[..., 0], 0.0), safe_ratio(0.0, 0.0, zero_division), area)
 
 
 def pr_auc(

@@ -4,12 +4,12 @@ A report needs both: `confusion_counts` at the thresholds in use and `score_hist
 the curves. When every threshold is a bin edge $t_k = k / B$ (0.5 and 0.25 are, for every
 even B), the counts are a row of the histogram's cumulative counts (`curve_counts`), so
 the volume is read once; otherwise the direct count runs as well. The choice is made
-in-graph (`ops.cond`), so traced thresholds (a calibrated variable) take the right branch
+in-graph (`xp.cond`), so traced thresholds (a calibrated variable) take the right branch
 on every call.
 """
 
 from voxelmetrics.backends import compile_kernel
-from voxelmetrics.ops._host import ops
+from voxelmetrics.ops._host import xp
 from voxelmetrics.ops._inputs import InputSpec, check_inputs
 from voxelmetrics.ops._options import NUM_BINS, THRESHOLD, check_num_bins, check_threshold
 from voxelmetrics.ops.counting import _check_voxel_count, _compiled_counts
@@ -32,10 +32,10 @@ def threshold_bins(threshold, num_classes: int, num_bins: int):
         >>> bool(threshold_bins(np.float32(0.3), 2, num_bins=4)[1])
         False
     """
-    t = ops.broadcast_to(ops.reshape(ops.cast(threshold, "float32"), (-1,)), (num_classes,))
-    k = ops.clip(bin_index(t, num_bins), 0, num_bins - 1)
-    edge = ops.take(ops.convert_to_tensor(_uniform_edges(num_bins)), k)
-    return k, ops.all(ops.equal(edge, t))
+    t = xp.broadcast_to(xp.reshape(xp.cast(threshold, "float32"), (-1,)), (num_classes,))
+    k = xp.clip(bin_index(t, num_bins), 0, num_bins - 1)
+    edge = xp.take(xp.convert_to_tensor(_uniform_edges(num_bins)), k)
+    return k, xp.all(xp.equal(edge, t))
 
 
 def counts_at_bins(histogram, k):
@@ -52,9 +52,9 @@ def counts_at_bins(histogram, k):
         [[2, 1, 0, 3]]
     """
     rows = curve_counts(histogram)  # [..., C, B, 4]
-    index = ops.expand_dims(ops.expand_dims(ops.cast(k, "int32"), -1), -1)  # [..., C, 1, 1]
-    index = ops.broadcast_to(index, (*ops.shape(rows)[:-2], 1, 4))
-    return ops.take_along_axis(rows, index, axis=-2)[..., 0, :]
+    index = xp.expand_dims(xp.expand_dims(xp.cast(k, "int32"), -1), -1)  # [..., C, 1, 1]
+    index = xp.broadcast_to(index, (*xp.shape(rows)[:-2], 1, 4))
+    return xp.take_along_axis(rows, index, axis=-2)[..., 0, :]
 
 
 def _fused_kernel(y_true, y_pred, threshold, sample_weight, mask, *, spec: InputSpec, num_bins):
@@ -73,7 +73,7 @@ def _fused_kernel(y_true, y_pred, threshold, sample_weight, mask, *, spec: Input
         # Float sums of weights: summed per bin they round differently from a direct sum.
         return direct(), histogram, invalid
     k, on_grid = threshold_bins(threshold, spec.num_classes, num_bins)
-    counts = ops.cond(on_grid, lambda: counts_at_bins(histogram, k), direct)
+    counts = xp.cond(on_grid, lambda: counts_at_bins(histogram, k), direct)
     return counts, histogram, invalid
 
 
@@ -138,7 +138,7 @@ def counts_and_histogram(
     counts, histogram, invalid = _compiled_fused(
         y_true,
         y_pred,
-        ops.convert_to_tensor(threshold, "float32"),
+        xp.convert_to_tensor(threshold, "float32"),
         sample_weight,
         mask,
         spec=spec,

@@ -13,7 +13,7 @@ from voxelmetrics.backends import (
     searchsorted,
     sorted_histogram,
 )
-from voxelmetrics.ops._host import ops
+from voxelmetrics.ops._host import xp
 from voxelmetrics.ops._inputs import (
     InputSpec,
     check_inputs,
@@ -41,7 +41,7 @@ def bin_thresholds(num_bins: int):
         [0.0, 0.25, 0.5, 0.75]
     """
     num_bins = check_num_bins(num_bins)
-    return ops.convert_to_tensor(_uniform_edges(num_bins))
+    return xp.convert_to_tensor(_uniform_edges(num_bins))
 
 
 def _uniform_edges(num_bins: int) -> np.ndarray:
@@ -72,22 +72,22 @@ def bin_index(scores, num_bins: int):
         >>> np.asarray(bin_index(np.float32([0.0, 0.3, 0.5, 1.0]), 4)).tolist()
         [0, 1, 2, 3]
     """
-    clean = ops.where(ops.isnan(scores), 0.0, scores)
+    clean = xp.where(xp.isnan(scores), 0.0, scores)
     if num_bins & (num_bins - 1) == 0:
         # B = 2**j: s * B and k / B are exact in float32, so floor(s * B) is the rule itself.
-        return ops.cast(ops.floor(ops.clip(clean * float(num_bins), -1.0, num_bins - 1)), "int32")
-    edges = ops.convert_to_tensor(_uniform_edges(num_bins))
-    k = ops.cast(ops.floor(ops.clip(clean * float(num_bins), 0.0, num_bins - 1)), "int32")
-    k = ops.where(ops.less(clean, ops.take(edges, k)), k - 1, k)
-    up = ops.minimum(k + 1, num_bins - 1)
-    return ops.where(ops.greater_equal(clean, ops.take(edges, up)), up, k)
+        return xp.cast(xp.floor(xp.clip(clean * float(num_bins), -1.0, num_bins - 1)), "int32")
+    edges = xp.convert_to_tensor(_uniform_edges(num_bins))
+    k = xp.cast(xp.floor(xp.clip(clean * float(num_bins), 0.0, num_bins - 1)), "int32")
+    k = xp.where(xp.less(clean, xp.take(edges, k)), k - 1, k)
+    up = xp.minimum(k + 1, num_bins - 1)
+    return xp.where(xp.greater_equal(clean, xp.take(edges, up)), up, k)
 
 
 def _edge_index(scores, edges):
     """Largest k with `edges[k] <= s` (searchsorted on custom sorted edges); -1 below edges[0]."""
-    flat = ops.reshape(scores, (-1,))
+    flat = xp.reshape(scores, (-1,))
     k = searchsorted(edges, flat, side="right") - 1
-    return ops.reshape(ops.cast(k, "int32"), ops.shape(scores))
+    return xp.reshape(xp.cast(k, "int32"), xp.shape(scores))
 
 
 def _histogram_kernel(
@@ -98,12 +98,12 @@ def _histogram_kernel(
         scores, invalid = scores_and_invalid(y_pred, spec, bad_label)
         k = bin_index(scores, num_bins)
     else:
-        scores = ops.cast(y_pred, "float32")
-        edges = ops.cast(edges, "float32")
+        scores = xp.cast(y_pred, "float32")
+        edges = xp.cast(edges, "float32")
         k = _edge_index(scores, edges)
-        invalid = ops.logical_not(ops.greater_equal(scores, edges[0]))
+        invalid = xp.logical_not(xp.greater_equal(scores, edges[0]))
         if bad_label is not None:
-            invalid = ops.logical_or(invalid, bad_label)
+            invalid = xp.logical_or(invalid, bad_label)
     if method == "sort":
         return _sorted_histogram(
             scores, labels, invalid, weight, edges, spec=spec, num_bins=num_bins
@@ -128,36 +128,36 @@ def binned_counts(bins, labels, invalid, weight, spec: InputSpec, num_bins: int)
         `([C, B, 2], [C])`: counts (int32, float32 with float weights) and the invalid tally.
     """
     c, b = spec.num_classes, num_bins
-    shape = ops.shape(invalid)
+    shape = xp.shape(invalid)
     cid = class_ids(spec)
-    ids = (cid * b + bins) * 2 + ops.cast(labels, "int32")
-    ids = ops.where(invalid, 2 * c * b + cid, ids)
-    if weight is not None and ops.dtype(weight) == "bool":
-        ids = ops.where(weight, ids, 2 * c * b + c)
-    ids = ops.reshape(ops.broadcast_to(ids, shape), (-1,))
+    ids = (cid * b + bins) * 2 + xp.cast(labels, "int32")
+    ids = xp.where(invalid, 2 * c * b + cid, ids)
+    if weight is not None and xp.dtype(weight) == "bool":
+        ids = xp.where(weight, ids, 2 * c * b + c)
+    ids = xp.reshape(xp.broadcast_to(ids, shape), (-1,))
     flat_weight = None
-    if weight is not None and ops.dtype(weight) != "bool":
-        flat_weight = ops.reshape(ops.broadcast_to(weight, shape), (-1,))
+    if weight is not None and xp.dtype(weight) != "bool":
+        flat_weight = xp.reshape(xp.broadcast_to(weight, shape), (-1,))
     counts = bincount(ids, 2 * c * b + c + 1, weights=flat_weight)
-    return ops.reshape(counts[: 2 * c * b], (c, b, 2)), counts[2 * c * b : 2 * c * b + c]
+    return xp.reshape(counts[: 2 * c * b], (c, b, 2)), counts[2 * c * b : 2 * c * b + c]
 
 
 def _sorted_histogram(scores, labels, invalid, mask, edges, *, spec: InputSpec, num_bins):
     """The scatter-free path (`backends.sorted_histogram`): the same counts, no scatter-add."""
-    counted = ops.logical_not(invalid)
+    counted = xp.logical_not(invalid)
     if mask is not None:
-        counted = ops.logical_and(counted, mask)
-        invalid = ops.logical_and(invalid, mask)
-    shape = ops.shape(scores)
+        counted = xp.logical_and(counted, mask)
+        invalid = xp.logical_and(invalid, mask)
+    shape = xp.shape(scores)
 
     def rows(x):
-        return ops.reshape(
-            ops.moveaxis(ops.broadcast_to(x, shape), spec.axis, 0), (spec.num_classes, -1)
+        return xp.reshape(
+            xp.moveaxis(xp.broadcast_to(x, shape), spec.axis, 0), (spec.num_classes, -1)
         )
 
     edges = _uniform_edges(num_bins) if edges is None else edges
-    hist = sorted_histogram(rows(scores), rows(labels), rows(counted), ops.cast(edges, "float32"))
-    return hist, ops.sum(ops.cast(rows(invalid), "int32"), axis=-1)
+    hist = sorted_histogram(rows(scores), rows(labels), rows(counted), xp.cast(edges, "float32"))
+    return hist, xp.sum(xp.cast(rows(invalid), "int32"), axis=-1)
 
 
 _compiled_histogram = compile_kernel(
@@ -255,7 +255,7 @@ def _check_edges(edges) -> int:
     if len(shape) != 1 or not shape[0]:
         raise ValueError(f"edges must be a non-empty 1-D array of thresholds; got shape {shape}.")
     if is_concrete(edges):
-        e = np.asarray(ops.convert_to_numpy(edges), np.float32)
+        e = np.asarray(xp.convert_to_numpy(edges), np.float32)
         if np.isnan(e).any() or np.any(np.diff(e) <= 0):
             raise ValueError("edges must be strictly increasing and free of NaN.")
     return shape[0]

@@ -2,13 +2,13 @@
 
 Every score here is a function of `tp, fp, fn, tn`; `zero_division` decides what an
 undefined ratio (0 / 0) becomes, and `average` how classes are combined. The array
-functions come from `_host.ops`: `keras.ops`, or numpy float64 for the offline report.
+functions come from `_host.xp`: `keras.ops`, or numpy float64 for the offline report.
 """
 
 from collections.abc import Callable
 from typing import Literal
 
-from voxelmetrics.ops._host import ops
+from voxelmetrics.ops._host import xp
 from voxelmetrics.ops._options import check_average, check_number, zero_division_value
 
 Average = Literal["none", "micro", "macro", "weighted"] | None
@@ -18,11 +18,11 @@ ZeroDivision = Literal["nan"] | float
 def safe_ratio(numerator, denominator, zero_division: ZeroDivision = "nan"):
     r"""$n / d$ where $d \ne 0$, else the `zero_division` value (float32, elementwise;
     float64 inside `_host.on_host()`, as every formula of this module)."""
-    num = ops.cast(numerator, "float32")
-    den = ops.cast(denominator, "float32")
-    defined = ops.not_equal(den, 0.0)
+    num = xp.cast(numerator, "float32")
+    den = xp.cast(denominator, "float32")
+    defined = xp.not_equal(den, 0.0)
     fill = zero_division_value(zero_division)
-    return ops.where(defined, num / ops.where(defined, den, 1.0), fill)
+    return xp.where(defined, num / xp.where(defined, den, 1.0), fill)
 
 
 def class_weight_vector(support, class_weights=None):
@@ -31,18 +31,18 @@ def class_weight_vector(support, class_weights=None):
     None weighs by support; an array is used as given; "inverse_frequency" is
     $w_c = 1 / support_c$ (0 for a class with no support), computed from the counts, in-graph.
     """
-    support = ops.cast(support, "float32")
+    support = xp.cast(support, "float32")
     if class_weights is None:
         return support
     if isinstance(class_weights, str):
-        return safe_ratio(ops.ones_like(support), support, 0)
-    weights = ops.cast(class_weights, "float32")
-    if tuple(ops.shape(weights)) != tuple(ops.shape(support))[-1:]:
+        return safe_ratio(xp.ones_like(support), support, 0)
+    weights = xp.cast(class_weights, "float32")
+    if tuple(xp.shape(weights)) != tuple(xp.shape(support))[-1:]:
         raise ValueError(
-            f"class_weights has shape {tuple(ops.shape(weights))}; expected one weight per "
-            f"class, {tuple(ops.shape(support))[-1:]}."
+            f"class_weights has shape {tuple(xp.shape(weights))}; expected one weight per "
+            f"class, {tuple(xp.shape(support))[-1:]}."
         )
-    return ops.broadcast_to(weights, ops.shape(support))
+    return xp.broadcast_to(weights, xp.shape(support))
 
 
 def average_scores(values, support, *, average: Average = None, class_weights=None):
@@ -61,25 +61,25 @@ def average_scores(values, support, *, average: Average = None, class_weights=No
     check_average(average, class_weights)
     if average in (None, "none"):
         return values
-    valid = ops.logical_not(ops.isnan(values))
-    clean = ops.where(valid, values, 0.0)
-    count = ops.cast(valid, "float32")
-    macro = safe_ratio(ops.sum(count * clean, axis=-1), ops.sum(count, axis=-1))
+    valid = xp.logical_not(xp.isnan(values))
+    clean = xp.where(valid, values, 0.0)
+    count = xp.cast(valid, "float32")
+    macro = safe_ratio(xp.sum(count * clean, axis=-1), xp.sum(count, axis=-1))
     if average == "macro":
         return macro
-    weights = ops.where(valid, class_weight_vector(support, class_weights), 0.0)
-    total = ops.sum(weights, axis=-1)
-    weighted = safe_ratio(ops.sum(weights * clean, axis=-1), total)
-    return ops.where(ops.equal(total, 0.0), macro, weighted)
+    weights = xp.where(valid, class_weight_vector(support, class_weights), 0.0)
+    total = xp.sum(weights, axis=-1)
+    weighted = safe_ratio(xp.sum(weights * clean, axis=-1), total)
+    return xp.where(xp.equal(total, 0.0), macro, weighted)
 
 
 def num_valid_classes(values):
     """How many classes of `[..., C]` scores are defined (not NaN): what macro averaged over."""
-    return ops.sum(ops.cast(ops.logical_not(ops.isnan(values)), "int32"), axis=-1)
+    return xp.sum(xp.cast(xp.logical_not(xp.isnan(values)), "int32"), axis=-1)
 
 
 def _unstack(counts):
-    counts = ops.cast(counts, "float32")
+    counts = xp.cast(counts, "float32")
     return counts[..., 0], counts[..., 1], counts[..., 2], counts[..., 3]
 
 
@@ -94,7 +94,7 @@ def _score(
     check_average(average, class_weights)
     zero_division_value(zero_division)
     if average == "micro":
-        return formula(*_unstack(ops.sum(ops.cast(counts, "float32"), axis=-2)), zero_division)
+        return formula(*_unstack(xp.sum(xp.cast(counts, "float32"), axis=-2)), zero_division)
     tp, fp, fn, tn = _unstack(counts)
     values = formula(tp, fp, fn, tn, zero_division)
     return average_scores(values, tp + fn, average=average, class_weights=class_weights)
@@ -243,7 +243,7 @@ def fbeta_score(
 def balanced_accuracy(counts, *, average: Average = None, class_weights=None, zero_division="nan"):
     def formula(tp, fp, fn, tn, z):
         value = 0.5 * (safe_ratio(tp, tp + fn) + safe_ratio(tn, tn + fp))
-        return ops.where(ops.isnan(value), zero_division_value(z), value)
+        return xp.where(xp.isnan(value), zero_division_value(z), value)
 
     return _score(formula, counts, average, class_weights, zero_division)
 
@@ -256,9 +256,9 @@ def balanced_accuracy(counts, *, average: Average = None, class_weights=None, ze
 def matthews_corrcoef(counts, *, average: Average = None, class_weights=None, zero_division="nan"):
     def formula(tp, fp, fn, tn, z):
         # Rates rather than counts: the four-way product of raw counts overflows float32.
-        n = ops.maximum(tp + fp + fn + tn, 1.0)
+        n = xp.maximum(tp + fp + fn + tn, 1.0)
         tp, fp, fn, tn = tp / n, fp / n, fn / n, tn / n
-        den = ops.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+        den = xp.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
         return safe_ratio(tp * tn - fp * fn, den, z)
 
     return _score(formula, counts, average, class_weights, zero_division)

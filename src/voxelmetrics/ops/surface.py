@@ -124,8 +124,6 @@ def _masks(y_true, y_pred, threshold, spec: InputSpec):
 # ----------------------------------------------------------------------------- geometry
 
 
-
-
 def _distance_maps(truth, predicted, spacing: Sequence[float]) -> SurfaceDistances:
     """Both boundaries and both directed distance maps, as one batched transform."""
     spatial_dims = len(spacing)

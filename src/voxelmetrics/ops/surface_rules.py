@@ -20,7 +20,7 @@ names the tool whose definition it reproduces (`CONVENTIONS`):
 (`compute_surface_distances`, `compute_robust_hausdorff`, `compute_surface_dice_at_tolerance`;
 its `compute_average_surface_distance` returns the two directed means, averaged here);
 `medpy` equals MedPy 0.5 (`hd`, `hd95`, `assd`). Every array function goes through
-`voxelmetrics.ops._host.ops`: `keras.ops` by default, numpy float64 inside `on_host()`.
+`voxelmetrics.ops._host.xp`: `keras.ops` by default, numpy float64 inside `on_host()`.
 
 The empty rule, for every convention: NaN when both boundaries are empty (undefined, left
 out of means); when exactly one is, HD and ASSD are `+inf` and NSD is 0.
@@ -32,7 +32,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from voxelmetrics.ops._host import ops
+from voxelmetrics.ops._host import xp
 
 CONVENTIONS = ("monai", "deepmind", "medpy")
 
@@ -62,11 +62,11 @@ def uses_surfels(convention: str) -> bool:
 
 def _shifted(x, axis: int, offset: int, fill):
     """`out[i] = x[i + offset]` along `axis`, `fill` where `i + offset` falls outside."""
-    shape = ops.shape(x)
+    shape = xp.shape(x)
     n = shape[axis]
     pad = [(0, 0)] * len(shape)
     pad[axis] = (max(-offset, 0), max(offset, 0))
-    padded = ops.pad(x, pad, constant_values=fill)
+    padded = xp.pad(x, pad, constant_values=fill)
     start = max(offset, 0)
     return padded[(slice(None),) * axis + (slice(start, start + n),)]
 
@@ -84,13 +84,13 @@ def boundary(mask, spatial_dims: int):
     >>> np.asarray(boundary(m, 2)).astype(int).tolist()
     [[0, 1, 1, 1, 1]]
     """
-    mask = ops.convert_to_tensor(mask, "bool")
+    mask = xp.convert_to_tensor(mask, "bool")
     interior = mask
-    rank = len(ops.shape(mask))
+    rank = len(xp.shape(mask))
     for axis in range(rank - spatial_dims, rank):
         for offset in (-1, 1):
-            interior = ops.logical_and(interior, _shifted(mask, axis, offset, False))
-    return ops.logical_and(mask, ops.logical_not(interior))
+            interior = xp.logical_and(interior, _shifted(mask, axis, offset, False))
+    return xp.logical_and(mask, xp.logical_not(interior))
 
 
 def _corners(k: int) -> list[tuple[int, ...]]:
@@ -102,10 +102,10 @@ def _neighbour_codes(mask, k: int):
     """int `[..., *(n_i + 1)]`: at each corner of the voxel grid, the code of the `2**k`
     voxels around it (bit `b` set iff voxel `corner - 1 + _corners(k)[b]` is in the mask;
     outside the volume is background)."""
-    mask = ops.convert_to_tensor(mask, "bool")
-    shape = ops.shape(mask)
+    mask = xp.convert_to_tensor(mask, "bool")
+    shape = xp.shape(mask)
     lead = len(shape) - k
-    padded = ops.cast(ops.pad(mask, [(0, 0)] * lead + [(1, 1)] * k, constant_values=False), "int32")
+    padded = xp.cast(xp.pad(mask, [(0, 0)] * lead + [(1, 1)] * k, constant_values=False), "int32")
     code = None
     for bit, offset in enumerate(_corners(k)):
         window = (slice(None),) * lead + tuple(
@@ -201,8 +201,8 @@ def surfels(mask, spacing: Sequence[float]):
     spacing = tuple(float(s) for s in spacing)
     table = surfel_areas(spacing)
     codes = _neighbour_codes(mask, len(spacing))
-    points = ops.logical_and(ops.not_equal(codes, 0), ops.not_equal(codes, len(table) - 1))
-    areas = ops.take(ops.convert_to_tensor(table, "float32"), codes)
+    points = xp.logical_and(xp.not_equal(codes, 0), xp.not_equal(codes, len(table) - 1))
+    areas = xp.take(xp.convert_to_tensor(table, "float32"), codes)
     return points, areas
 
 
@@ -212,7 +212,7 @@ def boundary_points(mask, spacing: Sequence[float], *, convention: str):
     if uses_surfels(convention):
         return surfels(mask, spacing)
     points = boundary(mask, len(spacing))
-    return points, ops.cast(points, "float32")
+    return points, xp.cast(points, "float32")
 
 
 # ----------------------------------------------------------------------------- reductions
@@ -221,14 +221,14 @@ def boundary_points(mask, spacing: Sequence[float], *, convention: str):
 def _empty_rule(value, n_pred, n_true, one_empty: float):
     """The empty-mask rule, in one place (as MONAI): NaN when both boundaries are empty
     (undefined, left out of means), `one_empty` when exactly one is, else `value`."""
-    both = ops.logical_and(ops.equal(n_pred, 0), ops.equal(n_true, 0))
-    either = ops.logical_or(ops.equal(n_pred, 0), ops.equal(n_true, 0))
-    return ops.where(both, np.nan, ops.where(either, one_empty, value))
+    both = xp.logical_and(xp.equal(n_pred, 0), xp.equal(n_true, 0))
+    either = xp.logical_or(xp.equal(n_pred, 0), xp.equal(n_true, 0))
+    return xp.where(both, np.nan, xp.where(either, one_empty, value))
 
 
 def _no_key(keys):
     """The key that sorts after every real key of `keys`' integer dtype."""
-    return np.iinfo(str(ops.dtype(keys))).max
+    return np.iinfo(str(xp.dtype(keys))).max
 
 
 def _keys(distances, spacing: Sequence[float] | None):
@@ -237,10 +237,10 @@ def _keys(distances, spacing: Sequence[float] | None):
     bisection steps); else the float's bit pattern (non-negative floats order like their
     bits; int32 for float32, int64 for the host's float64)."""
     if spacing is None or len(set(spacing)) > 1:
-        return ops.view(distances, "int32"), lambda k: ops.view(k, "float32")
+        return xp.view(distances, "int32"), lambda k: xp.view(k, "float32")
     s2 = spacing[0] * spacing[0]
-    keys = ops.cast(ops.round(ops.square(distances) / s2), "int32")
-    return keys, lambda k: ops.sqrt(ops.cast(k, "float32") * s2)
+    keys = xp.cast(xp.round(xp.square(distances) / s2), "int32")
+    return keys, lambda k: xp.sqrt(xp.cast(k, "float32") * s2)
 
 
 def _bisect(keys, enough):
@@ -248,15 +248,15 @@ def _bisect(keys, enough):
     keys for which `enough(k[..., None])` holds (it must be monotone in `k` and hold at the
     largest real key): one counting pass per halving step. Exact."""
     real = keys != _no_key(keys)
-    lo = ops.min(keys, axis=-1)
-    hi = ops.max(ops.where(real, keys, lo[..., None]), axis=-1)
+    lo = xp.min(keys, axis=-1)
+    hi = xp.max(xp.where(real, keys, lo[..., None]), axis=-1)
 
     def halve(lo, hi):
         mid = lo + (hi - lo) // 2
         ok = enough(mid[..., None])
-        return ops.where(ok, lo, mid + 1), ops.where(ok, mid, hi)
+        return xp.where(ok, lo, mid + 1), xp.where(ok, mid, hi)
 
-    lo, _ = ops.while_loop(lambda lo, hi: ops.any(lo < hi), halve, (lo, hi))
+    lo, _ = xp.while_loop(lambda lo, hi: xp.any(lo < hi), halve, (lo, hi))
     return lo
 
 
@@ -266,20 +266,20 @@ def _linear_percentile(distances, present, q: float, spacing):
     interpolation between the order statistics at $\lfloor p \rfloor$ and $\lceil p \rceil$,
     $p = q/100\,(n-1)$. Rows with no point, or with infinite distances, give garbage for
     `_empty_rule` to replace."""
-    finite = ops.where(ops.isinf(distances), 0.0, distances)
+    finite = xp.where(xp.isinf(distances), 0.0, distances)
     keys, value = _keys(finite, spacing)
     none = _no_key(keys)
-    keys = ops.where(present, keys, none)
-    n = ops.sum(ops.cast(present, "int32"), axis=-1)
-    position = ops.cast(q / 100, "float32") * ops.cast(ops.maximum(n - 1, 0), "float32")
-    low_rank = ops.cast(ops.floor(position), "int32")
-    low = _bisect(keys, lambda k: ops.sum(ops.cast(keys <= k, "int32"), axis=-1) > low_rank)
-    at_most_low = ops.sum(ops.cast(keys <= low[..., None], "int32"), axis=-1)
-    above = ops.min(ops.where(keys > low[..., None], keys, none), axis=-1)
-    high = ops.where(at_most_low > low_rank + 1, low, above)
-    low, high = value(low), value(ops.where(high == none, low, high))
-    fraction = position - ops.floor(position)
-    return ops.where(fraction > 0, low + fraction * (high - low), low)
+    keys = xp.where(present, keys, none)
+    n = xp.sum(xp.cast(present, "int32"), axis=-1)
+    position = xp.cast(q / 100, "float32") * xp.cast(xp.maximum(n - 1, 0), "float32")
+    low_rank = xp.cast(xp.floor(position), "int32")
+    low = _bisect(keys, lambda k: xp.sum(xp.cast(keys <= k, "int32"), axis=-1) > low_rank)
+    at_most_low = xp.sum(xp.cast(keys <= low[..., None], "int32"), axis=-1)
+    above = xp.min(xp.where(keys > low[..., None], keys, none), axis=-1)
+    high = xp.where(at_most_low > low_rank + 1, low, above)
+    low, high = value(low), value(xp.where(high == none, low, high))
+    fraction = position - xp.floor(position)
+    return xp.where(fraction > 0, low + fraction * (high - low), low)
 
 
 def _nearest_rank_percentile(distances, weights, q: float, spacing):
@@ -292,15 +292,15 @@ def _nearest_rank_percentile(distances, weights, q: float, spacing):
     weights' float type (`surface-distance`, in float64, reaches it too).
     """
     present = weights > 0
-    finite = ops.where(ops.isinf(distances), 0.0, distances)
+    finite = xp.where(xp.isinf(distances), 0.0, distances)
     keys, value = _keys(finite, spacing)
-    keys = ops.where(present, keys, _no_key(keys))
-    total = ops.sum(weights, axis=-1)
-    slack = 16 * float(np.finfo(str(ops.dtype(weights))).eps)
+    keys = xp.where(present, keys, _no_key(keys))
+    total = xp.sum(weights, axis=-1)
+    slack = 16 * float(np.finfo(str(xp.dtype(weights))).eps)
     target = total * (q / 100 - slack)
 
     def enough(k):
-        return ops.sum(ops.where(keys <= k, weights, 0.0), axis=-1) >= target
+        return xp.sum(xp.where(keys <= k, weights, 0.0), axis=-1) >= target
 
     return value(_bisect(keys, enough))
 
@@ -310,10 +310,10 @@ def _with_a_point(distances, weights):
     one of weight 0, so the reductions have something to reduce (`_empty_rule` decides).
     Only a length known to be 0 is padded: in a traced graph whose batch is unknown (a partial
     last batch under `tf.function`) the length is symbolic and belongs to a real volume."""
-    length = ops.shape(distances)[-1]
+    length = xp.shape(distances)[-1]
     if not isinstance(length, int) or length != 0:
         return distances, weights
-    none = ops.zeros((*ops.shape(distances)[:-1], 1), "float32")
+    none = xp.zeros((*xp.shape(distances)[:-1], 1), "float32")
     return none, none
 
 
@@ -322,7 +322,7 @@ def _directed_percentile(distances, weights, percentile, convention: str, spacin
     distances, weights = _with_a_point(distances, weights)
     present = weights > 0
     if percentile is None:
-        return ops.max(ops.where(present, distances, 0.0), axis=-1)
+        return xp.max(xp.where(present, distances, 0.0), axis=-1)
     if uses_surfels(convention):
         return _nearest_rank_percentile(distances, weights, percentile, spacing)
     return _linear_percentile(distances, present, percentile, spacing)
@@ -331,15 +331,15 @@ def _directed_percentile(distances, weights, percentile, convention: str, spacin
 def _sizes(w_pred, w_true):
     """How many points each boundary has, `[...]` each."""
     return (
-        ops.sum(ops.cast(w_pred > 0, "int32"), axis=-1),
-        ops.sum(ops.cast(w_true > 0, "int32"), axis=-1),
+        xp.sum(xp.cast(w_pred > 0, "int32"), axis=-1),
+        xp.sum(xp.cast(w_true > 0, "int32"), axis=-1),
     )
 
 
 def _weighted_mean(distances, weights):
     """$\\sum_i w_i d_i / \\sum_i w_i$ per row (points of weight 0 left out)."""
-    total = ops.sum(ops.where(weights > 0, distances * weights, 0.0), axis=-1)
-    return total / ops.maximum(ops.sum(weights, axis=-1), np.finfo(np.float32).tiny)
+    total = xp.sum(xp.where(weights > 0, distances * weights, 0.0), axis=-1)
+    return total / xp.maximum(xp.sum(weights, axis=-1), np.finfo(np.float32).tiny)
 
 
 def hausdorff(d_pred, w_pred, d_true, w_true, *, convention: str, percentile, spacing=None):
@@ -348,12 +348,12 @@ def hausdorff(d_pred, w_pred, d_true, w_true, *, convention: str, percentile, sp
     directions pooled, the others the larger of the two directed percentiles."""
     if check_convention(convention) == "medpy" and percentile is not None:
         pooled, weights = _with_a_point(
-            ops.concatenate([d_pred, d_true], axis=-1), ops.concatenate([w_pred, w_true], -1)
+            xp.concatenate([d_pred, d_true], axis=-1), xp.concatenate([w_pred, w_true], -1)
         )
         present = weights > 0
         value = _linear_percentile(pooled, present, percentile, spacing)
     else:
-        value = ops.maximum(
+        value = xp.maximum(
             _directed_percentile(d_pred, w_pred, percentile, convention, spacing),
             _directed_percentile(d_true, w_true, percentile, convention, spacing),
         )
@@ -374,8 +374,8 @@ def average_surface_distance(d_pred, w_pred, d_true, w_true, *, convention: str)
     the two directed area-weighted means (`deepmind`: `compute_average_surface_distance`
     returns that pair)."""
     if not uses_surfels(convention):
-        both = ops.concatenate([d_pred, d_true], axis=-1)
-        value = _weighted_mean(both, ops.concatenate([w_pred, w_true], axis=-1))
+        both = xp.concatenate([d_pred, d_true], axis=-1)
+        value = _weighted_mean(both, xp.concatenate([w_pred, w_true], axis=-1))
     else:
         value = (_weighted_mean(d_pred, w_pred) + _weighted_mean(d_true, w_true)) / 2
     return _empty_rule(value, *_sizes(w_pred, w_true), np.inf)
@@ -392,13 +392,13 @@ def surface_dice(d_pred, w_pred, d_true, w_true, *, tolerance, convention: str):
     boundaries (voxel counts for `monai` and `medpy`, surfel areas for `deepmind`), with the
     empty rule (0 when one boundary is empty). `tolerance` broadcasts against `[...]`."""
     check_convention(convention)
-    tau = ops.expand_dims(ops.cast(tolerance, "float32"), -1)
+    tau = xp.expand_dims(xp.cast(tolerance, "float32"), -1)
 
     def close(d, w):
-        return ops.sum(ops.where(ops.logical_and(w > 0, d <= tau), w, 0.0), axis=-1)
+        return xp.sum(xp.where(xp.logical_and(w > 0, d <= tau), w, 0.0), axis=-1)
 
-    total = ops.sum(w_pred, axis=-1) + ops.sum(w_true, axis=-1)
-    value = (close(d_pred, w_pred) + close(d_true, w_true)) / ops.maximum(
+    total = xp.sum(w_pred, axis=-1) + xp.sum(w_true, axis=-1)
+    value = (close(d_pred, w_pred) + close(d_true, w_true)) / xp.maximum(
         total, np.finfo(np.float32).tiny
     )
     return _empty_rule(value, *_sizes(w_pred, w_true), 0.0)

@@ -7,7 +7,7 @@ re-histograms the neighbourhood of each choice on a finer grid, one more O(N) pa
 import math
 
 from voxelmetrics.backends import compile_kernel
-from voxelmetrics.ops._host import is_on_host, ops
+from voxelmetrics.ops._host import is_on_host, xp
 from voxelmetrics.ops._inputs import (
     InputSpec,
     check_inputs,
@@ -49,9 +49,9 @@ def criterion_value(counts, criterion: Criterion):
         empty"), youden and the specificity criteria also without negatives, precision
         wherever nothing is predicted.
     """
-    c = ops.cast(counts, "float32")
+    c = xp.cast(counts, "float32")
     tp, fp, fn, tn = c[..., 0], c[..., 1], c[..., 2], c[..., 3]
-    ok = ops.greater(tp + fn, 0.0)
+    ok = xp.greater(tp + fn, 0.0)
     name = criterion.name
     if name in ("f1", "dice"):
         value = safe_ratio(2.0 * tp, 2.0 * tp + fp + fn)
@@ -67,11 +67,11 @@ def criterion_value(counts, criterion: Criterion):
         best, floored, option = CONSTRAINED[name]
         value = safe_ratio(*rates[best])
         floor = getattr(criterion, option)
-        ok = ops.logical_and(ok, ops.greater_equal(safe_ratio(*rates[floored]), floor))
+        ok = xp.logical_and(ok, xp.greater_equal(safe_ratio(*rates[floored]), floor))
     else:
         value = criterion.cost_fp * fp + criterion.cost_fn * fn
-        ok = ops.greater(tp + fp + fn + tn, 0.0)
-    return value, ops.logical_and(ok, ops.logical_not(ops.isnan(value)))
+        ok = xp.greater(tp + fp + fn + tn, 0.0)
+    return value, xp.logical_and(ok, xp.logical_not(xp.isnan(value)))
 
 
 def select_threshold(counts, thresholds, criterion: Criterion, allowed=None):
@@ -88,26 +88,26 @@ def select_threshold(counts, thresholds, criterion: Criterion, allowed=None):
     """
     value, ok = criterion_value(counts, criterion)
     if allowed is not None:
-        ok = ops.logical_and(ok, allowed)
+        ok = xp.logical_and(ok, allowed)
     # Maximise; cost is minimised, so its sign flips for the comparison only.
     score = -value if criterion.name == "cost" else value
-    score = ops.where(ok, score, -math.inf)
-    best = ops.max(score, axis=-1, keepdims=True)
-    k = ops.shape(score)[-1]
-    index = ops.arange(k, dtype="int32")
+    score = xp.where(ok, score, -math.inf)
+    best = xp.max(score, axis=-1, keepdims=True)
+    k = xp.shape(score)[-1]
+    index = xp.arange(k, dtype="int32")
     # Highest index among the maxima: explicit, since argmax's tie rule is not portable.
-    chosen = ops.max(ops.where(ops.logical_and(ok, ops.equal(score, best)), index, -1), axis=-1)
-    pick = ops.expand_dims(ops.maximum(chosen, 0), -1)
-    t = ops.broadcast_to(ops.cast(thresholds, "float32"), ops.shape(score))
-    found = ops.greater_equal(chosen, 0)
-    t = ops.where(found, ops.take_along_axis(t, pick, axis=-1)[..., 0], math.nan)
-    v = ops.where(found, ops.take_along_axis(value, pick, axis=-1)[..., 0], math.nan)
+    chosen = xp.max(xp.where(xp.logical_and(ok, xp.equal(score, best)), index, -1), axis=-1)
+    pick = xp.expand_dims(xp.maximum(chosen, 0), -1)
+    t = xp.broadcast_to(xp.cast(thresholds, "float32"), xp.shape(score))
+    found = xp.greater_equal(chosen, 0)
+    t = xp.where(found, xp.take_along_axis(t, pick, axis=-1)[..., 0], math.nan)
+    v = xp.where(found, xp.take_along_axis(value, pick, axis=-1)[..., 0], math.nan)
     return t, v
 
 
 def _search_kernel(histogram, edges, *, criterion: Criterion):
-    num_bins = ops.shape(histogram)[-2]
-    thresholds = bin_thresholds(num_bins) if edges is None else ops.cast(edges, "float32")
+    num_bins = xp.shape(histogram)[-2]
+    thresholds = bin_thresholds(num_bins) if edges is None else xp.cast(edges, "float32")
     return select_threshold(curve_counts(histogram), thresholds, criterion)
 
 
@@ -205,26 +205,26 @@ def _window_histogram(
     scores, invalid = scores_and_invalid(y_pred, spec, bad_label)
     shape = [1] * spec.ndim
     shape[spec.axis] = spec.num_classes
-    j = bin_index(scores, fine_bins) - ops.reshape(start, shape)
-    bucket = ops.clip(j, -1, width) + 1
+    j = bin_index(scores, fine_bins) - xp.reshape(start, shape)
+    bucket = xp.clip(j, -1, width) + 1
     return binned_counts(bucket, labels, invalid, weight, spec, width + 2)[0]
 
 
 def _refine_kernel(
     y_true, y_pred, coarse, sample_weight, mask, *, spec, criterion, num_bins, refine_bins, window
 ):
-    coarse = ops.cast(coarse, "float32")
-    missing = ops.isnan(coarse)
-    k = bin_index(ops.where(missing, 0.0, coarse), num_bins)
+    coarse = xp.cast(coarse, "float32")
+    missing = xp.isnan(coarse)
+    k = bin_index(xp.where(missing, 0.0, coarse), num_bins)
     # The window spans `window` coarse bins either side of t_k: [t_{k-w}, t_{k+w}).
     fine_bins, width = num_bins * refine_bins, 2 * window * refine_bins
-    start = ops.maximum(k - window, 0) * refine_bins
+    start = xp.maximum(k - window, 0) * refine_bins
     hist = _window_histogram(y_true, y_pred, start, sample_weight, mask, spec, fine_bins, width)
     counts = curve_counts(hist)[:, 1 : width + 1]
-    index = ops.expand_dims(start, -1) + ops.arange(width, dtype="int32")
-    thresholds = ops.cast(index, "float32") / ops.cast(fine_bins, "float32")
-    t, v = select_threshold(counts, thresholds, criterion, allowed=ops.less(index, fine_bins))
-    return ops.where(missing, math.nan, t), ops.where(missing, math.nan, v)
+    index = xp.expand_dims(start, -1) + xp.arange(width, dtype="int32")
+    thresholds = xp.cast(index, "float32") / xp.cast(fine_bins, "float32")
+    t, v = select_threshold(counts, thresholds, criterion, allowed=xp.less(index, fine_bins))
+    return xp.where(missing, math.nan, t), xp.where(missing, math.nan, v)
 
 
 _compiled_refine = compile_kernel(
