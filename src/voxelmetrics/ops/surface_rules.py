@@ -32,7 +32,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from voxelmetrics.ops._host import xp
+from voxelmetrics.ops._host import is_on_host, xp
 
 CONVENTIONS = ("monai", "deepmind", "medpy")
 
@@ -246,7 +246,13 @@ def _keys(distances, spacing: Sequence[float] | None):
 def _bisect(keys, enough):
     """Per row of int `keys` `[..., M]`, the smallest key `k` among `[min, max]` of the real
     keys for which `enough(k[..., None])` holds (it must be monotone in `k` and hold at the
-    largest real key): one counting pass per halving step. Exact."""
+    largest real key): one counting pass per halving step. Exact.
+
+    On the host the same key is searched among the row's sorted keys (`_search_sorted`):
+    ceil(log2 M) passes instead of one per bit of the key range (62 for the
+    bit patterns of float64 distances)."""
+    if is_on_host():
+        return _search_sorted(keys, enough)
     real = keys != _no_key(keys)
     lo = xp.min(keys, axis=-1)
     hi = xp.max(xp.where(real, keys, lo[..., None]), axis=-1)
@@ -258,6 +264,22 @@ def _bisect(keys, enough):
 
     lo, _ = xp.while_loop(lambda lo, hi: xp.any(lo < hi), halve, (lo, hi))
     return lo
+
+
+def _search_sorted(keys: np.ndarray, enough) -> np.ndarray:
+    """`_bisect` on numpy: the smallest real key of each row for which `enough` holds.
+    `enough` counts the keys `<= k`, so it changes only at real keys, and the smallest
+    integer that satisfies it (what `_bisect` finds) is a real key: bisecting the sorted
+    real keys by index finds the same one. A row with no real key gives `_no_key`, as
+    `_bisect` does."""
+    ordered = np.sort(keys, axis=-1)
+    last = np.sum(ordered != _no_key(keys), axis=-1) - 1
+    lo, hi = np.zeros_like(last), np.maximum(last, 0)
+    while np.any(lo < hi):
+        mid = lo + (hi - lo) // 2
+        ok = enough(np.take_along_axis(ordered, mid[..., None], axis=-1))
+        lo, hi = np.where(ok, lo, mid + 1), np.where(ok, mid, hi)
+    return np.take_along_axis(ordered, lo[..., None], axis=-1)[..., 0]
 
 
 def _linear_percentile(distances, present, q: float, spacing):

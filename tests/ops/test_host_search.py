@@ -1,0 +1,61 @@
+"""The host's key search (`surface_rules._search_sorted`, log2 M passes over the sorted keys)
+finds the same key as the graph's bisection of the key range (`_bisect` under the active
+backend), for the two conditions the percentiles give it: a count of keys (linear
+percentile) and a sum of weights (nearest-rank percentile); on random keys, heavy ties,
+rows of one key, rows with no real key, and the bit patterns of float distances."""
+
+import numpy as np
+import pytest
+
+from tests.conftest import to_numpy
+from voxelmetrics.ops import surface_rules as rules
+from voxelmetrics.ops._host import on_host, xp
+
+NO_KEY = np.iinfo(np.int32).max
+
+
+def _rows(rng, kind: str) -> np.ndarray:
+    """int32 keys `[4, 50]`, `NO_KEY` where a point is absent."""
+    if kind == "random":
+        keys = rng.integers(0, 10_000, (4, 50))
+    elif kind == "ties":
+        keys = rng.integers(0, 3, (4, 50))
+    elif kind == "float bits":
+        keys = rng.exponential(20.0, (4, 50)).astype(np.float32).view(np.int32)
+    else:  # "one key": every row one value
+        keys = np.repeat(rng.integers(0, 100, (4, 1)), 50, axis=1)
+    keys = np.where(rng.random((4, 50)) < 0.3, NO_KEY, keys).astype(np.int32)
+    keys[1] = NO_KEY  # a row with no point
+    keys[2, 1:] = NO_KEY  # a row with one point
+    return keys
+
+
+def _conditions(keys: np.ndarray, weights: np.ndarray, q: float):
+    """The two monotone conditions, each as `(numpy form, graph form)`."""
+    present = keys != NO_KEY
+    rank = np.floor(q * np.maximum(present.sum(-1) - 1, 0)).astype(np.int32)
+    target = q * np.where(present, weights, 0.0).sum(-1)
+
+    def count(xs):
+        return lambda k: xs.sum(xs.cast(keys <= k, "int32"), axis=-1) > rank
+
+    def weight(xs):
+        return lambda k: xs.sum(xs.where(keys <= k, weights, 0.0), axis=-1) >= target
+
+    return count, weight
+
+
+@pytest.mark.parametrize("kind", ["random", "ties", "float bits", "one key"])
+@pytest.mark.parametrize("q", [0.0, 0.5, 0.95, 1.0])
+def test_the_host_search_finds_the_bisections_key(kind, q):
+    import keras
+
+    rng = np.random.default_rng(abs(hash((kind, q))) % 2**32)
+    keys = _rows(rng, kind)
+    weights = rng.random(keys.shape).astype(np.float32)
+    for condition in _conditions(keys, weights, q):
+        graph = to_numpy(rules._bisect(keras.ops.convert_to_tensor(keys), condition(keras.ops)))
+        with on_host():
+            host = rules._search_sorted(keys, condition(xp))
+        assert host.tolist() == graph.tolist()
+        assert host[1] == NO_KEY  # no point: no key, as the graph gives
