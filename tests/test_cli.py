@@ -315,7 +315,7 @@ def test_ctrl_c_stops_the_run_even_when_the_interrupt_is_swallowed(tmp_path, mon
     import os
     import signal
 
-    import voxelmetrics.cli as cli
+    import voxelmetrics.cli.running as running
 
     pred, true, *_ = _pair(tmp_path, shape=(30, 5, 4))
     out = tmp_path / "out"
@@ -324,7 +324,7 @@ def test_ctrl_c_stops_the_run_even_when_the_interrupt_is_swallowed(tmp_path, mon
         with contextlib.suppress(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(cli._Progress, "on_chunk", swallowing)
+    monkeypatch.setattr(running._Progress, "on_chunk", swallowing)
     # Python's own handler first, whatever earlier tests left (the full suite was once seen
     # with SIGINT ignored here; the CLI must restore what it found either way).
     before = signal.signal(signal.SIGINT, signal.default_int_handler)
