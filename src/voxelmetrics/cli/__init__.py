@@ -3,6 +3,11 @@
 Heavy imports (Keras, JAX, matplotlib) happen inside the commands, so `--help` stays fast.
 Bad input exits with status 2 and one message naming the file and what was wrong; Ctrl-C
 (SIGINT) exits with 130 and SIGTERM with 143, writing no report and leaving no temporaries.
+
+`parsing` holds the parser and the flags' types, `signals` the exit statuses (signals, bad
+input), `output` the one report path (print, commit the files), `running` the engine's run
+(progress, executor: a report or a partial), and each command its module: `evaluate`,
+`merge`, `demo`, `bench`.
 """
 
 import sys
