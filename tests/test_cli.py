@@ -231,6 +231,16 @@ def test_bad_option_values_exit_2(tmp_path, capsys, option):
     assert option[0] in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value", ["1.5", "0.3,-0.1", "nan"])
+def test_threshold_outside_0_1_is_refused_by_the_library_rule(tmp_path, capsys, value):
+    """--threshold is checked by `check_threshold_values`, as the ops and metrics are."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", str(tmp_path), str(tmp_path), "--threshold", value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --threshold: threshold must lie in [0, 1] (score >= threshold)" in err
+
+
 def _report_files(out) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
 
