@@ -231,6 +231,16 @@ def test_bad_option_values_exit_2(tmp_path, capsys, option):
     assert option[0] in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value", ["1.5", "0.3,-0.1", "nan"])
+def test_threshold_outside_0_1_is_refused_by_the_library_rule(tmp_path, capsys, value):
+    """--threshold is checked by `check_threshold_values`, as the ops and metrics are."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", str(tmp_path), str(tmp_path), "--threshold", value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --threshold: threshold must lie in [0, 1] (score >= threshold)" in err
+
+
 def _report_files(out) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
 
@@ -315,7 +325,7 @@ def test_ctrl_c_stops_the_run_even_when_the_interrupt_is_swallowed(tmp_path, mon
     import os
     import signal
 
-    import voxelmetrics.cli as cli
+    import voxelmetrics.cli.running as running
 
     pred, true, *_ = _pair(tmp_path, shape=(30, 5, 4))
     out = tmp_path / "out"
@@ -324,7 +334,7 @@ def test_ctrl_c_stops_the_run_even_when_the_interrupt_is_swallowed(tmp_path, mon
         with contextlib.suppress(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(cli._Progress, "on_chunk", swallowing)
+    monkeypatch.setattr(running._Progress, "on_chunk", swallowing)
     # Python's own handler first, whatever earlier tests left (the full suite was once seen
     # with SIGINT ignored here; the CLI must restore what it found either way).
     before = signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -1,0 +1,7 @@
+"""`python -m voxelmetrics.cli` is the `voxelmetrics` command too."""
+
+import sys
+
+from voxelmetrics.cli import main
+
+sys.exit(main())
