@@ -138,6 +138,18 @@ class SegmentationMetric(ConstructorConfig, metrics.Metric):
         """One name per class: `class_names`, or `class_0`, `class_1`, …"""
         return self.class_names or [f"class_{i}" for i in range(self.num_classes)]
 
+    def _pass_options(self, sample_weight, mask) -> dict:
+        """Keywords of a metric's fused pass (`confusion_counts`, `score_histogram`): the
+        batch's weights and mask, `ignore_index`, and invalid values tallied, never raised
+        (`on_invalid="tally"`, every metric's rule: see `invalid_count`)."""
+        return {
+            "sample_weight": sample_weight,
+            "mask": mask,
+            "ignore_index": self.ignore_index,
+            "with_invalid": True,
+            "on_invalid": "tally",
+        }
+
     def _check_inputs(self, y_true, y_pred) -> None:
         pred_shape, true_shape = static_shape(y_pred), static_shape(y_true)
         check_pred_rank(pred_shape)
@@ -266,6 +278,20 @@ class ThresholdedState(SegmentationMetric):
             return argmax_one_hot(y_pred, axis), axis, 0.5, False
         return y_pred, axis, self.threshold, self.activation
 
+    def _working_counts(self, y_true, y_pred, sample_weight, mask, *, per_sample=False):
+        """`(counts, invalid)` of `confusion_counts` at the working threshold: `[C, 4]` and
+        `[C]`, or `[N, C, 4]` and `[N, C]` per volume with `per_sample`."""
+        y_pred, axis, threshold, activation = self._working_scores(y_pred)
+        return confusion_counts(
+            y_true,
+            y_pred,
+            threshold,
+            from_logits=activation,
+            axis=axis,
+            per_sample=per_sample,
+            **self._pass_options(sample_weight, mask),
+        )
+
 
 class CountState(ThresholdedState):
     """Per-class `tp, fp, fn, tn` at the working threshold(s), from one fused pass."""
@@ -280,19 +306,7 @@ class CountState(ThresholdedState):
         self._add_total("invalid_total", (num_classes,))
 
     def _update(self, y_true, y_pred, sample_weight, mask) -> None:
-        y_pred, axis, threshold, activation = self._working_scores(y_pred)
-        counts, invalid = confusion_counts(
-            y_true,
-            y_pred,
-            threshold,
-            from_logits=activation,
-            axis=axis,
-            sample_weight=sample_weight,
-            mask=mask,
-            ignore_index=self.ignore_index,
-            with_invalid=True,
-            on_invalid="tally",
-        )
+        counts, invalid = self._working_counts(y_true, y_pred, sample_weight, mask)
         self._accumulate("count_total", counts)
         self._accumulate("invalid_total", invalid)
 
@@ -321,11 +335,7 @@ class HistogramState(SegmentationMetric):
             self.num_bins,
             from_logits=self.activation,
             axis=self.axis,
-            sample_weight=sample_weight,
-            mask=mask,
-            ignore_index=self.ignore_index,
-            with_invalid=True,
-            on_invalid="tally",
+            **self._pass_options(sample_weight, mask),
         )
         self._accumulate("histogram_total", histogram)
         self._accumulate("invalid_total", invalid)
@@ -364,13 +374,15 @@ class VolumeMeanState(ThresholdedState):
         self.score_sum.assign(self.score_sum + ops.sum(ops.where(defined, values, 0.0) * weight, 0))
         self.volumes.assign(self.volumes + ops.sum(weight, axis=0))
 
-    def _volume_weight(self, sample_weight, y_pred, axis: int):
-        """float32 `[B, 1]` weights of whole volumes; a NaN, infinite or negative one weighs
-        0 and its volume's voxels are tallied as invalid in every class, as a voxel weight
-        would be (`prepare`): metrics never raise on values."""
+    def _volume_weight(self, sample_weight, y_pred):
+        """float32 `[B, 1]` weights of whole volumes from `sample_weight` `[B]`; a NaN,
+        infinite or negative one weighs 0 and its volume's voxels (of `y_pred`'s grid) are
+        tallied as invalid in every class, as a voxel weight would be (`prepare`): metrics
+        never raise on values."""
         weight = ops.cast(sample_weight, "float32")
         bad = ops.logical_not(ops.logical_and(ops.isfinite(weight), ops.greater_equal(weight, 0)))
         shape = static_shape(y_pred)
+        axis = normalize_axis(self.axis, len(shape))
         voxels = int(np.prod([n for a, n in enumerate(shape) if a not in (0, axis)]))
         bad_voxels = ops.sum(ops.cast(bad, "int32")) * voxels
         self._accumulate("invalid_total", ops.broadcast_to(bad_voxels, (shape[axis],)))

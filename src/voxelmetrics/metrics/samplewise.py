@@ -12,7 +12,6 @@ from voxelmetrics.metrics._base import AveragedMetric, VolumeMeanState, argument
 from voxelmetrics.metrics._lifecycle import documented
 from voxelmetrics.ops import scores
 from voxelmetrics.ops._inputs import static_shape
-from voxelmetrics.ops.counting import confusion_counts
 from voxelmetrics.ops.scores import average_scores, safe_ratio
 
 
@@ -64,23 +63,10 @@ class SamplewiseScore(AveragedMetric, VolumeMeanState):
         self.ignore_empty = ignore_empty
 
     def _update(self, y_true, y_pred, sample_weight, mask) -> None:
-        y_pred, axis, threshold, activation = self._working_scores(y_pred)
         volume_weight = None
         if sample_weight is not None and len(static_shape(sample_weight)) == 1:
-            volume_weight, sample_weight = self._volume_weight(sample_weight, y_pred, axis), None
-        counts, invalid = confusion_counts(
-            y_true,
-            y_pred,
-            threshold,
-            from_logits=activation,
-            axis=axis,
-            sample_weight=sample_weight,
-            mask=mask,
-            ignore_index=self.ignore_index,
-            per_sample=True,
-            with_invalid=True,
-            on_invalid="tally",
-        )
+            volume_weight, sample_weight = self._volume_weight(sample_weight, y_pred), None
+        counts, invalid = self._working_counts(y_true, y_pred, sample_weight, mask, per_sample=True)
         self._accumulate("invalid_total", ops.sum(invalid, axis=0))
         values = type(self).score(counts, zero_division=self.zero_division)
         if self.ignore_empty:  # MONAI's rule: a volume without truth of class c is skipped

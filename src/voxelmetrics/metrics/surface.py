@@ -61,7 +61,7 @@ class SurfaceScore(SamplewiseScore):
         y_true, y_pred = self._valid(y_true, y_pred, axis, activation)
         volume_weight = None
         if sample_weight is not None:
-            volume_weight = self._volume_weight(sample_weight, y_pred, axis)
+            volume_weight = self._volume_weight(sample_weight, y_pred)
         self._add_volumes(self.measure(y_true, y_pred, threshold, axis), volume_weight)
 
     def _valid(self, y_true, y_pred, axis: int, activation):
