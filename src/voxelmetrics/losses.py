@@ -11,6 +11,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from voxelmetrics.metrics._lifecycle import ConstructorConfig, documented
 from voxelmetrics.ops._inputs import (
     activation,
     apply_activation,
@@ -19,8 +20,6 @@ from voxelmetrics.ops._inputs import (
     static_shape,
 )
 from voxelmetrics.ops._options import check_axis, check_from_logits, check_number
-
-_register = keras.saving.register_keras_serializable(package="voxelmetrics")
 
 
 def _probabilities_and_labels(y_true, y_pred, axis: int, from_logits: bool | str):
@@ -42,7 +41,7 @@ def _probabilities_and_labels(y_true, y_pred, axis: int, from_logits: bool | str
     return scores, ops.cast(labels, "float32"), axis
 
 
-class _SoftOverlapLoss(keras.losses.Loss):
+class _SoftOverlapLoss(ConstructorConfig, keras.losses.Loss):
     """Soft `tp, fp, fn` per class (per volume or per batch) turned into a loss per volume."""
 
     def __init__(
@@ -83,16 +82,6 @@ class _SoftOverlapLoss(keras.losses.Loss):
             loss = loss * ops.ones((ops.shape(p)[0],), dtype=loss.dtype)
         return loss
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            from_logits=self.from_logits,
-            axis=self.axis,
-            per_sample=self.per_sample,
-            smooth=self.smooth,
-        )
-        return config
-
 
 def _tversky_index(tp, fp, fn, alpha: float, beta: float, smooth: float):
     # The smoothing term keeps 0 / 0 (class absent, nothing predicted) at index 1, loss 0,
@@ -100,7 +89,7 @@ def _tversky_index(tp, fp, fn, alpha: float, beta: float, smooth: float):
     return (tp + smooth) / (tp + alpha * fp + beta * fn + smooth)
 
 
-_SHARED_ARGS = """
+_SOFT_OVERLAP_ARGS = """
     Args:
         from_logits: False (probabilities), True (sigmoid for multi-hot labels, softmax for
             integer labels), or "sigmoid" / "softmax".
@@ -115,11 +104,12 @@ _SHARED_ARGS = """
     Inputs: `y_true` multi-hot `[B, ..., C]` (or integer labels `[B, ...]`), `y_pred`
     `[B, ..., C]`; the loss is the mean over classes, `[B]` before Keras' reduction.
 """
+_documented = documented(_SOFT_OVERLAP_ARGS)
 
 
-@_register
+@_documented
 class TverskyLoss(_SoftOverlapLoss):
-    __doc__ = rf"""Tversky loss $1 - TI_c$, averaged over classes.
+    r"""Tversky loss $1 - TI_c$, averaged over classes.
 
     $TI_c = (tp_c + s) / (tp_c + \alpha\,fp_c + \beta\,fn_c + s)$ with soft counts
     $tp = \sum p\,y$, $fp = \sum p\,(1-y)$, $fn = \sum (1-p)\,y$. `beta > alpha` penalises
@@ -130,7 +120,7 @@ class TverskyLoss(_SoftOverlapLoss):
     Args:
         alpha: weight of false positives, >= 0.
         beta: weight of false negatives, >= 0.
-{_SHARED_ARGS}
+
     Standalone usage:
 
     >>> import numpy as np
@@ -157,18 +147,13 @@ class TverskyLoss(_SoftOverlapLoss):
     def _index_loss(self, tp, fp, fn):
         return 1.0 - _tversky_index(tp, fp, fn, self.alpha, self.beta, self.smooth)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(alpha=self.alpha, beta=self.beta)
-        return config
 
-
-@_register
+@_documented
 class SoftDiceLoss(_SoftOverlapLoss):
-    __doc__ = rf"""Soft Dice loss $1 - (2\,tp_c + s) / (2\,tp_c + fp_c + fn_c + s)$, averaged
+    r"""Soft Dice loss $1 - (2\,tp_c + s) / (2\,tp_c + fp_c + fn_c + s)$, averaged
     over classes ($2\,tp + fp + fn = \sum p + \sum y$). Milletari, Navab & Ahmadi, "V-Net",
     3DV 2016.
-{_SHARED_ARGS}
+
     Standalone usage:
 
     >>> import numpy as np
@@ -192,12 +177,12 @@ class SoftDiceLoss(_SoftOverlapLoss):
         return 1.0 - (2.0 * tp + self.smooth) / (2.0 * tp + fp + fn + self.smooth)
 
 
-@_register
+@_documented
 class SoftJaccardLoss(_SoftOverlapLoss):
-    __doc__ = rf"""Soft Jaccard (IoU) loss $1 - (tp_c + s) / (tp_c + fp_c + fn_c + s)$, averaged
+    r"""Soft Jaccard (IoU) loss $1 - (tp_c + s) / (tp_c + fp_c + fn_c + s)$, averaged
     over classes: the Tversky loss at $\alpha = \beta = 1$. MONAI's
     `DiceLoss(jaccard=True)` with `smooth_nr = smooth_dr = 2 s`.
-{_SHARED_ARGS}
+
     Standalone usage:
 
     >>> import numpy as np
@@ -221,9 +206,9 @@ class SoftJaccardLoss(_SoftOverlapLoss):
         return 1.0 - _tversky_index(tp, fp, fn, 1.0, 1.0, self.smooth)
 
 
-@_register
+@_documented
 class FocalTverskyLoss(TverskyLoss):
-    __doc__ = rf"""Focal Tversky loss $(1 - TI_c)^\gamma$, averaged over classes.
+    r"""Focal Tversky loss $(1 - TI_c)^\gamma$, averaged over classes.
 
     `gamma < 1` raises the loss of classes that are already well segmented less than that
     of hard ones (the paper's $1/\gamma$ with $\gamma = 4/3$ is `gamma=0.75`, the default).
@@ -234,7 +219,7 @@ class FocalTverskyLoss(TverskyLoss):
     Args:
         alpha, beta: as in `TverskyLoss` (defaults 0.3, 0.7).
         gamma: the focal exponent, > 0.
-{_SHARED_ARGS}
+
     Standalone usage:
 
     >>> import numpy as np
@@ -266,14 +251,9 @@ class FocalTverskyLoss(TverskyLoss):
     def _index_loss(self, tp, fp, fn):
         return ops.power(ops.maximum(super()._index_loss(tp, fp, fn), 1e-7), self.gamma)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(gamma=self.gamma)
-        return config
 
-
-@_register
-class WeightedBinaryCrossentropy(keras.losses.Loss):
+@documented()
+class WeightedBinaryCrossentropy(ConstructorConfig, keras.losses.Loss):
     r"""Binary cross-entropy per class with a weight on each class's positive term.
 
     $L = -\operatorname{mean}_{voxels, c}\,[w_c\,y \log p + (1 - y)\log(1 - p)]$, the
@@ -387,10 +367,3 @@ class WeightedBinaryCrossentropy(keras.losses.Loss):
         positives = ops.sum(y, axis=others)
         negatives = ops.sum(1.0 - y, axis=others)
         return ops.where(positives > 0, negatives / ops.maximum(positives, 1.0), 1.0)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            class_weights=self.class_weights, from_logits=self.from_logits, axis=self.axis
-        )
-        return config

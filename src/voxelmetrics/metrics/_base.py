@@ -1,19 +1,25 @@
-"""The two fused states every Keras metric here is a thin shell over.
+"""The metric lifecycle every Keras metric here shares, and the fixed-size states it runs on.
 
-`CountState` holds per-class `tp, fp, fn, tn` (one `confusion_counts` pass per batch);
-`HistogramState` holds per-class score histograms (one `score_histogram` pass per batch).
-Both are exact int32-limb totals merged by sum (docs/design.md, "State, merge and dispatch").
+`SegmentationMetric` reads inputs, builds state lazily, keeps exact totals and writes the
+config; `CountState` holds per-class `tp, fp, fn, tn`, `HistogramState` per-class score
+histograms (exact int32-limb totals merged by sum, docs/design.md "State, merge and
+dispatch"), `VolumeMeanState` per-class sums of per-volume values; `AveragedMetric` is the
+one result template: per class, or averaged over classes as `average` says.
 """
 
 from collections.abc import Sequence
 
-import keras
+import numpy as np
 from keras import metrics, ops
 
 from voxelmetrics.backends import is_concrete, is_meta
+from voxelmetrics.metrics._lifecycle import ConstructorConfig
 from voxelmetrics.ops._inputs import (
+    Activation,
+    activation,
     check_pred_rank,
     class_count,
+    is_sparse,
     normalize_axis,
     static_shape,
 )
@@ -21,6 +27,7 @@ from voxelmetrics.ops._options import (
     NUM_BINS,
     THRESHOLD,
     check_axis,
+    check_class_weights,
     check_exclude,
     check_from_logits,
     check_mode,
@@ -28,10 +35,12 @@ from voxelmetrics.ops._options import (
     check_threshold_values,
     check_zero_division,
     classes_from,
+    normalize_average,
 )
 from voxelmetrics.ops.accumulate import add_counts, pair_as_float, pair_exact
 from voxelmetrics.ops.counting import argmax_one_hot, confusion_counts
 from voxelmetrics.ops.histogram import score_histogram
+from voxelmetrics.ops.scores import safe_ratio
 
 
 def working_threshold(threshold, num_classes: int | None, mode: str):
@@ -42,11 +51,12 @@ def working_threshold(threshold, num_classes: int | None, mode: str):
     return check_threshold_values(threshold, num_classes)
 
 
-class SegmentationMetric(metrics.Metric):
+class SegmentationMetric(ConstructorConfig, metrics.Metric):
     """Configuration shared by every metric: how inputs are read, and the lazily built state.
 
-    Subclasses implement `_build_state(num_classes)` (create variables with `add_variable`)
-    and `_update(y_true, y_pred, sample_weight, mask)`.
+    Subclasses implement `_build_state(num_classes)` (create variables with `add_variable`),
+    `_update(y_true, y_pred, sample_weight, mask)` and `_result()`, and store each
+    constructor argument as the attribute of its name (the config, `ConstructorConfig`).
 
     The state is created in `__init__` when `num_classes` (or `class_names`) is given, else
     from the static class-axis size of the first `update_state` call (as Keras' `F1Score`
@@ -84,6 +94,11 @@ class SegmentationMetric(metrics.Metric):
         )
         self._state_built = False
 
+    def _build_if_known(self) -> None:
+        """Build the state now when `num_classes` is known (the stateless API needs it)."""
+        if self.num_classes is not None:
+            self._maybe_build(self.num_classes)
+
     def _maybe_build(self, num_classes: int) -> None:
         if self._state_built:
             if num_classes != self.num_classes:
@@ -101,20 +116,10 @@ class SegmentationMetric(metrics.Metric):
         raise NotImplementedError
 
     @property
-    def activation(self) -> str | bool:
-        """What `from_logits` means for this mode, in the ops' terms."""
-        if not self.from_logits:
-            return False
-        return "sigmoid" if self.mode == "multilabel" else "softmax"
-
-    def _working_scores(self, y_pred):
-        """`(y_pred, axis, threshold, from_logits)` for `confusion_counts` at the working
-        threshold: `threshold=None` on exclusive classes means the argmax over classes, given
-        as a one-hot at 0.5 (the one place this rule lives)."""
-        axis = normalize_axis(self.axis, len(static_shape(y_pred)))
-        if self.threshold is None:
-            return argmax_one_hot(y_pred, axis), axis, 0.5, False
-        return y_pred, axis, self.threshold, self.activation
+    def activation(self) -> Activation:
+        """What `from_logits` means for this mode: the ops' `activation`, exclusive classes
+        ("multiclass", "sparse") read as sparse labels are (softmax), multi-hot as sigmoid."""
+        return activation(self.from_logits, sparse=self.mode != "multilabel")
 
     def for_average(self, values, class_weights=None):
         """`(values, class_weights)` of the classes that enter averages: `values` `[C, ...]`
@@ -133,14 +138,27 @@ class SegmentationMetric(metrics.Metric):
         """One name per class: `class_names`, or `class_0`, `class_1`, …"""
         return self.class_names or [f"class_{i}" for i in range(self.num_classes)]
 
+    def _pass_options(self, sample_weight, mask) -> dict:
+        """Keywords of a metric's fused pass (`confusion_counts`, `score_histogram`): the
+        batch's weights and mask, `ignore_index`, and invalid values tallied, never raised
+        (`on_invalid="tally"`, every metric's rule: see `invalid_count`)."""
+        return {
+            "sample_weight": sample_weight,
+            "mask": mask,
+            "ignore_index": self.ignore_index,
+            "with_invalid": True,
+            "on_invalid": "tally",
+        }
+
     def _check_inputs(self, y_true, y_pred) -> None:
         pred_shape, true_shape = static_shape(y_pred), static_shape(y_true)
         check_pred_rank(pred_shape)
         axis = normalize_axis(self.axis, len(pred_shape))
         num_classes = class_count(pred_shape, axis)
-        sparse = len(true_shape) == len(pred_shape) - 1 or (
-            len(true_shape) == len(pred_shape) and true_shape[axis] == 1 and num_classes > 1
-        )
+        try:
+            sparse = is_sparse(true_shape, pred_shape, axis)
+        except ValueError:
+            sparse = None  # neither label form: say what this metric's mode expects
         if sparse != (self.mode == "sparse"):
             expected = (
                 f"integer labels of shape {pred_shape[:axis] + pred_shape[axis + 1 :]}"
@@ -232,24 +250,9 @@ class SegmentationMetric(metrics.Metric):
         """
         return self._exact("invalid_total")
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            mode=self.mode,
-            from_logits=self.from_logits,
-            axis=self.axis,
-            num_classes=self.num_classes,
-            class_names=self.class_names,
-            ignore_index=self.ignore_index,
-            zero_division=self.zero_division,
-        )
-        if self.exclude_from_average:  # only the metrics that average take it
-            config.update(exclude_from_average=self.exclude_from_average)
-        return config
 
-
-class CountState(SegmentationMetric):
-    """Per-class `tp, fp, fn, tn` at the working threshold(s), from one fused pass.
+class ThresholdedState(SegmentationMetric):
+    """A state counted at the working threshold(s), `working_threshold`'s rule.
 
     `threshold=None` (the default) means 0.5 for `mode="multilabel"` and, for exclusive
     classes (`"multiclass"`, `"sparse"`), the argmax over classes; a number (or one per
@@ -259,42 +262,57 @@ class CountState(SegmentationMetric):
     def __init__(self, *, threshold=None, **kwargs):
         super().__init__(**kwargs)
         self.threshold = working_threshold(threshold, self.num_classes, self.mode)
-        if self.num_classes is not None:
-            self._maybe_build(self.num_classes)
 
     def _build_state(self, num_classes: int) -> None:
         if isinstance(self.threshold, list) and len(self.threshold) != num_classes:
             raise ValueError(
                 f"threshold has {len(self.threshold)} values but y_pred has {num_classes} classes."
             )
-        self._add_total("count_total", (num_classes, 4))
-        self._add_total("invalid_total", (num_classes,))
 
-    def _update(self, y_true, y_pred, sample_weight, mask) -> None:
+    def _working_scores(self, y_pred):
+        """`(y_pred, axis, threshold, from_logits)` for `confusion_counts` at the working
+        threshold: `threshold=None` on exclusive classes means the argmax over classes, given
+        as a one-hot at 0.5 (the one place this rule lives)."""
+        axis = normalize_axis(self.axis, len(static_shape(y_pred)))
+        if self.threshold is None:
+            return argmax_one_hot(y_pred, axis), axis, 0.5, False
+        return y_pred, axis, self.threshold, self.activation
+
+    def _working_counts(self, y_true, y_pred, sample_weight, mask, *, per_sample=False):
+        """`(counts, invalid)` of `confusion_counts` at the working threshold: `[C, 4]` and
+        `[C]`, or `[N, C, 4]` and `[N, C]` per volume with `per_sample`."""
         y_pred, axis, threshold, activation = self._working_scores(y_pred)
-        counts, invalid = confusion_counts(
+        return confusion_counts(
             y_true,
             y_pred,
             threshold,
             from_logits=activation,
             axis=axis,
-            sample_weight=sample_weight,
-            mask=mask,
-            ignore_index=self.ignore_index,
-            with_invalid=True,
-            on_invalid="tally",
+            per_sample=per_sample,
+            **self._pass_options(sample_weight, mask),
         )
+
+
+class CountState(ThresholdedState):
+    """Per-class `tp, fp, fn, tn` at the working threshold(s), from one fused pass."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._build_if_known()
+
+    def _build_state(self, num_classes: int) -> None:
+        super()._build_state(num_classes)
+        self._add_total("count_total", (num_classes, 4))
+        self._add_total("invalid_total", (num_classes,))
+
+    def _update(self, y_true, y_pred, sample_weight, mask) -> None:
+        counts, invalid = self._working_counts(y_true, y_pred, sample_weight, mask)
         self._accumulate("count_total", counts)
         self._accumulate("invalid_total", invalid)
 
     def counts(self):
         """float32 `[C, 4]` totals (`tp, fp, fn, tn`), usable in-graph."""
         return self._total("count_total")
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(threshold=self.threshold)
-        return config
 
 
 class HistogramState(SegmentationMetric):
@@ -304,8 +322,7 @@ class HistogramState(SegmentationMetric):
     def __init__(self, *, num_bins: int = NUM_BINS, **kwargs):
         super().__init__(**kwargs)
         self.num_bins = check_num_bins(num_bins)
-        if self.num_classes is not None:
-            self._maybe_build(self.num_classes)
+        self._build_if_known()
 
     def _build_state(self, num_classes: int) -> None:
         self._add_total("histogram_total", (num_classes, self.num_bins, 2))
@@ -318,11 +335,7 @@ class HistogramState(SegmentationMetric):
             self.num_bins,
             from_logits=self.activation,
             axis=self.axis,
-            sample_weight=sample_weight,
-            mask=mask,
-            ignore_index=self.ignore_index,
-            with_invalid=True,
-            on_invalid="tally",
+            **self._pass_options(sample_weight, mask),
         )
         self._accumulate("histogram_total", histogram)
         self._accumulate("invalid_total", invalid)
@@ -331,23 +344,85 @@ class HistogramState(SegmentationMetric):
         """float32 `[C, B, 2]` totals (negatives, positives per bin), usable in-graph."""
         return self._total("histogram_total")
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(num_bins=self.num_bins)
-        return config
+
+class VolumeMeanState(ThresholdedState):
+    r"""Per class, the (weighted) sum of per-volume values $\sum_v w_v s_{v,c}$ and the
+    (weighted) number of volumes where the value is defined $\sum_v w_v$: fixed-size,
+    merged by sum, no list of volumes kept. `volume_mean()` is their ratio."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._build_if_known()
+
+    def _build_state(self, num_classes: int) -> None:
+        super()._build_state(num_classes)
+        self.score_sum = self.add_variable(
+            shape=(num_classes,), initializer="zeros", dtype="float32", name="score_sum"
+        )
+        self.volumes = self.add_variable(
+            shape=(num_classes,), initializer="zeros", dtype="float32", name="volumes"
+        )
+        self._add_total("invalid_total", (num_classes,))
+
+    def _add_volumes(self, values, volume_weight=None) -> None:
+        """Add `[N, C]` per-volume values, NaN where undefined (left out of the mean);
+        `volume_weight` `[N, 1]` weighs volumes (`_volume_weight`)."""
+        defined = ops.logical_not(ops.isnan(values))
+        weight = ops.cast(defined, "float32")
+        if volume_weight is not None:
+            weight = weight * volume_weight
+        self.score_sum.assign(self.score_sum + ops.sum(ops.where(defined, values, 0.0) * weight, 0))
+        self.volumes.assign(self.volumes + ops.sum(weight, axis=0))
+
+    def _volume_weight(self, sample_weight, y_pred):
+        """float32 `[B, 1]` weights of whole volumes from `sample_weight` `[B]`; a NaN,
+        infinite or negative one weighs 0 and its volume's voxels (of `y_pred`'s grid) are
+        tallied as invalid in every class, as a voxel weight would be (`prepare`): metrics
+        never raise on values."""
+        weight = ops.cast(sample_weight, "float32")
+        bad = ops.logical_not(ops.logical_and(ops.isfinite(weight), ops.greater_equal(weight, 0)))
+        shape = static_shape(y_pred)
+        axis = normalize_axis(self.axis, len(shape))
+        voxels = int(np.prod([n for a, n in enumerate(shape) if a not in (0, axis)]))
+        bad_voxels = ops.sum(ops.cast(bad, "int32")) * voxels
+        self._accumulate("invalid_total", ops.broadcast_to(bad_voxels, (shape[axis],)))
+        return ops.where(bad, 0.0, weight)[:, None]
+
+    def volume_mean(self):
+        """float32 `[C]` mean over the volumes where the value is defined (NaN where none)."""
+        return safe_ratio(self.score_sum, self.volumes)
 
 
-def documented(shared_args: str):
-    """Class decorator: put `shared_args` (the Args every metric of a family takes) before
-    the class docstring's own "Standalone usage:" examples, and register the class with
-    Keras' serialization."""
+class AveragedMetric(SegmentationMetric):
+    """The one result template: a per-class value of the state, averaged over classes as
+    `average` says (None: per class, a dict `{name}/{class}` with `class_names`).
 
-    def decorate(cls):
-        marker = "\n    Standalone usage:"
-        cls.__doc__ = cls.__doc__.replace(marker, shared_args + marker)
-        return keras.saving.register_keras_serializable(package="voxelmetrics")(cls)
+    Put before the state class (`class Recall(AveragedMetric, CountState)`); subclasses
+    give `_average_state()` (the state `[C, ...]`, class axis first) and
+    `_average(state, class_weights)` (the ops' averaging rule on it). The classes of
+    `exclude_from_average` leave the state before it is averaged (`for_average`).
+    """
 
-    return decorate
+    def __init__(self, *, average="macro", class_weights=None, **kwargs):
+        super().__init__(**kwargs)
+        self.average = normalize_average(average)
+        self.class_weights = check_class_weights(class_weights, average, self.num_classes)
+
+    def _average_state(self):
+        raise NotImplementedError
+
+    def _average(self, state, class_weights):
+        """`[C]` values of `state` (`average=None`), else their average (a scalar)."""
+        raise NotImplementedError
+
+    def _result(self):
+        state, class_weights = self._average_state(), self.class_weights
+        if self.average is not None:
+            state, class_weights = self.for_average(state, class_weights)
+        values = self._average(state, class_weights)
+        if self.average is None and self.class_names is not None:
+            return per_class(values, self.name, self.class_names)
+        return values
 
 
 def arguments(init_locals: dict, *exclude: str, **override) -> dict:

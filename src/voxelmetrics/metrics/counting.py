@@ -7,13 +7,10 @@ rule are the ops' own.
 
 from collections.abc import Callable, Sequence
 
-import keras
-
-from voxelmetrics.metrics._base import CountState, arguments, documented, per_class
+from voxelmetrics.metrics._base import AveragedMetric, CountState, arguments
+from voxelmetrics.metrics._lifecycle import documented
 from voxelmetrics.ops import scores
-from voxelmetrics.ops._options import check_class_weights, check_number, normalize_average
-
-_register = keras.saving.register_keras_serializable(package="voxelmetrics")
+from voxelmetrics.ops._options import check_number
 
 _COMMON_ARGS = """
     Args:
@@ -49,7 +46,7 @@ _COMMON_ARGS = """
 _documented = documented(_COMMON_ARGS)
 
 
-class ScoreMetric(CountState):
+class ScoreMetric(AveragedMetric, CountState):
     """A score of the accumulated counts (`score`, one of `voxelmetrics.ops.scores`),
     averaged over classes as `average` says."""
 
@@ -73,35 +70,23 @@ class ScoreMetric(CountState):
         name: str | None = None,
         dtype=None,
     ):
-        super().__init__(
-            **arguments(locals(), "average", "class_weights", name=name or self.default_name)
-        )
-        self.average = normalize_average(average)
-        self.class_weights = check_class_weights(class_weights, average, self.num_classes)
+        super().__init__(**arguments(locals(), name=name or self.default_name))
 
     def _score_kwargs(self) -> dict:
         """Options of `score` beyond the averaging ones (F-beta's `beta`)."""
         return {}
 
-    def _result(self):
-        counts, class_weights = self.counts(), self.class_weights
-        if self.average is not None:
-            counts, class_weights = self.for_average(counts, class_weights)
-        values = type(self).score(
+    def _average_state(self):
+        return self.counts()
+
+    def _average(self, counts, class_weights):
+        return type(self).score(
             counts,
             average=self.average,
             class_weights=class_weights,
             zero_division=self.zero_division,
             **self._score_kwargs(),
         )
-        if self.average is None and self.class_names is not None:
-            return per_class(values, self.name, self.class_names)
-        return values
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(average=self.average, class_weights=self.class_weights)
-        return config
 
 
 @_documented
@@ -235,12 +220,12 @@ class IoU(ScoreMetric):
     default_name = "iou"
 
 
-@_register
+@_documented
 class FBetaScore(ScoreMetric):
     """F-beta `(1 + b²) tp / ((1 + b²) tp + b² fn + fp)`, per class and averaged.
 
-    `beta > 1` weighs recall higher, `beta < 1` precision; `beta = 1` is F1 (= Dice).
-    Other arguments as in `Recall`.
+    `beta` (> 0, default 1): `beta > 1` weighs recall higher, `beta < 1` precision;
+    `beta = 1` is F1 (= Dice).
 
     Standalone usage:
 
@@ -288,18 +273,13 @@ class FBetaScore(ScoreMetric):
     def _score_kwargs(self) -> dict:
         return {"beta": self.beta}
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(beta=self.beta)
-        return config
 
-
-@_register
+@_documented
 class F1Score(ScoreMetric):
     """F1 `2 tp / (2 tp + fp + fn)` (equal to Dice), per class and averaged.
 
-    Arguments as in `Recall`. The default `average="macro"` is every score metric's here;
-    Keras' own `F1Score` defaults to None (per class): pass `average=None` for that.
+    The default `average="macro"` is every score metric's here; Keras' own `F1Score`
+    defaults to None (per class): pass `average=None` for that.
 
     Standalone usage:
 
@@ -325,7 +305,7 @@ class F1Score(ScoreMetric):
         return {"beta": 1.0}
 
 
-@_register
+@documented()
 class ConfusionCounts(CountState):
     """Per-class `tp, fp, fn, tn` at the working threshold(s): the exact accumulated state.
 
@@ -372,15 +352,9 @@ class ConfusionCounts(CountState):
     ):
         super().__init__(**arguments(locals()))
 
-    def get_config(self):
-        config = super().get_config()
-        del config["zero_division"]  # counts are never undefined
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        # Configs saved by earlier versions carry a zero_division that never applied.
-        return cls(**{k: v for k, v in config.items() if k != "zero_division"})
+    # Configs saved by earlier versions carry a zero_division that never applied (counts
+    # are never undefined).
+    retired_arguments = ("zero_division",)
 
     def _result(self):
         return self._exact("count_total")

@@ -6,17 +6,15 @@ curve point is a cumulative sum of it, so a result costs O(C·B), never a pass o
 
 from collections.abc import Sequence
 
-import keras
 from keras import ops
 
-from voxelmetrics.metrics._base import HistogramState, arguments, documented, per_class
+from voxelmetrics.metrics._base import AveragedMetric, HistogramState, arguments, per_class
+from voxelmetrics.metrics._lifecycle import documented
 from voxelmetrics.ops import curves
-from voxelmetrics.ops._options import NUM_BINS, check_class_weights, normalize_average
+from voxelmetrics.ops._options import NUM_BINS
 from voxelmetrics.ops.criterion import Criterion, check_fraction
 from voxelmetrics.ops.scores import safe_ratio
 from voxelmetrics.ops.thresholds import optimal_threshold
-
-_register = keras.saving.register_keras_serializable(package="voxelmetrics")
 
 _CURVE_ARGS = """
     Args:
@@ -39,7 +37,7 @@ _CURVE_ARGS = """
 _documented = documented(_CURVE_ARGS)
 
 
-class CurveMetric(HistogramState):
+class CurveMetric(AveragedMetric, HistogramState):
     """A per-class value of the accumulated histograms, averaged as `average` says
     (`voxelmetrics.ops.curves.average_histogram_score`, the ops' own rule)."""
 
@@ -62,31 +60,19 @@ class CurveMetric(HistogramState):
         name: str | None = None,
         dtype=None,
     ):
-        super().__init__(
-            **arguments(locals(), "average", "class_weights", name=name or self.default_name)
-        )
-        self.average = normalize_average(average)
-        self.class_weights = check_class_weights(class_weights, average, self.num_classes)
+        super().__init__(**arguments(locals(), name=name or self.default_name))
 
     def _per_class(self, histogram, zero_division):
         """float32 `[C]` values of a `[C, B, 2]` histogram (NaN where undefined)."""
         raise NotImplementedError
 
-    def _result(self):
-        histogram, class_weights = self.histogram(), self.class_weights
-        if self.average is not None:
-            histogram, class_weights = self.for_average(histogram, class_weights)
-        values = curves.average_histogram_score(
+    def _average_state(self):
+        return self.histogram()
+
+    def _average(self, histogram, class_weights):
+        return curves.average_histogram_score(
             self._per_class, histogram, self.average, class_weights, self.zero_division
         )
-        if self.average is None and self.class_names is not None:
-            return per_class(values, self.name, self.class_names)
-        return values
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(average=self.average, class_weights=self.class_weights)
-        return config
 
 
 @_documented
@@ -185,8 +171,9 @@ class _ConstrainedMetric(CurveMetric):
 
     A class with positives where no threshold meets the floor scores 0 (as Keras'
     `RecallAtPrecision` does: only an empty mask is left); a class without positives is
-    `zero_division`. `floor` names the constructor's argument, `option` the criterion's
-    (they differ where the class keeps Keras' spelling: `specificity` is `min_specificity`).
+    `zero_division`. `floor` names the constructor's argument (and the attribute holding
+    it), `option` the criterion's (they differ where the class keeps Keras' spelling:
+    `specificity` is `min_specificity`).
     """
 
     criterion = ""
@@ -197,6 +184,7 @@ class _ConstrainedMetric(CurveMetric):
         value = check_fraction(self.floor, kwargs.pop(self.floor))
         self._criterion = Criterion(self.criterion, **{self.option or self.floor: value})
         super().__init__(**kwargs)
+        setattr(self, self.floor, value)
 
     def _per_class(self, histogram, zero_division):
         _, values = optimal_threshold(histogram, self._criterion)
@@ -204,19 +192,13 @@ class _ConstrainedMetric(CurveMetric):
         empty = safe_ratio(0.0, 0.0, zero_division)
         return ops.where(has_positives, ops.where(ops.isnan(values), 0.0, values), empty)
 
-    def get_config(self):
-        config = super().get_config()
-        (value,) = self._criterion.options.values()
-        config[self.floor] = value
-        return config
 
-
-@_register
+@_documented
 class RecallAtPrecision(_ConstrainedMetric):
     """The highest recall over the binned thresholds where precision >= `min_precision`.
 
-    Per class and averaged; 0 for a class whose precision never reaches the floor.
-    Other arguments as in `voxelmetrics.AveragePrecision`.
+    `min_precision` in [0, 1]. Per class and averaged; 0 for a class whose precision never
+    reaches the floor.
 
     Standalone usage:
 
@@ -261,11 +243,11 @@ class RecallAtPrecision(_ConstrainedMetric):
         super().__init__(**arguments(locals()))
 
 
-@_register
+@_documented
 class PrecisionAtRecall(_ConstrainedMetric):
     """The highest precision over the binned thresholds where recall >= `min_recall`.
 
-    Per class and averaged. Other arguments as in `voxelmetrics.AveragePrecision`.
+    `min_recall` in [0, 1]. Per class and averaged.
 
     Standalone usage:
 
@@ -310,8 +292,7 @@ class PrecisionAtRecall(_ConstrainedMetric):
         super().__init__(**arguments(locals()))
 
 
-_keras_documented = documented(
-    """
+_AGAINST_KERAS = """
     Against Keras: Keras' `num_thresholds=n` counts `score > k / (n - 1)`; here
     `score >= k / B` over `num_bins=B`: with `B = n - 1` and no score on a grid point the
     candidates agree. Keras' extra threshold 1.0 predicts nothing (sensitivity 0,
@@ -320,7 +301,7 @@ _keras_documented = documented(
     `class_id=c` is `average=None` and entry `c`. A class without negatives has no
     specificity (Keras counts it as 0); one without positives is `zero_division`.
 """
-)
+_keras_documented = documented(_CURVE_ARGS, _AGAINST_KERAS)
 
 
 @_keras_documented
@@ -328,8 +309,8 @@ class SensitivityAtSpecificity(_ConstrainedMetric):
     """The highest sensitivity (recall) over the binned thresholds where specificity >=
     `specificity` (Keras' `SensitivityAtSpecificity`, per class and averaged).
 
-    Per class and averaged; 0 for a class whose specificity never reaches the floor.
-    Other arguments as in `voxelmetrics.AveragePrecision`. The example is Keras' own.
+    `specificity` in [0, 1]. Per class and averaged; 0 for a class whose specificity never
+    reaches the floor. The example is Keras' own.
 
     Standalone usage:
 
@@ -379,8 +360,8 @@ class SpecificityAtSensitivity(_ConstrainedMetric):
     """The highest specificity over the binned thresholds where sensitivity (recall) >=
     `sensitivity` (Keras' `SpecificityAtSensitivity`, per class and averaged).
 
-    Per class and averaged; 0 for a class without negatives. Other arguments as in
-    `voxelmetrics.AveragePrecision`. The example is Keras' own.
+    `sensitivity` in [0, 1]. Per class and averaged; 0 for a class without negatives. The
+    example is Keras' own.
 
     Standalone usage:
 
@@ -425,7 +406,7 @@ class SpecificityAtSensitivity(_ConstrainedMetric):
         super().__init__(**arguments(locals()))
 
 
-@_register
+@documented()
 class OptimalThreshold(HistogramState):
     """The best threshold of each class under `criterion`, and the criterion's value there.
 
@@ -484,6 +465,11 @@ class OptimalThreshold(HistogramState):
         super().__init__(**arguments(locals(), "criterion", "options"))
 
     @property
+    def criterion(self) -> Criterion:
+        """The criterion (the config holds its text spelling, `str(criterion)`)."""
+        return self._criterion
+
+    @property
     def _keys(self) -> tuple[str, str]:
         """Prefixes of the threshold and the value entries."""
         return self.name, f"{self.name}_{self._criterion.name}"
@@ -496,14 +482,8 @@ class OptimalThreshold(HistogramState):
             **per_class(values, value_key, self.names),
         }
 
-    def get_config(self):
-        config = super().get_config()
-        del config["zero_division"]
-        config["criterion"] = str(self._criterion)
-        return config
 
-
-@_register
+@documented()
 class BestFBeta(OptimalThreshold):
     """The best F-beta of each class over the binned thresholds, and where it is reached.
 
@@ -545,11 +525,10 @@ class BestFBeta(OptimalThreshold):
         super().__init__("fbeta", **arguments(locals()))
 
     @property
+    def beta(self) -> float:
+        """The beta of the F-beta criterion."""
+        return self._criterion.beta
+
+    @property
     def _keys(self) -> tuple[str, str]:
         return f"{self.name}_threshold", self.name
-
-    def get_config(self):
-        config = super().get_config()
-        del config["criterion"]
-        config["beta"] = self._criterion.beta
-        return config

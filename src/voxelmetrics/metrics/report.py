@@ -7,10 +7,10 @@ appears on its own in `model.fit` logs, `History`, `CSVLogger` and TensorBoard.
 
 from collections.abc import Sequence
 
-import keras
 from keras import ops
 
 from voxelmetrics.metrics._base import CountState, arguments, per_class
+from voxelmetrics.metrics._lifecycle import documented
 from voxelmetrics.ops import scores
 from voxelmetrics.ops._options import check_class_weights, normalize_average
 
@@ -25,7 +25,7 @@ SCORES = {
 }
 
 
-@keras.saving.register_keras_serializable(package="voxelmetrics")
+@documented()
 class SegmentationReport(CountState):
     """Per-class and averaged recall, precision, Dice and IoU from one fused count state.
 
@@ -127,8 +127,3 @@ class SegmentationReport(CountState):
                 )
         logs["invalid"] = ops.sum(self._total("invalid_total"))
         return logs
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(scores=self.scores, average=self.average, class_weights=self.class_weights)
-        return config

@@ -6,24 +6,16 @@ State is fixed-size and merged by sum: per class, the sum of per-volume scores a
 
 from collections.abc import Callable, Sequence
 
-import numpy as np
 from keras import ops
 
-from voxelmetrics.metrics._base import (
-    SegmentationMetric,
-    arguments,
-    documented,
-    per_class,
-    working_threshold,
-)
+from voxelmetrics.metrics._base import AveragedMetric, VolumeMeanState, arguments
+from voxelmetrics.metrics._lifecycle import documented
 from voxelmetrics.ops import scores
 from voxelmetrics.ops._inputs import static_shape
-from voxelmetrics.ops._options import check_class_weights, normalize_average
-from voxelmetrics.ops.counting import confusion_counts
 from voxelmetrics.ops.scores import average_scores, safe_ratio
 
 
-class SamplewiseScore(SegmentationMetric):
+class SamplewiseScore(AveragedMetric, VolumeMeanState):
     r"""Mean over volumes of a per-volume, per-class score: $\frac{1}{|V_c|}\sum_{v \in V_c}
     s_{v,c}$, with $V_c$ the volumes where $s_{v,c}$ is defined.
 
@@ -60,108 +52,44 @@ class SamplewiseScore(SegmentationMetric):
         name: str | None = None,
         dtype=None,
     ):
-        super().__init__(
-            **arguments(
-                locals(),
-                "threshold",
-                "average",
-                "class_weights",
-                "ignore_empty",
-                name=name or self.default_name,
-            )
-        )
         if not isinstance(ignore_empty, bool):
             raise ValueError(f"ignore_empty must be True or False; received {ignore_empty!r}.")
-        self.ignore_empty = ignore_empty
-        self.threshold = working_threshold(threshold, self.num_classes, self.mode)
-        self.average = normalize_average(average)
-        if self.average == "micro":
+        if average == "micro":
             raise ValueError(
                 "average='micro' pools counts over classes; a sample-wise mean is per class. "
                 "Use 'macro', 'weighted' or None."
             )
-        self.class_weights = check_class_weights(class_weights, average, self.num_classes)
-        if self.num_classes is not None:
-            self._maybe_build(self.num_classes)
-
-    def _build_state(self, num_classes: int) -> None:
-        self.score_sum = self.add_variable(
-            shape=(num_classes,), initializer="zeros", dtype="float32", name="score_sum"
-        )
-        self.volumes = self.add_variable(
-            shape=(num_classes,), initializer="zeros", dtype="float32", name="volumes"
-        )
-        self._add_total("invalid_total", (num_classes,))
+        super().__init__(**arguments(locals(), "ignore_empty", name=name or self.default_name))
+        self.ignore_empty = ignore_empty
 
     def _update(self, y_true, y_pred, sample_weight, mask) -> None:
-        y_pred, axis, threshold, activation = self._working_scores(y_pred)
         volume_weight = None
         if sample_weight is not None and len(static_shape(sample_weight)) == 1:
-            volume_weight, sample_weight = self._volume_weight(sample_weight, y_pred, axis), None
-        counts, invalid = confusion_counts(
-            y_true,
-            y_pred,
-            threshold,
-            from_logits=activation,
-            axis=axis,
-            sample_weight=sample_weight,
-            mask=mask,
-            ignore_index=self.ignore_index,
-            per_sample=True,
-            with_invalid=True,
-            on_invalid="tally",
-        )
+            volume_weight, sample_weight = self._volume_weight(sample_weight, y_pred), None
+        counts, invalid = self._working_counts(y_true, y_pred, sample_weight, mask, per_sample=True)
         self._accumulate("invalid_total", ops.sum(invalid, axis=0))
         values = type(self).score(counts, zero_division=self.zero_division)
-        defined = ops.logical_not(ops.isnan(values))
         if self.ignore_empty:  # MONAI's rule: a volume without truth of class c is skipped
-            defined = ops.logical_and(defined, ops.greater(counts[..., 0] + counts[..., 2], 0))
-        weight = ops.cast(defined, "float32")
-        if volume_weight is not None:
-            weight = weight * volume_weight
-        self.score_sum.assign(self.score_sum + ops.sum(ops.where(defined, values, 0.0) * weight, 0))
-        self.volumes.assign(self.volumes + ops.sum(weight, axis=0))
+            has_truth = ops.greater(counts[..., 0] + counts[..., 2], 0)
+            values = ops.where(has_truth, values, float("nan"))
+        self._add_volumes(values, volume_weight)
 
-    def _volume_weight(self, sample_weight, y_pred, axis: int):
-        """float32 `[B, 1]` weights of whole volumes; a NaN, infinite or negative one weighs
-        0 and its volume's voxels are tallied as invalid in every class, as a voxel weight
-        would be (`prepare`): metrics never raise on values."""
-        weight = ops.cast(sample_weight, "float32")
-        bad = ops.logical_not(ops.logical_and(ops.isfinite(weight), ops.greater_equal(weight, 0)))
-        shape = static_shape(y_pred)
-        voxels = int(np.prod([n for a, n in enumerate(shape) if a not in (0, axis)]))
-        bad_voxels = ops.sum(ops.cast(bad, "int32")) * voxels
-        self._accumulate("invalid_total", ops.broadcast_to(bad_voxels, (shape[axis],)))
-        return ops.where(bad, 0.0, weight)[:, None]
+    def _average_state(self):
+        """`[C, 2]`: each class's sum of per-volume values and its number of volumes."""
+        return ops.stack([self.score_sum, self.volumes], axis=-1)
 
-    def _result(self):
-        values = safe_ratio(self.score_sum, self.volumes)
-        if self.average is None:
-            if self.class_names is not None:
-                return per_class(values, self.name, self.class_names)
-            return values
-        values, class_weights = self.for_average(values, self.class_weights)
-        volumes, _ = self.for_average(self.volumes)
+    def _average(self, state, class_weights):
+        values, volumes = safe_ratio(state[:, 0], state[:, 1]), state[:, 1]
         return average_scores(values, volumes, average=self.average, class_weights=class_weights)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            threshold=self.threshold,
-            average=self.average,
-            class_weights=self.class_weights,
-            ignore_empty=self.ignore_empty,
-        )
-        return config
 
-
-_ARGS = """
+_SAMPLEWISE_ARGS = """
     See `SamplewiseScore` for the empty-class policy and the weights. `average`: None per
     class, "macro" (default) over classes with at least one defined volume, "weighted" by
     the number of such volumes or by `class_weights`. Other arguments as in
     `voxelmetrics.Recall`; the leading axis of the inputs is the volume axis.
 """
-_documented = documented(_ARGS)
+_documented = documented(_SAMPLEWISE_ARGS)
 
 
 @_documented

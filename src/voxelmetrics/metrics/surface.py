@@ -5,14 +5,12 @@ merged by sum, as for the sample-wise scores: per class, the sum of the per-volu
 and the (weighted) number of volumes where the value is defined.
 """
 
-import keras
 from keras import ops
 
+from voxelmetrics.metrics._lifecycle import documented
 from voxelmetrics.metrics.samplewise import SamplewiseScore
 from voxelmetrics.ops import surface, surface_rules
 from voxelmetrics.ops._inputs import check_inputs, prepare, scores_and_invalid, static_shape
-
-_register = keras.saving.register_keras_serializable(package="voxelmetrics")
 
 
 class SurfaceScore(SamplewiseScore):
@@ -61,13 +59,10 @@ class SurfaceScore(SamplewiseScore):
             )
         y_pred, axis, threshold, activation = self._working_scores(y_pred)
         y_true, y_pred = self._valid(y_true, y_pred, axis, activation)
-        values = self.measure(y_true, y_pred, threshold, axis)
-        defined = ops.logical_not(ops.isnan(values))
-        weight = ops.cast(defined, "float32")
+        volume_weight = None
         if sample_weight is not None:
-            weight = weight * self._volume_weight(sample_weight, y_pred, axis)
-        self.score_sum.assign(self.score_sum + ops.sum(ops.where(defined, values, 0.0) * weight, 0))
-        self.volumes.assign(self.volumes + ops.sum(weight, axis=0))
+            volume_weight = self._volume_weight(sample_weight, y_pred)
+        self._add_volumes(self.measure(y_true, y_pred, threshold, axis), volume_weight)
 
     def _valid(self, y_true, y_pred, axis: int, activation):
         """bool truth and float32 probabilities of `y_pred`'s shape, the invalid voxels
@@ -92,15 +87,8 @@ class SurfaceScore(SamplewiseScore):
             "convention": self.convention,
         }
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            spacing=self.spacing, spatial_dims=self.spatial_dims, convention=self.convention
-        )
-        return config
 
-
-@_register
+@documented()
 class HausdorffDistance(SurfaceScore):
     """Mean over volumes of the (percentile) Hausdorff distance, per class and averaged.
 
@@ -146,13 +134,8 @@ class HausdorffDistance(SurfaceScore):
             **self._common(threshold, axis),
         )
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(percentile=self.percentile, directed=self.directed)
-        return config
 
-
-@_register
+@documented()
 class AverageSurfaceDistance(SurfaceScore):
     """Mean over volumes of the average (symmetric, by default) surface distance.
 
@@ -187,13 +170,8 @@ class AverageSurfaceDistance(SurfaceScore):
             y_true, y_pred, symmetric=self.symmetric, **self._common(threshold, axis)
         )
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(symmetric=self.symmetric)
-        return config
 
-
-@_register
+@documented()
 class SurfaceDice(SurfaceScore):
     """Mean over volumes of the normalised surface Dice at `tolerance` (spacing units).
 
@@ -227,8 +205,3 @@ class SurfaceDice(SurfaceScore):
         return surface.normalized_surface_dice(
             y_true, y_pred, self.tolerance, **self._common(threshold, axis)
         )
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(tolerance=self.tolerance)
-        return config
