@@ -185,7 +185,7 @@ def test_one_class_name_or_id_rule_for_exclude_and_the_surface_options():
     assert class_id("class_2", [], "--exclude") == 2  # the default names, when none given
     for item, known, message in (
         ("kidney", names, "--exclude 'kidney' is neither a class name (background, liver"),
-        ("liver", [], "--exclude 'liver' is no class id >= 0 (no class names were given)"),
+        ("liver", [], "--exclude 'liver' is neither a class id >= 0 nor a class name (none"),
     ):
         with pytest.raises(ValueError, match=re.escape(message)):
             class_id(item, known, "--exclude")

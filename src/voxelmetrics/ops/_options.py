@@ -140,7 +140,9 @@ def class_index(item, names: Sequence[str] | None, num_classes: int | None, *, n
         return int(text)
     bound = f"in [0, {num_classes})" if num_classes is not None else ">= 0"
     if names is None:
-        raise ValueError(f"{name} {text!r} is no class id {bound} (no class names were given).")
+        raise ValueError(
+            f"{name} {text!r} is neither a class id {bound} nor a class name (none were given)."
+        )
     raise ValueError(
         f"{name} {text!r} is neither a class name ({', '.join(names)}) nor a class id {bound}."
     )
