@@ -210,7 +210,7 @@ def test_per_class_nsd_tolerances_must_cover_every_measured_class(tmp_path, caps
     assert "--surface" in err and "none for 0, 2" in err
     assert _run(tmp_path, pred, true, *extra, "--exclude", "0,2")[0] == 0
     assert _run(tmp_path, pred, true, "--surface", "nsd:liver=2")[0] == 2
-    assert "'liver' is no class" in capsys.readouterr().err
+    assert "'liver' is neither a class id" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("convention", ["monai", "deepmind", "medpy"])

@@ -159,7 +159,10 @@ def test_probability_maps_and_spacing_from_headers(tmp_path):
     [
         (["--connectivity", "26"], "--connectivity needs --lesions"),
         (["--lesions", "overlap", "--match-threshold", "0.3"], "--match-threshold is panoptica"),
-        (["--lesions", "panoptica", "--connectivity", "8"], "--connectivity must be 6, 18 or 26"),
+        (
+            ["--lesions", "panoptica", "--connectivity", "8"],
+            "--connectivity must be one of [6, 18, 26]",
+        ),
         (["--lesions", "panoptica", "--min-lesion-volume", "5cm3"], "--min-lesion-volume"),
         (["--lesions", "dice"], "--lesions 'dice'"),
         (["--per-lesion", "x.csv"], "--per-lesion x.csv needs --lesions"),

@@ -1,5 +1,7 @@
 """`ops._options` and `ops.criterion`: each option checked in one place, by every layer."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -141,3 +143,77 @@ def test_every_spelling_gives_the_same_threshold():
         np.testing.assert_array_equal(
             [float(v) for k, v in metric.result().items() if "/" in k][:2], by_value[0]
         )
+
+
+def test_one_threshold_rule_for_the_surface_ops_the_metrics_and_the_engine():
+    """Issue 22: `ops/surface.py` had its own threshold check (other count message, tuples);
+    now the surface ops, `working_threshold` and the engine's vector share
+    `check_threshold_values`."""
+    from voxelmetrics.metrics._base import working_threshold
+    from voxelmetrics.ops._options import check_threshold_values, threshold_per_class
+
+    t = np.zeros((1, 4, 4, 1), bool)
+    t[0, 1:3, 1:3] = True
+    count = "threshold has 2 values but there are 1 classes"
+    for check in (
+        lambda v: vm.hausdorff_distance(t, np.float32(t), threshold=v, spatial_dims=2),
+        lambda v: working_threshold(v, 1, "multilabel"),
+        lambda v: check_threshold_values(v, 1),
+        lambda v: threshold_per_class(v, 1),
+    ):
+        with pytest.raises(ValueError, match=count):
+            check([0.5, 0.5])
+        with pytest.raises(ValueError, match=r"threshold must lie in \[0, 1\]"):
+            check(1.5)
+    with pytest.raises(ValueError, match=r"\(from --num-classes\)"):
+        threshold_per_class([0.1, 0.2], 3, classes_from="--num-classes")
+    assert threshold_per_class([0.25], 3).tolist() == [0.25] * 3
+    assert threshold_per_class(np.float32([0.2, 0.7]), 2).dtype == np.float64
+
+
+def test_one_class_name_or_id_rule_for_exclude_and_the_surface_options():
+    """Issue 22: `evaluate/surface.py` `class_id` resolved names and ids by its own rule and
+    message; it now calls `class_index`, the rule of `check_exclude`."""
+    from voxelmetrics.evaluate.surface import class_id
+    from voxelmetrics.ops._options import check_exclude, class_index
+
+    names = ["background", "liver", "tumour"]
+    for item in ("liver", "2", 2, " 1"):
+        want = class_index(item, names, None, name="--exclude")
+        assert class_id(item, names, "--exclude") == want
+        assert check_exclude([item], names, None, name="--exclude") == [want]
+    assert class_id("class_2", [], "--exclude") == 2  # the default names, when none given
+    for item, known, message in (
+        ("kidney", names, "--exclude 'kidney' is neither a class name (background, liver"),
+        ("liver", [], "--exclude 'liver' is neither a class id >= 0 nor a class name (none"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            class_id(item, known, "--exclude")
+        with pytest.raises(ValueError, match=re.escape(message)):
+            check_exclude([item], known or None, None, name="--exclude")
+
+
+def test_lesion_options_are_the_shared_choice_and_fraction_rules():
+    """`LesionRequest` and the CLI's `request_from_options` checked connectivity and the match
+    threshold each with its own copy; both call `check_choice` / `check_fraction` now."""
+    from voxelmetrics.evaluate.lesions import LesionRequest, request_from_options
+
+    for make, prefix in (
+        (lambda **k: LesionRequest("panoptica", **k), ""),
+        (lambda **k: request_from_options("panoptica", **k), "--"),
+    ):
+        with pytest.raises(ValueError, match=f"{prefix}connectivity must be one of"):
+            make(connectivity=8)
+        with pytest.raises(ValueError, match=r"must be a number in \[0, 1\]"):
+            make(match_threshold=1.5)
+
+
+def test_surface_option_checks_live_in_options():
+    from voxelmetrics.ops import _options, surface, surface_rules
+
+    assert surface_rules.CONVENTIONS == _options.SURFACE_CONVENTIONS
+    assert surface_rules.check_convention is _options.check_convention
+    for name in ("check_spacing", "check_tolerance", "check_percentile"):
+        assert getattr(surface, name) is getattr(_options, name)  # metrics/surface.py reads it
+    with pytest.raises(ValueError, match="spatial_dims must be 1, 2 or 3"):
+        _options.check_spatial_dims(4)

@@ -24,6 +24,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from voxelmetrics.evaluate.surface import spatial_grid
+from voxelmetrics.evaluate.whole_case import WholeCase, read_case
+from voxelmetrics.ops._options import check_choice, check_fraction, threshold_per_class
+
 CONVENTIONS = ("panoptica", "brats2023", "overlap")
 CONNECTIVITIES = (6, 18, 26)
 DEFAULT_CONNECTIVITY = 26
@@ -170,18 +174,9 @@ class LesionRequest:
     surface_convention: str = "monai"
 
     def __post_init__(self):
-        if self.convention not in CONVENTIONS:
-            raise ValueError(
-                f"lesion convention must be one of {CONVENTIONS}; got {self.convention!r}."
-            )
-        if self.connectivity not in CONNECTIVITIES:
-            raise ValueError(
-                f"connectivity must be one of {CONNECTIVITIES}; got {self.connectivity!r}."
-            )
-        if not 0.0 <= self.match_threshold <= 1.0:
-            raise ValueError(
-                f"the match threshold is an IoU in [0, 1]; got {self.match_threshold!r}."
-            )
+        check_choice("lesion convention", self.convention, CONVENTIONS)
+        check_choice("connectivity", self.connectivity, CONNECTIVITIES)
+        check_fraction("match_threshold (an IoU)", self.match_threshold)
         if self.convention == "brats2023" and self.challenge is None:
             object.__setattr__(self, "challenge", DEFAULT_BRATS2023_CHALLENGE)
 
@@ -827,45 +822,39 @@ class CaseLesions:
 
 
 def case_lesions(
-    y_true: np.ndarray,
-    y_pred: np.ndarray,
+    case: WholeCase,
     request: LesionRequest,
     *,
-    spacing: Sequence[float],
-    threshold,
-    axis: int,
-    num_classes: int,
-    true_labels: bool,
-    pred_labels: bool,
     path: str = "<array>",
     boundary: Boundary | None = boundary_of_pair,
 ) -> CaseLesions:
     """The lesions of every class of one case: `class_lesions` per class.
 
     Args:
-        y_true: a label map (`true_labels`; ids outside `[0, C)` belong to no class) or
-            multi-hot masks with a class axis.
-        y_pred: a label map (`pred_labels`), or scores or 0/1 masks with a class axis (a
-            lesion voxel where `value >= threshold[c]`; 0.5 for masks).
-        spacing: the voxel size of the last `len(spacing)` voxel axes; any voxel axes
-            before them have length 1 (a case is one volume).
-        threshold: scalar or `[C]` (ignored for label maps).
-        axis: the class axis of the arrays that have one.
-        num_classes: `C`. With a truth label map, class 0 is the background: not evaluated.
+        case: the case's arrays and how to read its classes (`whole_case.WholeCase`):
+            `y_true` a label map (`true_labels`; ids outside `[0, C)` belong to no class) or
+            multi-hot masks with a class axis; `y_pred` a label map (`pred_labels`), or
+            scores or 0/1 masks with a class axis (a lesion voxel where
+            `value >= threshold[c]`; 0.5 for masks). The spacing is the voxel size of the
+            last `len(spacing)` voxel axes; any voxel axes before them have length 1 (a
+            case is one volume). With a truth label map, class 0 is the background: not
+            evaluated.
+        request: how lesions are found, filtered and matched.
+        path: the file named in errors.
 
     Example:
         >>> t = np.array([0, 1, 1, 0, 2]); p = np.array([1, 1, 0, 0, 2])
-        >>> out = case_lesions(t, p, LesionRequest("overlap"), spacing=(1.0,), threshold=0.5,
-        ...                    axis=-1, num_classes=3, true_labels=True, pred_labels=True)
+        >>> case = WholeCase(t, p, (1.0,), 0.5, -1, 3, true_labels=True, pred_labels=True)
+        >>> out = case_lesions(case, LesionRequest("overlap"))
         >>> out.counts[1:, FIELDS.index("tp")].tolist(), np.isnan(out.counts[0]).all()
         ([1.0, 1.0], np.True_)
     """
-    from voxelmetrics.evaluate.surface import spatial_grid
-
+    y_true, y_pred, axis, num_classes = case.y_true, case.y_pred, case.axis, case.num_classes
+    true_labels, pred_labels, spacing = case.true_labels, case.pred_labels, case.spacing
     true_grid = y_true.shape if true_labels else np.delete(y_true.shape, axis % y_true.ndim)
     grid = tuple(int(n) for n in true_grid)
     shape = spatial_grid(grid, len(spacing), path)  # length-1 axes around them dropped
-    thresholds = np.broadcast_to(np.asarray(threshold, np.float64), (num_classes,))
+    thresholds = threshold_per_class(case.threshold, num_classes)
 
     def mask(y, labels, c, at):
         if labels:
@@ -903,10 +892,8 @@ def request_from_json(values: dict | None) -> LesionRequest | None:
 def lesions_of_case(pred, true, options, threshold, spec, kind: str) -> CaseLesions:
     """`case_lesions` of one case of the engine: whole volumes read (components need the
     whole case, as boundaries do), spacing from the headers or `--spacing`."""
-    from voxelmetrics.evaluate.whole_case import read_case
-
     case = read_case(pred, true, options, threshold, spec, kind, "--lesions")
-    found = case_lesions(case.y_true, case.y_pred, options.lesions, path=pred.path, **case.layout())
+    found = case_lesions(case, options.lesions, path=pred.path)
     found.counts = fitted_counts(found.counts, spec.num_classes)
     return found
 
@@ -954,10 +941,10 @@ def request_from_options(
             f"--match-threshold is panoptica's IoU threshold; --lesions {lesions} matches by "
             "contact."
         )
-    if match_threshold is not None and not 0.0 <= match_threshold <= 1.0:
-        raise ValueError(f"--match-threshold is an IoU in [0, 1]; got {match_threshold}.")
-    if connectivity is not None and connectivity not in CONNECTIVITIES:
-        raise ValueError(f"--connectivity must be 6, 18 or 26; got {connectivity}.")
+    if match_threshold is not None:
+        check_fraction("--match-threshold (an IoU)", match_threshold)
+    if connectivity is not None:
+        check_choice("--connectivity", connectivity, CONNECTIVITIES)
     min_true, min_pred = parse_min_volume(min_volume) if min_volume else (None, None)
     return LesionRequest(
         convention,

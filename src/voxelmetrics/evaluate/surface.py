@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from voxelmetrics.evaluate.readers import InputError, Volume, voxel_size
+from voxelmetrics.ops._options import check_number, class_index, threshold_per_class
 
 MEASURES = ("hd", "hd95", "assd", "nsd")
 # What each measure is called in reports, and which field of `surface_metrics` holds it.
@@ -100,20 +101,18 @@ class SurfaceRequest:
 
 
 def class_id(item, names: Sequence[str], option: str) -> int:
-    """A class id from a name in `names`, an id (digits), or a default name `class_N`.
+    """A class id from a name in `names`, an id (digits), or (no names given) a default name
+    `class_N`; the rule of `_options.class_index`, with C not yet known.
 
     Example:
-        >>> class_id("liver", ["background", "liver"], "--exclude"), class_id("3", [], "-")
+        >>> class_id("liver", ["background", "liver"], "--exclude"), class_id("class_3", [], "-")
         (1, 3)
     """
     text = str(item).strip()
-    if text in names:
-        return names.index(text)
-    number = text.removeprefix("class_") if not names else text
-    if number.isdigit():
+    number = text.removeprefix("class_")
+    if not names and number.isdigit():
         return int(number)
-    known = f"one of {', '.join(names)}" if names else "an id (or pass --class-names)"
-    raise ValueError(f"{option}: {text!r} is no class; expected {known}.")
+    return class_index(text, list(names) or None, None, name=option)
 
 
 def parse_surface(text: str) -> SurfaceRequest:
@@ -173,13 +172,11 @@ def parse_missing(text: str) -> str:
     if text in MISSING:
         return text
     try:
-        ok = np.isfinite(float(text)) and float(text) >= 0
+        check_number("--surface-missing", float(text))
     except ValueError:
-        ok = False
-    if not ok:
         raise ValueError(
             f"--surface-missing {text!r}: expected inf, nan, diagonal or a number >= 0."
-        )
+        ) from None
     return text
 
 
@@ -198,13 +195,11 @@ def missing_value(policy: str, spacing: Sequence[float], spatial: Sequence[int])
 
 
 def _positive_float(text: str, what: str) -> float:
+    """`text` as a finite number > 0 (`_options.check_number`), else a ValueError naming it."""
     try:
-        value = float(text)
+        return check_number(what, float(text), positive=True)
     except ValueError:
-        value = float("nan")
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{what} must be a positive number; got {text!r}.")
-    return value
+        raise ValueError(f"{what} must be a positive number; got {text!r}.") from None
 
 
 def parse_spacing(text: str) -> tuple[float, ...]:
@@ -332,7 +327,7 @@ def case_measures(
             f"has {len(spatial)} spatial axes; --surface-convention deepmind measures 2-D "
             "contours or 3-D surfaces (give --spacing for 2 or 3 axes).",
         )
-    thresholds = np.broadcast_to(np.asarray(threshold, np.float64), (num_classes,))
+    thresholds = threshold_per_class(threshold, num_classes)
 
     def side(array, labels: bool, cut: np.ndarray) -> Side:
         """A label map as it is; masks and scores one class at a time (`>= cut[c]`)."""

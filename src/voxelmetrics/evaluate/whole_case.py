@@ -40,8 +40,8 @@ class WholeCase:
     pred_labels: bool
 
     def layout(self) -> dict:
-        """How to read the classes: the keyword arguments of `surface.case_measures` and
-        `lesions.case_lesions` after the two arrays."""
+        """How to read the classes: the keyword arguments of `surface.case_measures` after
+        the two arrays (`lesions.case_lesions` takes the case itself)."""
         return {
             "spacing": self.spacing,
             "threshold": self.threshold,

@@ -1,4 +1,5 @@
-"""One validator per option, called by every layer (ops, metrics, losses, calibration).
+"""One validator per option, called by every layer (ops, metrics, losses, calibration, the
+offline engine and the CLI).
 
 Each `check_*` raises a ValueError saying what was expected and what arrived, and returns the
 option in the form the caller stores (e.g. a threshold as a float or a list of floats).
@@ -15,6 +16,9 @@ the Keras-free `voxelmetrics.defaults`, which the CLI reads too):
 | `F1Score(average=)`         | "macro", as every score metric (Keras: None)          |
 | `class_names`               | unique strings, none of `RESERVED_NAMES`              |
 | `on_invalid`                | "raise" in eager ops; "tally" in every metric         |
+| `spacing`, `tolerance`      | boundary measures: > 0 per axis; >= 0 (per class)     |
+| `convention` (boundary)     | one of `SURFACE_CONVENTIONS`, "monai" by default      |
+| a class (`exclude`, ...)    | a name of the class names, or an id in [0, C)         |
 
 The metrics used 200 bins before (`num_bins=200` still gives those numbers). The loss's
 "balanced" was spelled "inverse_frequency" before; that spelling still works, with a
@@ -36,6 +40,8 @@ AVERAGES = (None, "none", "micro", "macro", "weighted")
 RESERVED_NAMES = ("micro", "macro", "weighted", "none", "samplewise")
 ACTIVATIONS = ("sigmoid", "softmax")
 ON_INVALID = ("raise", "tally")
+# The boundary conventions, each named after the tool it reproduces (`ops/surface_rules.py`).
+SURFACE_CONVENTIONS = ("monai", "deepmind", "medpy")
 
 
 def check_int(name: str, value, minimum: int = 1) -> int:
@@ -117,6 +123,31 @@ def check_class_names(class_names, num_classes: int | None = None) -> list[str] 
     return names
 
 
+def class_index(item, names: Sequence[str] | None, num_classes: int | None, *, name: str) -> int:
+    """One class as its id: a name of `names`, or an id (an int or a digit string) in
+    `[0, num_classes)` (only >= 0 while `C` is unknown); else a ValueError naming `name`.
+
+    Example:
+        >>> class_index("liver", ["background", "liver"], 2, name="--exclude")
+        1
+        >>> class_index(" 3", None, None, name="--exclude")
+        3
+    """
+    text = str(item).strip()
+    if names is not None and text in names:
+        return list(names).index(text)
+    if text.isdigit() and (num_classes is None or int(text) < num_classes):
+        return int(text)
+    bound = f"in [0, {num_classes})" if num_classes is not None else ">= 0"
+    if names is None:
+        raise ValueError(
+            f"{name} {text!r} is neither a class id {bound} nor a class name (none were given)."
+        )
+    raise ValueError(
+        f"{name} {text!r} is neither a class name ({', '.join(names)}) nor a class id {bound}."
+    )
+
+
 def check_exclude(
     exclude, names: Sequence[str] | None, num_classes: int | None, *, name: str
 ) -> list[int]:
@@ -132,18 +163,7 @@ def check_exclude(
         [0, 2]
     """
     items = [exclude] if isinstance(exclude, str | int) else list(exclude or ())
-    ids = []
-    for item in items:
-        text = str(item).strip()
-        if names is not None and text in names:
-            ids.append(list(names).index(text))
-        elif text.isdigit() and (num_classes is None or int(text) < num_classes):
-            ids.append(int(text))
-        else:
-            known = f"a class name ({', '.join(names)}) nor " if names is not None else ""
-            bound = f"in [0, {num_classes})" if num_classes is not None else ">= 0"
-            raise ValueError(f"{name} {text!r} is neither {known}a class id {bound}.")
-    ids = sorted(set(ids))
+    ids = sorted({class_index(item, names, num_classes, name=name) for item in items})
     if num_classes is not None and len(ids) == num_classes:
         raise ValueError(f"{name} leaves out every class ({num_classes}): nothing to average.")
     return ids
@@ -156,10 +176,42 @@ def classes_from(num_classes, class_names) -> int | None:
     return num_classes if names is None else len(names)
 
 
+def check_fraction(name: str, value) -> float:
+    """`value` as a float in [0, 1] (a criterion's floor, an IoU), else a ValueError naming
+    `name`; bools are refused.
+
+    Example:
+        >>> check_fraction("min_precision", 0.8)
+        0.8
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
+        raise ValueError(f"{name} must be a number in [0, 1]; received {value!r}.")
+    return float(value)
+
+
 def check_threshold_values(
-    threshold, num_classes: int | None = None, name: str = "threshold"
+    threshold,
+    num_classes: int | None = None,
+    name: str = "threshold",
+    *,
+    classes_from: str | None = None,
 ) -> float | list[float]:
-    """A host threshold as stored in config: a float, or one float per class, in [0, 1]."""
+    """A host threshold as stored in config: a float, or one float per class, in [0, 1].
+
+    The one threshold rule of every layer (ops, metrics, calibration, engine, CLI): a voxel
+    is positive for class c iff `score >= threshold[c]`. A list must hold `num_classes`
+    values when that is known; `classes_from` says where `C` came from (for the message).
+
+    Args:
+        threshold: a number, or a sequence / array `[C]` of numbers.
+        num_classes: `C`, or None (a list of any length).
+        name: the option as the caller's user spells it (`"--threshold"`, `"thresholds"`).
+        classes_from: where `C` came from, e.g. `"--num-classes"` or a file.
+
+    Example:
+        >>> check_threshold_values(0.5), check_threshold_values([0.2, 0.7], 2)
+        (0.5, [0.2, 0.7])
+    """
     values = np.asarray(threshold, dtype=np.float64)
     if values.ndim > 1 or not np.all((values >= 0) & (values <= 1)):
         raise ValueError(
@@ -167,8 +219,28 @@ def check_threshold_values(
             f"class; received {threshold!r}."
         )
     if values.ndim == 1 and num_classes is not None and len(values) != num_classes:
-        raise ValueError(f"threshold has {len(values)} values but there are {num_classes} classes.")
+        where = f" (from {classes_from})" if classes_from else ""
+        raise ValueError(
+            f"{name} has {len(values)} values but there are {num_classes} classes{where}; "
+            f"give one value in [0, 1] or one per class."
+        )
     return float(values) if values.ndim == 0 else values.tolist()
+
+
+def threshold_per_class(
+    threshold, num_classes: int, name: str = "threshold", *, classes_from: str | None = None
+) -> np.ndarray:
+    """float64 `[C]`: a threshold checked by `check_threshold_values` and broadcast to every
+    class (a number or a single value: the same for all; else one per class).
+
+    Example:
+        >>> threshold_per_class(0.3, 3).tolist(), threshold_per_class([0.4], 2).tolist()
+        ([0.3, 0.3, 0.3], [0.4, 0.4])
+    """
+    values = np.asarray(check_threshold_values(threshold, name=name), np.float64).reshape(-1)
+    if values.size != 1:
+        check_threshold_values(values, num_classes, name, classes_from=classes_from)
+    return np.broadcast_to(values, (num_classes,)).copy()
 
 
 def check_threshold(threshold, num_classes: int) -> None:
@@ -243,3 +315,77 @@ def check_class_weights(class_weights, average, num_classes: int | None = None):
     if not np.all(np.isfinite(weights) & (weights >= 0)):
         raise ValueError(f"class_weights must be finite and >= 0; received {class_weights!r}.")
     return weights.tolist()
+
+
+# ----------------------------------------------------------------------------- boundary
+
+
+def check_spatial_dims(spatial_dims) -> int:
+    """The spatial axes of a boundary measure's volumes: 1, 2 or 3."""
+    if isinstance(spatial_dims, bool) or spatial_dims not in (1, 2, 3):
+        raise ValueError(f"spatial_dims must be 1, 2 or 3; received {spatial_dims!r}.")
+    return int(spatial_dims)
+
+
+def check_spacing(spacing, spatial_dims: int) -> tuple[float, ...]:
+    """One positive, finite voxel size per spatial axis (None: 1.0; a number: isotropic).
+
+    Example:
+        >>> check_spacing(None, 2), check_spacing([1.5, 0.8, 0.8], 3)
+        ((1.0, 1.0), (1.5, 0.8, 0.8))
+    """
+    values = np.asarray(1.0 if spacing is None else spacing, np.float64)
+    if values.ndim == 0:
+        values = np.full(spatial_dims, values)
+    ok = values.shape == (spatial_dims,) and np.all(np.isfinite(values) & (values > 0))
+    if not ok:
+        raise ValueError(
+            f"spacing must be a positive number or one positive number per spatial axis "
+            f"({spatial_dims}); received {spacing!r}."
+        )
+    return tuple(float(s) for s in values)
+
+
+def check_tolerance(tolerance, num_classes: int | None = None) -> float | list[float]:
+    """The NSD tolerance as a float or one float per class, each finite and >= 0.
+
+    Example:
+        >>> check_tolerance(2), check_tolerance([1, 0.5], 2)
+        (2.0, [1.0, 0.5])
+    """
+    values = np.asarray(tolerance, np.float64)
+    ok = values.ndim == 0 or (values.ndim == 1 and num_classes in (None, len(values)))
+    if not ok or not np.all(np.isfinite(values) & (values >= 0)):
+        raise ValueError(
+            f"tolerance must be a finite number >= 0 or one per class ({num_classes}); "
+            f"received {tolerance!r}."
+        )
+    return float(values) if values.ndim == 0 else values.tolist()
+
+
+def check_percentile(percentile) -> float | None:
+    """The Hausdorff percentile as a float in [0, 100], or None (the maximum).
+
+    Example:
+        >>> check_percentile(95), check_percentile(None)
+        (95.0, None)
+    """
+    if percentile is not None and not 0 <= percentile <= 100:
+        raise ValueError(f"percentile must lie in [0, 100] or be None; received {percentile!r}.")
+    return None if percentile is None else float(percentile)
+
+
+def check_convention(convention) -> str:
+    """`convention` if it names one of `SURFACE_CONVENTIONS` (whose definitions
+    `ops/surface_rules.py` implements); a ValueError saying which exist otherwise.
+
+    Example:
+        >>> check_convention("deepmind")
+        'deepmind'
+    """
+    if not isinstance(convention, str) or convention not in SURFACE_CONVENTIONS:
+        raise ValueError(
+            f"convention must be one of {', '.join(map(repr, SURFACE_CONVENTIONS))}; "
+            f"received {convention!r}."
+        )
+    return convention

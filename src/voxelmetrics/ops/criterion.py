@@ -5,11 +5,16 @@
 """
 
 import dataclasses
-import numbers
 from typing import Literal, get_args
 
-from voxelmetrics.ops._options import check_number
+from voxelmetrics.defaults import CRITERION
+from voxelmetrics.defaults import CRITERION_SPELLINGS as SPELLINGS
+from voxelmetrics.ops._options import check_choice, check_fraction, check_number
 
+# The criterion names. Spelled twice on purpose: type checkers read only a `Literal` written
+# out (one built from a tuple is no type to them), and `voxelmetrics.defaults`, which imports
+# nothing (not even `typing`), holds them as a tuple for the CLI;
+# `tests/test_defaults.py` checks that the two agree.
 CriterionName = Literal[
     "f1",
     "fbeta",
@@ -38,18 +43,6 @@ OPTIONS = {
 }
 FLOORS = ("min_precision", "min_recall", "min_specificity")
 _DEFAULTS = {"beta": 1.0, **dict.fromkeys(FLOORS), "cost_fp": 1.0, "cost_fn": 1.0}
-SPELLINGS = (
-    "f1, dice, iou, youden, fbeta:BETA, recall_at_precision:MIN_PRECISION, "
-    "precision_at_recall:MIN_RECALL, recall_at_specificity:MIN_SPECIFICITY, "
-    "specificity_at_recall:MIN_RECALL, cost:FP:FN"
-)
-
-
-def check_fraction(name: str, value) -> float:
-    """`value` as a float in [0, 1] (a criterion's floor), else a ValueError naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
-        raise ValueError(f"{name} must be a number in [0, 1]; received {value!r}.")
-    return float(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +68,7 @@ class Criterion:
         True
     """
 
-    name: CriterionName = "f1"
+    name: CriterionName = "f1"  # a Literal, as its type needs (`defaults.CRITERION`)
     beta: float = 1.0
     min_precision: float | None = None
     min_recall: float | None = None
@@ -84,8 +77,7 @@ class Criterion:
     cost_fn: float = 1.0
 
     def __post_init__(self):
-        if self.name not in CRITERIA:
-            raise ValueError(f"criterion must be one of {CRITERIA}; received {self.name!r}.")
+        check_choice("criterion", self.name, CRITERIA)
         taken = OPTIONS.get(self.name, ())
         for key, default in _DEFAULTS.items():
             if key not in taken and getattr(self, key) != default:
@@ -134,7 +126,7 @@ class Criterion:
         return cls(name, **options)
 
     @classmethod
-    def of(cls, criterion: "Criterion | str" = "f1", **options) -> "Criterion":
+    def of(cls, criterion: "Criterion | str" = CRITERION, **options) -> "Criterion":
         """Every accepted spelling as one `Criterion`: a `Criterion`, a text spelling
         (`"fbeta:2"`), or a name with keyword options (`"fbeta", beta=2`). Options equal to
         their defaults are ignored, so callers may pass all of them, and so may a config

@@ -20,6 +20,14 @@ from voxelmetrics.ops._inputs import (
     static_shape,
     to_probabilities,
 )
+from voxelmetrics.ops._options import (
+    check_convention,
+    check_percentile,
+    check_spacing,
+    check_spatial_dims,
+    check_threshold_values,
+    check_tolerance,
+)
 from voxelmetrics.ops.distance import distances_at
 from voxelmetrics.ops.surface_rules import boundary
 
@@ -53,20 +61,6 @@ class SurfaceDistances(NamedTuple):
 
 
 # ----------------------------------------------------------------------------- inputs
-
-
-def check_spacing(spacing, spatial_dims: int) -> tuple[float, ...]:
-    """One positive, finite voxel size per spatial axis (None: 1.0; a number: isotropic)."""
-    values = np.asarray(1.0 if spacing is None else spacing, np.float64)
-    if values.ndim == 0:
-        values = np.full(spatial_dims, values)
-    ok = values.shape == (spatial_dims,) and np.all(np.isfinite(values) & (values > 0))
-    if not ok:
-        raise ValueError(
-            f"spacing must be a positive number or one positive number per spatial axis "
-            f"({spatial_dims}); received {spacing!r}."
-        )
-    return tuple(float(s) for s in values)
 
 
 def _one_hot_labels(labels, num_classes: int | None, name: str):
@@ -227,53 +221,23 @@ _compiled_surface_dice = compile_kernel(_surface_dice_kernel, static_argnames=_S
 _compiled_all = compile_kernel(_all_kernel, static_argnames=(*_STATIC, "percentile"))
 
 
-def _check_threshold(threshold, num_classes: int) -> float | tuple[float, ...]:
-    values = np.asarray(threshold, np.float64)
-    if values.ndim > 1 or (values.ndim == 1 and len(values) != num_classes):
-        raise ValueError(
-            f"threshold must be a number or one per class ({num_classes}); received {threshold!r}."
-        )
-    if not np.all((values >= 0) & (values <= 1)):
-        raise ValueError(f"threshold must lie in [0, 1]; received {threshold!r}.")
-    return float(values) if values.ndim == 0 else tuple(values.tolist())
-
-
-def check_tolerance(tolerance, num_classes: int | None = None) -> float | list[float]:
-    """The NSD tolerance as a float or one float per class, each finite and >= 0."""
-    values = np.asarray(tolerance, np.float64)
-    ok = values.ndim == 0 or (values.ndim == 1 and num_classes in (None, len(values)))
-    if not ok or not np.all(np.isfinite(values) & (values >= 0)):
-        raise ValueError(
-            f"tolerance must be a finite number >= 0 or one per class ({num_classes}); "
-            f"received {tolerance!r}."
-        )
-    return float(values) if values.ndim == 0 else values.tolist()
-
-
 def _tolerance_tensor(tolerance, num_classes: int):
     """float32 `[C]` tolerances."""
     values = np.asarray(check_tolerance(tolerance, num_classes), np.float32)
     return ops.convert_to_tensor(np.broadcast_to(values, (num_classes,)).copy())
 
 
-def check_percentile(percentile) -> float | None:
-    """The percentile as a float in [0, 100], or None (the maximum)."""
-    if percentile is not None and not 0 <= percentile <= 100:
-        raise ValueError(f"percentile must lie in [0, 100] or be None; received {percentile!r}.")
-    return None if percentile is None else float(percentile)
-
-
 def _call_args(y_true, y_pred, spacing, threshold, num_classes, axis, spatial_dims, convention):
     """Checked `(y_true, y_pred, static kwargs)` for the kernels: the one place every
     boundary measure reads its inputs."""
-    if isinstance(spatial_dims, bool) or spatial_dims not in (1, 2, 3):
-        raise ValueError(f"spatial_dims must be 1, 2 or 3; received {spatial_dims!r}.")
-    convention = rules.check_convention(convention)
+    check_spatial_dims(spatial_dims)
+    convention = check_convention(convention)
     y_true, y_pred, spec = _input_spec(y_true, y_pred, num_classes, axis, spatial_dims)
+    threshold = check_threshold_values(threshold, spec.num_classes)
     static = {
         "spec": spec,
         "spacing": check_spacing(spacing, spatial_dims),
-        "threshold": _check_threshold(threshold, spec.num_classes),
+        "threshold": threshold if isinstance(threshold, float) else tuple(threshold),  # static
         "convention": convention,
     }
     if rules.uses_surfels(convention):

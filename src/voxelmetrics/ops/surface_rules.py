@@ -33,22 +33,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from voxelmetrics.ops._host import is_on_host, xp
+from voxelmetrics.ops._options import SURFACE_CONVENTIONS, check_convention
 
-CONVENTIONS = ("monai", "deepmind", "medpy")
-
-
-def check_convention(convention) -> str:
-    """`convention` if it names one of `CONVENTIONS`; a ValueError saying which exist otherwise.
-
-    >>> check_convention("deepmind")
-    'deepmind'
-    """
-    if not isinstance(convention, str) or convention not in CONVENTIONS:
-        raise ValueError(
-            f"convention must be one of {', '.join(map(repr, CONVENTIONS))}; "
-            f"received {convention!r}."
-        )
-    return convention
+CONVENTIONS = SURFACE_CONVENTIONS  # the names and their check: `_options`, with every option's
 
 
 def uses_surfels(convention: str) -> bool:
