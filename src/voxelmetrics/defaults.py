@@ -13,6 +13,7 @@ or nowhere (`tests/test_defaults.py` checks every signature against this module)
 | `CRITERION`           | "f1"                   | CLI, report, `Criterion`                  |
 | `CRITERIA`            | the criterion names    | `ops.criterion`, CLI help                 |
 | `PRED_KINDS`          | auto, scores, labels, masks | engine, CLI (`--pred-kind`)     |
+| `SURFACE_CONVENTIONS` | monai, deepmind, medpy | `ops._options`, CLI (`--surface-convention`) |
 
 1024 is a power of two, so `bin_index` needs no edge correction.
 
@@ -49,3 +50,5 @@ CRITERION_SPELLINGS = (
 )
 PRED_KINDS = ("auto", "scores", "labels", "masks")
 PRED_KIND = PRED_KINDS[0]
+# The boundary conventions (`ops/surface_rules.py` defines each); the first is the default.
+SURFACE_CONVENTIONS = ("monai", "deepmind", "medpy")

@@ -293,7 +293,7 @@ def _add_evaluate(sub) -> None:
     )
     p.add_argument(
         "--surface-convention",
-        choices=("monai", "deepmind", "medpy"),
+        choices=defaults.SURFACE_CONVENTIONS,
         default=None,
         help="whose definitions --surface follows: monai (default: voxel boundary, max of "
         "the directed HD95s, pooled ASSD), deepmind (surface-distance: surfels weighted by "

@@ -33,6 +33,7 @@ from keras import ops
 
 from voxelmetrics.backends import is_concrete
 from voxelmetrics.defaults import NUM_BINS as NUM_BINS  # re-exported: ops, metrics read it
+from voxelmetrics.defaults import SURFACE_CONVENTIONS as SURFACE_CONVENTIONS
 from voxelmetrics.defaults import THRESHOLD as THRESHOLD
 
 MODES = ("multilabel", "multiclass", "sparse")
@@ -40,8 +41,6 @@ AVERAGES = (None, "none", "micro", "macro", "weighted")
 RESERVED_NAMES = ("micro", "macro", "weighted", "none", "samplewise")
 ACTIVATIONS = ("sigmoid", "softmax")
 ON_INVALID = ("raise", "tally")
-# The boundary conventions, each named after the tool it reproduces (`ops/surface_rules.py`).
-SURFACE_CONVENTIONS = ("monai", "deepmind", "medpy")
 
 
 def check_int(name: str, value, minimum: int = 1) -> int:
