@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from tests.evaluate.test_nnunet import IGNORE, LABELS, nnunet_metrics, write_cases
 
-from voxelmetrics.evaluate.engine import Options, evaluate
+from voxelmetrics.evaluate import Options, evaluate
 from voxelmetrics.evaluate.report import summarize
 
 

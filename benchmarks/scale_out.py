@@ -69,7 +69,7 @@ def warm_seconds(pred: Path, true: Path, workers: int, repeat: int) -> tuple[flo
     """The evaluation phase once every process has started and compiled: the best time of
     `evaluate()` in this process, and on a pool of `workers` spawned processes that has
     already run the dataset once (the steady state of a long dataset)."""
-    from voxelmetrics.evaluate.engine import Options, evaluate
+    from voxelmetrics.evaluate import Options, evaluate
     from voxelmetrics.evaluate.executors import process_pool
 
     def best(run) -> float:

@@ -283,14 +283,14 @@ def test_a_failing_plot_replaces_nothing(tmp_path, capsys, monkeypatch):
 
 SIGNAL_DURING_WRITE = """
 import os, signal, sys
-import voxelmetrics.evaluate.report as report
+import voxelmetrics.evaluate.formats as formats
 from voxelmetrics.cli import main
 
 def slow_csv(summary):
     os.kill(os.getpid(), signal.SIGTERM)
     return "never written"
 
-report.to_csv = slow_csv
+formats.to_csv = slow_csv
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -649,12 +649,14 @@ def test_surface_measures_with_spacing_from_the_headers(tmp_path, capsys):
 def test_surface_of_label_maps_with_an_inferred_class_count(tmp_path, monkeypatch):
     """Without --num-classes a label map's C is inferred after every case: the boundary
     measures cover exactly those classes (a transform per present class, not 256)."""
-    import voxelmetrics.evaluate.engine as engine
+    import voxelmetrics.evaluate.streaming as streaming
 
     measured = []
-    real = engine.case_measures
+    real = streaming.case_measures
     monkeypatch.setattr(
-        engine, "case_measures", lambda *a, **k: measured.append(k["num_classes"]) or real(*a, **k)
+        streaming,
+        "case_measures",
+        lambda *a, **k: measured.append(k["num_classes"]) or real(*a, **k),
     )
     pred, true, _ = _label_map_folders(tmp_path, (1.0, 1.0, 1.0))
     out = tmp_path / "out"

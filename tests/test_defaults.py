@@ -64,14 +64,15 @@ def test_the_walk_sees_the_layers_that_take_each_default():
     """The walk reaches the ops, metrics, calibration, engine, report and CLI (a walk that
     missed a layer would pass the test above vacuously for it)."""
     num_bins = _defaults_of("num_bins")
-    for layer in ("ops.", "metrics.", "calibration.", "evaluate.engine."):
+    for layer in ("ops.", "metrics.", "calibration.", "evaluate.records."):
         assert any(where.startswith(f"voxelmetrics.{layer}") for where in num_bins), layer
     assert any(w.startswith("voxelmetrics.cli.") for w in _defaults_of("bootstrap"))
     assert any(w.startswith("voxelmetrics.ops.") for w in _defaults_of("threshold"))
 
 
 def test_engine_options_and_the_metrics_threshold():
-    from voxelmetrics.evaluate.engine import PRED_KINDS, Options
+    from voxelmetrics.evaluate.planning import PRED_KINDS
+    from voxelmetrics.evaluate.records import Options
     from voxelmetrics.metrics._base import working_threshold
 
     options = Options()

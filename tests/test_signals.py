@@ -144,7 +144,7 @@ MOMENTS = {
     "imports": "import:keras",
     "imports, swallowed": "swallowed:import:keras",
     "imports, GC forced": "gc:import:keras.src.ops",
-    "first compile, swallowed": "swallowed:call:voxelmetrics.evaluate.engine._run_chunk",
+    "first compile, swallowed": "swallowed:call:voxelmetrics.evaluate.streaming._run_chunk",
     "plots, swallowed": "swallowed:import:matplotlib",
 }
 
@@ -202,7 +202,7 @@ def test_ctrl_c_while_workers_start_stops_them_without_a_traceback(dataset, old_
 def test_an_interrupted_partial_says_no_partial_was_written(dataset, tmp_path):
     part = tmp_path / "part.npz"
     args = ["evaluate", *dataset, "--partial", str(part), "--quiet"]
-    run = _run("call:voxelmetrics.evaluate.engine._run_chunk", *args)
+    run = _run("call:voxelmetrics.evaluate.streaming._run_chunk", *args)
     assert run.returncode == 130, run.stderr
     assert "stopped; no partial written." in run.stderr, run.stderr
     assert list(tmp_path.iterdir()) == []

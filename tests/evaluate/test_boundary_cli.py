@@ -233,7 +233,7 @@ def test_the_report_records_the_convention(tmp_path, convention):
 
 
 def test_a_partial_keeps_every_boundary_rule():
-    from voxelmetrics.evaluate.engine import Options
+    from voxelmetrics.evaluate import Options
     from voxelmetrics.evaluate.partial import options_from_json, options_to_json
     from voxelmetrics.evaluate.surface import SurfaceRequest
 

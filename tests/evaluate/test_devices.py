@@ -10,15 +10,15 @@ import sys
 SCRIPT = """
 import jax
 import numpy as np
-from voxelmetrics.evaluate import engine
-from voxelmetrics.evaluate.engine import Options, evaluate, local_devices
+from voxelmetrics.evaluate import Options, evaluate, streaming
+from voxelmetrics.evaluate.executors import local_devices
 used = set()
-kernel = engine._compiled_chunk
+kernel = streaming._compiled_chunk
 def recording(*args, **kwargs):
     out = kernel(*args, **kwargs)
     used.update(out[0].devices())
     return out
-engine._compiled_chunk = recording
+streaming._compiled_chunk = recording
 rng = np.random.default_rng(0)
 cases = []
 for i in range(5):

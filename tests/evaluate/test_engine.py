@@ -4,12 +4,8 @@ import numpy as np
 import pytest
 
 from tests.evaluate.reference import counts_and_histogram
-from voxelmetrics.evaluate.engine import (
-    KERNEL_BYTES_PER_ELEMENT,
-    Options,
-    evaluate,
-    plan_chunks,
-)
+from voxelmetrics.evaluate import Options, evaluate
+from voxelmetrics.evaluate.planning import KERNEL_BYTES_PER_ELEMENT, plan_chunks
 from voxelmetrics.evaluate.readers import InputError, open_volume
 
 NUM_BINS = 16
@@ -74,7 +70,7 @@ def test_counts_and_histogram_match_numpy(layout, chunk_mb):
 def test_tiny_budget_really_chunks_and_pads():
     y_true, y_pred, kw = _data("channels-first")
     pred, true = open_volume(y_pred), open_volume(y_true)
-    from voxelmetrics.evaluate.engine import case_spec
+    from voxelmetrics.evaluate.planning import case_spec
 
     plan = plan_chunks(pred, true, case_spec(pred, true, Options(**kw)), TINY_CHUNK_MB)
     assert plan.pred_axis == 1 and plan.true_axis == 1
@@ -159,7 +155,7 @@ def test_chunks_stream_past_length_one_axes(grid, axis):
         y_true, y_pred = np.moveaxis(y_true, -1, axis), np.moveaxis(y_pred, -1, axis)
     y_true, y_pred = np.ascontiguousarray(y_true), np.ascontiguousarray(y_pred)
     pred, true = open_volume(y_pred), open_volume(y_true)
-    from voxelmetrics.evaluate.engine import case_spec
+    from voxelmetrics.evaluate.planning import case_spec
 
     plan = plan_chunks(pred, true, case_spec(pred, true, Options(axis=axis)), TINY_CHUNK_MB)
     assert pred.shape[plan.pred_axis] > 1 and plan.num_chunks > 1
@@ -228,7 +224,7 @@ def test_fortran_ordered_volumes_chunk_along_their_last_voxel_axis():
     y_true, y_pred, kw = _data("multi-hot")
     pred = open_volume(np.asfortranarray(y_pred))
     true = open_volume(np.asfortranarray(y_true))
-    from voxelmetrics.evaluate.engine import case_spec
+    from voxelmetrics.evaluate.planning import case_spec
 
     plan = plan_chunks(pred, true, case_spec(pred, true, Options(**kw)), TINY_CHUNK_MB)
     assert pred.fortran and plan.pred_axis == 2 and plan.num_chunks > 1

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 from tests.reference import reference_counts, reference_counts_at_bins
-from voxelmetrics.evaluate.engine import InputError, Options, evaluate, exact_counts
+from voxelmetrics.evaluate import InputError, Options, evaluate
 from voxelmetrics.evaluate.report import summarize
 from voxelmetrics.evaluate.statistics import case_statistics
+from voxelmetrics.ops.accumulate import exact_counts
 
 TINY_CHUNK_MB = 0.002  # a few rows per slab: every case streams in several chunks
 
@@ -171,7 +172,7 @@ def test_exclude_names_an_unknown_class():
 
 
 def test_counts_at_bins_through_exact_linear_beyond_int32():
-    from voxelmetrics.evaluate.engine import exact_linear
+    from voxelmetrics.ops.accumulate import exact_linear
     from voxelmetrics.ops.fused import counts_at_bins
 
     histogram = np.array([[[2**33 + 1, 5], [7, 3 * 2**31]], [[1, 2], [3, 4]]], np.int64)

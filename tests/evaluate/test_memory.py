@@ -19,7 +19,7 @@ ROW = (128, 128, 4)
 
 MEASURE = """
 import sys
-from voxelmetrics.evaluate.engine import Options, evaluate
+from voxelmetrics.evaluate import Options, evaluate
 options = Options(chunk_mb=float(sys.argv[3]), num_bins=256)
 ev = evaluate(y_true=sys.argv[2], y_pred=sys.argv[1], options=options)
 assert ev.counts.sum() == 4 * int(sys.argv[4]), ev.counts

@@ -12,7 +12,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from voxelmetrics.evaluate.engine import Options, evaluate
+from voxelmetrics.evaluate import Options, evaluate
 from voxelmetrics.evaluate.report import summarize
 
 LABELS = [1, 2, 3]  # nnU-Net scores the foreground labels

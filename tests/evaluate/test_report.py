@@ -9,15 +9,10 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from tests.evaluate.reference import counts_and_histogram
-from voxelmetrics.evaluate.engine import Options, evaluate
-from voxelmetrics.evaluate.report import (
-    STATISTICS,
-    parse_criterion,
-    summarize,
-    to_csv,
-    to_json,
-    write_atomically,
-)
+from voxelmetrics.evaluate import Options, evaluate
+from voxelmetrics.evaluate.atomic_writes import write_atomically
+from voxelmetrics.evaluate.formats import STATISTICS, to_csv, to_json
+from voxelmetrics.evaluate.report import parse_criterion, summarize
 
 NUM_BINS = 32
 

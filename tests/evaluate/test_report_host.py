@@ -8,8 +8,7 @@ import pytest
 from tests.evaluate.test_report import NUM_BINS, _cases
 from tests.reference import reference_counts_at_bins
 from voxelmetrics.backends import compile_kernel
-from voxelmetrics.evaluate import report
-from voxelmetrics.evaluate.engine import Options, evaluate
+from voxelmetrics.evaluate import Options, evaluate, report
 from voxelmetrics.ops import _host, thresholds
 
 CRITERIA = ("f1", "youden", "recall_at_precision:0.5", "precision_at_recall:0.99", "cost:1:5")

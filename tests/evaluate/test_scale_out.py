@@ -19,9 +19,8 @@ import pytest
 
 import distributed
 from voxelmetrics.cli import main
-from voxelmetrics.evaluate import InputError
-from voxelmetrics.evaluate.engine import Options, evaluate, run_case_task
-from voxelmetrics.evaluate.executors import exited, process_pool
+from voxelmetrics.evaluate import InputError, Options, evaluate
+from voxelmetrics.evaluate.executors import exited, process_pool, run_case_task
 from voxelmetrics.evaluate.partial import FORMAT_VERSION
 
 BACKEND = keras.backend.backend()
@@ -503,7 +502,7 @@ def test_merge_refuses_a_negative_histogram(parts, tmp_path, capsys, alarm):
 
 
 def test_exact_linear_refuses_a_negative_value_instead_of_looping(alarm):
-    from voxelmetrics.evaluate.engine import exact_counts, exact_linear
+    from voxelmetrics.ops.accumulate import exact_counts, exact_linear
 
     with pytest.raises(ValueError, match="counts >= 0; got -3"):
         exact_linear(lambda x: x.sum(keepdims=True), np.int64([2**40, -3]), 2)

@@ -69,7 +69,7 @@ def engine_ratios(label_size: int = 512, seed: int = 0) -> dict:
     import keras
 
     import voxelmetrics as vm
-    from voxelmetrics.evaluate.engine import Options, evaluate
+    from voxelmetrics.evaluate import Options, evaluate
     from voxelmetrics.evaluate.report import summarize
 
     out = {"backend": keras.backend.backend(), "machine": machine()}

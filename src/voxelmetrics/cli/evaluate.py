@@ -68,7 +68,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     """`voxelmetrics evaluate PRED TRUE ...`: the engine's `Options` from the flags, then a
     report (`run_evaluation`) or, with --partial, a shard's state (`write_partial`); returns
     the exit status (2 for flags that clash, naming them)."""
-    from voxelmetrics.evaluate.engine import Options
+    from voxelmetrics.evaluate.records import Options
 
     class_names = args.class_names
     threshold = args.threshold[0] if len(args.threshold) == 1 else args.threshold

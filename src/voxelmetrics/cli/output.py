@@ -14,7 +14,7 @@ PLOT_FILES = {"pr": "pr_curves.png", "roc": "roc_curves.png"}
 
 def check_targets(*targets) -> str | None:
     """The message for the first target directory that cannot be written, else None."""
-    from voxelmetrics.evaluate.report import check_writable
+    from voxelmetrics.evaluate.atomic_writes import check_writable
 
     for target in targets:
         if target is not None:
@@ -78,13 +78,13 @@ def _summarize(evaluation, report_options: dict) -> dict:
 
 def _print_report(summary: dict, as_json: bool) -> None:
     if as_json:
-        from voxelmetrics.evaluate.report import to_json
+        from voxelmetrics.evaluate.formats import to_json
 
         sys.stdout.write(to_json(summary))
     else:
         from rich.console import Console
 
-        from voxelmetrics.evaluate.report import render_table
+        from voxelmetrics.evaluate.terminal import render_table
 
         render_table(summary, Console())
 
@@ -96,7 +96,8 @@ def _write_reports(
     CSV with them when it goes into `out`, else committed the same way on its own after
     (`--per-lesion` likewise: `_lesion_files`). `check()` runs after every file is written
     (before the files are committed)."""
-    from voxelmetrics.evaluate.report import to_csv, to_json, to_per_case_csv, write_atomically
+    from voxelmetrics.evaluate.atomic_writes import write_atomically
+    from voxelmetrics.evaluate.formats import to_csv, to_json, to_per_case_csv
 
     lesion_files, lesions_alone = _lesion_files(summary, evaluation, out, plot, per_lesion, check)
     per_case_writer = {}
@@ -130,7 +131,7 @@ def _lesion_files(
     """The writers that join `out`'s commit (the `--per-lesion` CSV when it goes there;
     with `--plot` distribution.png and, for probability maps with `--lesions`, froc.png),
     and the files written on their own first (a `--per-lesion` CSV elsewhere)."""
-    from voxelmetrics.evaluate.report import write_atomically
+    from voxelmetrics.evaluate.atomic_writes import write_atomically
 
     writers, alone = {}, []
     if per_lesion is not None:

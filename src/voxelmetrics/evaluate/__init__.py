@@ -5,10 +5,12 @@ chunk into exact per-case counts and histograms; `summarize` turns them into the
 `voxelmetrics evaluate` command prints and writes.
 """
 
-from voxelmetrics.evaluate.engine import CaseTotals, Evaluation, Options, evaluate
+from voxelmetrics.evaluate.engine import evaluate
+from voxelmetrics.evaluate.formats import to_csv, to_json
 from voxelmetrics.evaluate.phantom import make_case, write_phantom
 from voxelmetrics.evaluate.readers import InputError, Volume, open_volume, pair_cases
-from voxelmetrics.evaluate.report import parse_criterion, summarize, to_csv, to_json
+from voxelmetrics.evaluate.records import CaseTotals, Evaluation, Options
+from voxelmetrics.evaluate.report import parse_criterion, summarize
 
 __all__ = [
     "CaseTotals",

@@ -1,7 +1,11 @@
-"""Executors that run `evaluate`'s cases in other processes: local ones, or a dask cluster.
+"""Where `evaluate`'s cases run: in turn, one thread per JAX device, or on an executor (local
+processes, or a dask cluster).
 
-`evaluate(..., executor=...)` takes any `concurrent.futures.Executor`; this module builds the
-two the CLI offers and stops them cleanly on a failure or a signal:
+In this process `_run_all` runs them in turn, or spread over the local JAX devices
+(`local_devices`). `evaluate(..., executor=...)` takes any `concurrent.futures.Executor`
+instead: `_run_on` submits one `run_case_task` per case and takes the results in case order.
+This module also builds the two executors the CLI offers and stops them cleanly on a
+failure or a signal:
 
 - `process_pool(n)`: `n` local processes (`--workers N`), started with `spawn` (never
   `fork` once JAX or TensorFlow run threads: a forked child can deadlock on their locks),
@@ -26,11 +30,16 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
+
+import keras
+import numpy as np
 
 from voxelmetrics._threads import apply_threads, case_threads, thread_environment
-from voxelmetrics.evaluate.readers import InputError
+from voxelmetrics.evaluate.readers import InputError, open_volume
+from voxelmetrics.evaluate.records import CaseTotals, Options
+from voxelmetrics.evaluate.streaming import evaluate_case
 
 DASK_EXTRA = "pip install 'voxelmetrics[dask]'"
 
@@ -128,8 +137,6 @@ def process_pool(workers: int, threads: int | None = None) -> Iterator[ProcessPo
     cases not started are cancelled and the workers terminated, so that the process can exit.
     Use: `with process_pool(4) as pool: evaluate(y_true=..., y_pred=..., executor=pool)`.
     """
-    import keras
-
     os.environ["KERAS_BACKEND"] = keras.backend.backend()
     count = case_threads(workers, threads)
     death_signal = sys.platform.startswith("linux") and (
@@ -213,3 +220,109 @@ def open_executor(workers: int = 1, scheduler: str | None = None, threads: int |
     if workers > 1:
         return process_pool(workers, threads)
     return contextlib.nullcontext()
+
+
+def local_devices(requested: int) -> list:
+    """The JAX devices to spread cases over: `[]` (no spreading) unless JAX runs with more
+    than one local device and more than one is requested (0 requests all)."""
+    if requested == 1 or keras.backend.backend() != "jax":
+        return []
+    import jax
+
+    devices = jax.local_devices()
+    devices = devices if requested == 0 else devices[:requested]
+    return devices if len(devices) > 1 else []
+
+
+def _check_executor(executor: Executor, options: Options) -> None:
+    """Refuse `devices` with an executor, and a process pool that forks: a child forked
+    from a process running JAX's or TensorFlow's threads can deadlock on their locks."""
+    if options.devices != 1:
+        raise ValueError(
+            f"devices={options.devices} spreads cases over the JAX devices of this process; "
+            f"with an executor each worker runs its cases: pass devices=1 (or no executor)."
+        )
+    context = getattr(executor, "_mp_context", None)  # a ProcessPoolExecutor's
+    if context is not None and context.get_start_method() == "fork":
+        raise ValueError(
+            "a ProcessPoolExecutor that forks can deadlock once Keras' backend runs threads: "
+            "pass mp_context=multiprocessing.get_context('spawn'), or use "
+            "voxelmetrics.evaluate.executors.process_pool(n)."
+        )
+
+
+def _run_all(run: Callable[..., CaseTotals], num_cases: int, requested_devices: int) -> list:
+    """`run(index[, device])` for every case: in turn, or one thread per JAX device."""
+    devices = local_devices(requested_devices)
+    if not devices:
+        return [run(i) for i in range(num_cases)]
+    with ThreadPoolExecutor(max_workers=len(devices)) as pool:
+        futures = [pool.submit(run, i, devices[i % len(devices)]) for i in range(num_cases)]
+        return [f.result() for f in futures]
+
+
+def run_case_task(
+    name: str,
+    pred_source,
+    true_source,
+    options: Options,
+    threshold: np.ndarray,
+    expected_from: str,
+    backend: str | None = None,
+) -> CaseTotals:
+    """One case in a worker: open its volumes (a path or an array each), stream them, and
+    return its `CaseTotals`. A top-level function of picklable arguments, so that any
+    `concurrent.futures` executor can run it in another process or on another machine.
+
+    Raises:
+        InputError: as `evaluate_case` (it pickles whole: path and problem).
+        InputError: also when the worker runs another Keras backend than `backend` (the
+            driver's), so that every case is counted by the same kernels.
+    """
+    if backend is not None and keras.backend.backend() != backend:
+        raise InputError(
+            f"case {name}",
+            f"this worker runs the Keras backend {keras.backend.backend()!r}, the driver "
+            f"{backend!r}; start the workers with KERAS_BACKEND={backend}.",
+        )
+    pred = open_volume(pred_source, key=options.pred_key)
+    true = open_volume(true_source, key=options.true_key)
+    return evaluate_case(name, pred, true, options, threshold, expected_from=expected_from)
+
+
+def _worker_deaths() -> tuple[type[BaseException], ...]:
+    """The exceptions that say a worker died (not that its case was bad)."""
+    deaths: list[type[BaseException]] = [BrokenExecutor]
+    if "distributed" in sys.modules:
+        deaths.append(sys.modules["distributed"].KilledWorker)
+    return tuple(deaths)
+
+
+def _run_on(executor: Executor, cases, options, threshold, expected_from, on_case) -> list:
+    """Every case as a `run_case_task` on `executor`, the results taken in case order.
+
+    On the first failure (in case order) or an interruption, the cases not started are
+    cancelled; a worker that died is reported as an `InputError` naming the case.
+    """
+    backend = keras.backend.backend()
+    futures = [
+        executor.submit(run_case_task, name, pred, true, options, threshold, expected_from, backend)
+        for name, pred, true in cases
+    ]
+    totals = []
+    try:
+        for index, ((name, pred, _), future) in enumerate(zip(cases, futures, strict=True)):
+            if on_case is not None:
+                on_case(name, index, len(cases))
+            try:
+                totals.append(future.result())
+            except _worker_deaths() as e:
+                raise InputError(
+                    pred if isinstance(pred, str | os.PathLike) else name,
+                    f"the worker evaluating case {name!r} died ({type(e).__name__}: {e}); "
+                    f"out of memory? Lower --chunk-mb or use fewer workers per machine.",
+                ) from e
+    finally:
+        for future in futures:
+            future.cancel()
+    return totals

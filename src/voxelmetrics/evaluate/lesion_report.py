@@ -9,6 +9,7 @@ seeded bootstrap CI). A class not evaluated (the background of label maps) is le
 
 import numpy as np
 
+from voxelmetrics.evaluate.formats import STATISTICS, _write_csv
 from voxelmetrics.evaluate.lesions import (
     COUNT_FIELDS,
     FIELDS,
@@ -17,8 +18,9 @@ from voxelmetrics.evaluate.lesions import (
     lesion_scores,
     score_names,
 )
-from voxelmetrics.evaluate.report import STATISTICS, _fmt, _number, _with_interval, _write_csv
+from voxelmetrics.evaluate.report import _number
 from voxelmetrics.evaluate.statistics import case_statistics_table
+from voxelmetrics.evaluate.terminal import _fmt, _with_interval
 
 
 def _scores(counts: np.ndarray, convention: str, cases: int = 1) -> dict:

@@ -35,19 +35,14 @@ from pathlib import Path
 
 import numpy as np
 
-from voxelmetrics.evaluate.engine import (
-    CaseTotals,
-    Evaluation,
-    Options,
-    check_histogram_budget,
-    finish_label_maps,
-    scores_needed_error,
-)
+from voxelmetrics.evaluate.atomic_writes import write_file_atomically
+from voxelmetrics.evaluate.engine import finish_label_maps, scores_needed_error
 from voxelmetrics.evaluate.lesions import CaseLesions, request_from_json
 from voxelmetrics.evaluate.partial_checks import PartialProblem, check_arrays, check_cases
+from voxelmetrics.evaluate.planning import check_histogram_budget
 from voxelmetrics.evaluate.readers import InputError
+from voxelmetrics.evaluate.records import CaseTotals, Evaluation, Options
 from voxelmetrics.evaluate.regions import regions_from_json
-from voxelmetrics.evaluate.report import write_file_atomically
 from voxelmetrics.evaluate.surface import SurfaceRequest
 
 FORMAT = "voxelmetrics-partial"

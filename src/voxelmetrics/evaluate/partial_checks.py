@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from voxelmetrics.evaluate.surface import MEASURES, MISSED
+from voxelmetrics.ops._options import check_threshold_values
 
 # The arrays `--lesions` adds.
 LESION_ARRAYS = ("lesion_counts", "lesion_rows")
@@ -57,6 +58,15 @@ def _check_counts(array: np.ndarray, name: str) -> None:
             f"array {name!r} holds a negative count ({int(array[negative].flat[0])} at index "
             f"{tuple(int(i) for i in np.argwhere(negative)[0])}); counts are >= 0"
         )
+
+
+def _in_threshold_range(threshold: np.ndarray) -> bool:
+    """Whether every value of `threshold` `[C]` passes the ops' threshold rule (in [0, 1])."""
+    try:
+        check_threshold_values(threshold)
+    except ValueError:
+        return False
+    return True
 
 
 def check_cases(meta: dict) -> None:
@@ -115,7 +125,7 @@ def check_arrays(meta: dict, arrays: dict) -> None:
     )
     threshold = _check_array(arrays, "threshold", np.float32, (None,))
     _expect(
-        bool(np.all((threshold >= 0) & (threshold <= 1))),
+        _in_threshold_range(threshold),
         f"array 'threshold' holds {threshold.tolist()}; expected values in [0, 1]",
     )
     c = threshold.shape[0]

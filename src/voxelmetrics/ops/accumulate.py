@@ -3,10 +3,19 @@
 JAX without x64 has no int64 and float32 stops counting at 2**24, so a total is held as two
 int32 limbs, `total = hi * 2**24 + lo` with `0 <= lo < 2**24`. Merging two totals is a plain
 sum (all-reduce SUM works on the limbs); `accumulate` carries the low limb back into range.
+
+On the host the other way round: `exact_linear` runs a linear integer op on int64 totals
+through int32 limbs, exact for any total on every backend (`exact_counts`: one-vs-rest
+counts of a confusion matrix).
 """
+
+import math
+from collections.abc import Callable
 
 import numpy as np
 from keras import ops
+
+from voxelmetrics.ops.counting import counts_from_confusion_matrix
 
 LIMB_BITS = 24
 LIMB = 1 << LIMB_BITS
@@ -87,3 +96,38 @@ def pair_exact(total, weighted) -> np.ndarray:
     exact = exact_total(total)
     weights = np.asarray(ops.convert_to_numpy(weighted))
     return exact if not weights.any() else exact + weights.astype(np.float64)
+
+
+def exact_linear(fn: Callable, values: np.ndarray, terms: int) -> np.ndarray:
+    """int64 `fn(values)` for a linear integer op `fn` (sums and differences of at most
+    `terms` entries, e.g. `counts_from_confusion_matrix`, `counts_at_bins`), exact for any
+    int64 `values` >= 0 on every backend, JAX without x64 included (a negative one raises
+    `ValueError`: counts are never negative).
+
+    `fn` is linear, so `values` is split into limbs narrow enough that `terms` of them sum
+    within int32, `fn` runs on each limb, and the results are shifted back and added in
+    numpy int64.
+
+    Example:
+        >>> import numpy as np
+        >>> exact_linear(lambda x: x.sum(keepdims=True), np.int64([2**40, 3]), 2).tolist()
+        [1099511627779]
+    """
+    values = np.asarray(values, np.int64)
+    if values.size and values.min() < 0:  # >> keeps a negative value negative: no end
+        raise ValueError(f"exact_linear takes counts >= 0; got {values.min()}.")
+    bits = max(1, 30 - math.ceil(math.log2(max(terms, 1) + 1)))
+    total, shift = None, 0
+    while total is None or (values >> shift).any():
+        limb = ((values >> shift) & ((1 << bits) - 1)).astype(np.int32)
+        part = np.asarray(ops.convert_to_numpy(fn(limb))).astype(np.int64) << shift
+        total = part if total is None else total + part
+        shift += bits
+    return total
+
+
+def exact_counts(matrix: np.ndarray) -> np.ndarray:
+    """int64 `[C, 4]` one-vs-rest counts of an int64 `[C, C]` confusion matrix, exact
+    (`counts_from_confusion_matrix` through `exact_linear`)."""
+    matrix = np.asarray(matrix, np.int64)
+    return exact_linear(counts_from_confusion_matrix, matrix, matrix.size)
