@@ -11,8 +11,8 @@ DEMO_CRITERIA = ("f1", "youden", "recall_at_precision:0.8")
 def demo_command(args: argparse.Namespace) -> int:
     """`voxelmetrics demo`: `args.cases` phantom cases under `args.out/data`, evaluated as
     `evaluate --plot` would with `DEMO_CRITERIA`; returns the exit status."""
-    from voxelmetrics.evaluate.records import Options
     from voxelmetrics.evaluate.phantom import CLASS_NAMES, write_phantom
+    from voxelmetrics.evaluate.records import Options
 
     try:
         out = args.out
