@@ -262,10 +262,10 @@ def _search_sorted(keys: np.ndarray, enough) -> np.ndarray:
     ordered = np.sort(keys, axis=-1)
     last = np.sum(ordered != _no_key(keys), axis=-1) - 1
     lo, hi = np.zeros_like(last), np.maximum(last, 0)
-    while np.any(lo < hi):
+    while np.any(active := lo < hi):  # a row whose search has ended stays where it is
         mid = lo + (hi - lo) // 2
         ok = enough(np.take_along_axis(ordered, mid[..., None], axis=-1))
-        lo, hi = np.where(ok, lo, mid + 1), np.where(ok, mid, hi)
+        lo, hi = np.where(active & ~ok, mid + 1, lo), np.where(active & ok, mid, hi)
     return np.take_along_axis(ordered, lo[..., None], axis=-1)[..., 0]
 
 
