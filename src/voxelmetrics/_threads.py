@@ -53,20 +53,6 @@ def case_threads(concurrent: int, threads: int | None = None, cores: int | None 
     return max(1, (machine_cores() if cores is None else cores) // max(1, concurrent))
 
 
-def host_threads(environ=None) -> int:
-    """The threads a host kernel of this process may use (scipy's KD-tree queries): the
-    process's share when one was set (`OMP_NUM_THREADS`, which `thread_environment` and
-    `apply_threads` set from `--workers`/`--threads`), else the machine's cores.
-
-    Example:
-        >>> host_threads({"OMP_NUM_THREADS": "3"})
-        3
-    """
-    environ = os.environ if environ is None else environ
-    value = environ.get("OMP_NUM_THREADS", "")
-    return int(value) if value.isdigit() and int(value) > 0 else machine_cores()
-
-
 def thread_environment(threads: int, environ=None) -> dict[str, str]:
     """The environment variables that give a process started with them `threads` threads:
     every pool's variable, and XLA's single-threaded Eigen flag added to the `XLA_FLAGS` of

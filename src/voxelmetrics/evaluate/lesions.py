@@ -269,19 +269,54 @@ def components(mask: np.ndarray, *, connectivity: int = DEFAULT_CONNECTIVITY) ->
 
 
 def _described(labels: np.ndarray) -> Components:
-    """`Components` of a label array whose ids are `1..max` (each present)."""
-    import cc3d
+    """`Components` of a label array whose ids are `1..max` (each present), from its
+    foreground voxels alone.
 
-    stats = cc3d.statistics(np.ascontiguousarray(_volume3d(labels)))
-    lead = 3 - labels.ndim
-    whole = tuple(slice(0, n) for n in labels.shape)
-    boxes = [whole if box is None else tuple(box[lead:]) for box in stats["bounding_boxes"]]
-    voxels = np.asarray(stats["voxel_counts"], np.int64)
-    if len(voxels) == 0:  # an all-zero volume has no background entry either
-        voxels = np.array([labels.size], np.int64)
-        boxes = [whole]
-    centroids = np.asarray(stats["centroids"], np.float64).reshape(len(voxels), 3)[:, lead:]
+    One pass finds the foreground (`flatnonzero`); the sizes, boxes and centroids are then
+    work proportional to the lesions' voxels (`_foreground_statistics`), not to the volume.
+    Id 0 (the background) gets the voxels left over, the whole volume as its box and the
+    mean index of the voxels left over as its centroid (from the closed-form sum of every
+    index), as `cc3d.statistics` measures them; an id without voxels gets the whole volume
+    and NaN.
+    """
+    flat = labels.reshape(-1)
+    where = np.flatnonzero(flat)
+    ids = flat[where].astype(np.intp)
+    n = int(ids.max()) if ids.size else 0
+    coords = np.stack(np.unravel_index(where, labels.shape), -1)
+    voxels, lo, hi, sums = _foreground_statistics(ids, coords, n)
+    voxels[0] = labels.size - where.size
+    every_index = labels.size * (np.asarray(labels.shape, np.float64) - 1) / 2
+    sums[0] = every_index - sums[1:].sum(axis=0)
+    whole = tuple(slice(0, k) for k in labels.shape)
+    boxes = [whole] + [
+        tuple(slice(int(a), int(b) + 1) for a, b in zip(lo[i], hi[i], strict=True))
+        if voxels[i]
+        else whole
+        for i in range(1, n + 1)
+    ]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centroids = sums / voxels[:, None]
     return Components(labels, voxels, boxes, centroids)
+
+
+def _foreground_statistics(ids: np.ndarray, coords: np.ndarray, n: int):
+    """Per id `0..n` of the foreground voxels (`ids [F]`, `coords [F, k]`): voxel counts
+    `[n + 1]` int64, box corners `lo, hi [n + 1, k]` (inclusive) and coordinate sums
+    `[n + 1, k]` float64; one sort of the `F` voxels by id."""
+    k = coords.shape[1]
+    voxels = np.bincount(ids, minlength=n + 1).astype(np.int64)
+    sums = np.stack([np.bincount(ids, coords[:, a], n + 1) for a in range(k)], -1)
+    lo = np.zeros((n + 1, k), np.int64)
+    hi = np.zeros((n + 1, k), np.int64)
+    if len(ids):
+        order = np.argsort(ids, kind="stable")
+        present = np.flatnonzero(voxels[1:]) + 1
+        starts = np.concatenate([[0], np.cumsum(voxels[present])[:-1]])
+        ordered = coords[order]
+        lo[present] = np.minimum.reduceat(ordered, starts, axis=0)
+        hi[present] = np.maximum.reduceat(ordered, starts, axis=0)
+    return voxels, lo, hi, sums
 
 
 def kept_only(found: Components, keep: np.ndarray) -> Components:
@@ -306,8 +341,9 @@ def overlap_table(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The voxel overlap of every pair of components that share at least one voxel.
 
-    One pass: the pair id `t * (n_pred + 1) + p` of every voxel inside both, counted by one
-    `bincount` (or `unique` when the table of all pairs would be large).
+    One pass over the volume (the predicted voxels), then the pair id `p * (n_true + 1) + t`
+    of every voxel inside both, counted by one `bincount` (or `unique` when the table of
+    all pairs would be large).
 
     Returns:
         `(t, p, count)`, each `[pairs]` int64, ordered by prediction id, then truth id (the
@@ -318,8 +354,11 @@ def overlap_table(
         >>> [a.tolist() for a in overlap_table(t, p, 2, 2)]
         [[1, 1, 2], [1, 2, 2], [1, 1, 1]]
     """
-    both = (true_labels > 0) & (pred_labels > 0)
-    keys = pred_labels[both].astype(np.int64) * (n_true + 1) + true_labels[both]
+    where = np.flatnonzero(pred_labels)  # the one pass; then only the predicted voxels
+    pred_ids = pred_labels.reshape(-1)[where]
+    true_ids = true_labels.reshape(-1)[where]
+    inside = true_ids > 0
+    keys = pred_ids[inside].astype(np.int64) * (n_true + 1) + true_ids[inside]
     if (n_true + 1) * (n_pred + 1) <= max(4 * keys.size, 2**20):
         counts = np.bincount(keys, minlength=(n_true + 1) * (n_pred + 1))
         keys = np.flatnonzero(counts)
