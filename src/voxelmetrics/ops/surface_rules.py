@@ -35,7 +35,7 @@ import numpy as np
 from voxelmetrics.ops._host import is_on_host, xp
 from voxelmetrics.ops._options import SURFACE_CONVENTIONS, check_convention
 
-CONVENTIONS = SURFACE_CONVENTIONS  # the names and their check: `_options`, with every option's
+CONVENTIONS = SURFACE_CONVENTIONS  # the names: `defaults`; their check: `_options.check_convention`
 
 
 def uses_surfels(convention: str) -> bool:
