@@ -178,7 +178,9 @@ def _voxel_measures(p_pts, t_pts, spacing, convention, percentile, tolerance) ->
 
 
 def _check_convention(convention: str) -> str:
-    return _rules().check_convention(convention)
+    from voxelmetrics.ops._options import check_convention
+
+    return check_convention(convention)
 
 
 def _uses_surfels(convention: str) -> bool:

@@ -11,8 +11,8 @@ from keras import ops
 from voxelmetrics.metrics._base import AveragedMetric, HistogramState, arguments, per_class
 from voxelmetrics.metrics._lifecycle import documented
 from voxelmetrics.ops import curves
-from voxelmetrics.ops._options import NUM_BINS
-from voxelmetrics.ops.criterion import Criterion, check_fraction
+from voxelmetrics.ops._options import NUM_BINS, check_fraction
+from voxelmetrics.ops.criterion import Criterion
 from voxelmetrics.ops.scores import safe_ratio
 from voxelmetrics.ops.thresholds import optimal_threshold
 

@@ -9,8 +9,14 @@ from keras import ops
 
 from voxelmetrics.metrics._lifecycle import documented
 from voxelmetrics.metrics.samplewise import SamplewiseScore
-from voxelmetrics.ops import surface, surface_rules
+from voxelmetrics.ops import surface
 from voxelmetrics.ops._inputs import check_inputs, prepare, scores_and_invalid, static_shape
+from voxelmetrics.ops._options import (
+    check_convention,
+    check_percentile,
+    check_spacing,
+    check_tolerance,
+)
 
 
 class SurfaceScore(SamplewiseScore):
@@ -41,9 +47,9 @@ class SurfaceScore(SamplewiseScore):
         super().__init__(**kwargs)
         if self.ignore_index is not None:
             raise ValueError("ignore_index is not supported by boundary metrics.")
-        self.spacing = list(surface.check_spacing(spacing, spatial_dims))
+        self.spacing = list(check_spacing(spacing, spatial_dims))
         self.spatial_dims = spatial_dims
-        self.convention = surface_rules.check_convention(convention)
+        self.convention = check_convention(convention)
 
     def measure(self, y_true, y_pred, threshold, axis: int):
         """`[N, C]` per-volume values of this metric's boundary measure."""
@@ -118,7 +124,7 @@ class HausdorffDistance(SurfaceScore):
     """
 
     def __init__(self, *, percentile=95, directed: bool = False, name: str | None = None, **kwargs):
-        percentile = surface.check_percentile(percentile)
+        percentile = check_percentile(percentile)
         if name is None:
             name = "hd" if percentile is None else f"hd{percentile:g}"
         super().__init__(name=name, **kwargs)
@@ -199,7 +205,7 @@ class SurfaceDice(SurfaceScore):
 
     def __init__(self, tolerance, *, name: str = "surface_dice", **kwargs):
         super().__init__(name=name, **kwargs)
-        self.tolerance = surface.check_tolerance(tolerance)
+        self.tolerance = check_tolerance(tolerance)
 
     def measure(self, y_true, y_pred, threshold, axis: int):
         return surface.normalized_surface_dice(
