@@ -144,10 +144,7 @@ def _reduce(d_pred, w_pred, d_true, w_true, *, convention, percentile, tolerance
 
     boundary_measures = _rules().boundary_measures
 
-    # an empty boundary as one point of weight 0 ("no point"): reductions need one entry
-    d_pred, w_pred, d_true, w_true = (
-        np.zeros(1) if len(x) == 0 else x for x in (d_pred, w_pred, d_true, w_true)
-    )
+    # an empty boundary (length 0) is the rules' own case (`surface_rules._with_a_point`)
     with on_host():
         values = boundary_measures(
             d_pred,
