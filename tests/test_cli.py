@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from voxelmetrics.cli import main
+from voxelmetrics.ops import _options
 
 REPORTS = ("report.json", "report.csv")
 
@@ -222,6 +223,10 @@ def test_threshold_count_mismatch(tmp_path, capsys):
         ["--class-names", "a,a,b"],
         ["--class-names", "a,micro"],
         ["--class-names", "a,,b"],
+        ["--num-bins", "1.5"],
+        ["--workers", "0"],
+        ["--bootstrap", "-1"],
+        ["--zero-division", "2"],
     ],
 )
 def test_bad_option_values_exit_2(tmp_path, capsys, option):
@@ -229,6 +234,29 @@ def test_bad_option_values_exit_2(tmp_path, capsys, option):
         main(["evaluate", str(tmp_path), str(tmp_path), *option])
     assert exit_info.value.code == 2
     assert option[0] in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "check"),
+    [
+        ("--num-bins", "0", lambda: _options.check_num_bins(0)),
+        ("--bootstrap", "-1", lambda: _options.check_int("value", -1, minimum=0)),
+        ("--chunk-mb", "inf", lambda: _options.check_number("value", float("inf"), positive=True)),
+        ("--zero-division", "2", lambda: _options.check_zero_division("2")),
+    ],
+)
+def test_number_flags_are_refused_by_the_library_rule_in_its_words(
+    tmp_path, capsys, option, value, check
+):
+    """A flag and the keyword argument it stands for are refused by one check: argparse
+    prints the library's message (what was expected, what arrived)."""
+    with pytest.raises(ValueError) as library:
+        check()
+    expected = str(library.value).split(" must be ", 1)[1]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", str(tmp_path), str(tmp_path), option, value])
+    assert exit_info.value.code == 2
+    assert expected in " ".join(capsys.readouterr().err.split())
 
 
 @pytest.mark.parametrize("value", ["1.5", "0.3,-0.1", "nan"])

@@ -1,7 +1,7 @@
 """Every default the library, the engine, the CLI and bench use is `voxelmetrics.defaults`'.
 
-The signatures are read with `inspect` over every module of the package, so a new function
-with `num_bins=1024` typed again (or a changed value) fails here; `voxelmetrics --help`
+The signatures are read with `inspect` over every module of the package (a changed value
+fails here) and their source with `ast` (a default typed again, `num_bins=1024`, fails too); `voxelmetrics --help`
 importing no Keras is `tests/test_cli.py::test_help_imports_no_keras_jax_tensorflow_or_matplotlib`.
 """
 
@@ -9,6 +9,7 @@ import ast
 import importlib
 import inspect
 import pkgutil
+from pathlib import Path
 from typing import get_args
 
 import pytest
@@ -24,6 +25,8 @@ EXPECTED = {
     "bootstrap": defaults.BOOTSTRAP,
     "resamples": defaults.BOOTSTRAP,
     "criterion": defaults.CRITERION,
+    "surface_convention": defaults.SURFACE_CONVENTION,
+    "zero_division": defaults.ZERO_DIVISION,
 }
 
 
@@ -99,17 +102,13 @@ def test_cli_shows_and_uses_the_defaults():
     assert f"(default: {defaults.BOOTSTRAP}, seeded; 0: off)" in " ".join(text.split())
 
 
-def test_criterion_names_and_statistics_agree_with_the_one_module():
-    """Until `ops.criterion` and `evaluate.statistics` read `defaults` themselves (their
-    owners' files), their values are pinned to it here."""
-    from voxelmetrics.evaluate import statistics
+def test_criterion_spellings_name_every_criterion():
+    """The CLI's help spells each criterion of `CRITERIA`, and `Criterion` reads the one
+    module's names and default."""
     from voxelmetrics.ops import criterion
 
-    assert get_args(criterion.CriterionName) == defaults.CRITERIA
-    assert criterion.CRITERIA == defaults.CRITERIA
-    assert criterion.SPELLINGS == defaults.CRITERION_SPELLINGS
+    assert get_args(defaults.CriterionName) == defaults.CRITERIA
     assert criterion.Criterion().name == defaults.CRITERION
-    assert statistics.DEFAULT_BOOTSTRAP == defaults.BOOTSTRAP
     spelled = {s.split(":")[0] for s in defaults.CRITERION_SPELLINGS.split(", ")}
     assert spelled == set(defaults.CRITERIA)
 
@@ -120,7 +119,59 @@ def test_bench_reads_the_defaults():
     assert bench.NUM_BINS == defaults.NUM_BINS and bench.THRESHOLD == defaults.THRESHOLD
 
 
-def test_defaults_imports_nothing():
-    """The CLI imports it before parsing: it must not pull Keras (or anything) in."""
-    tree = ast.parse(inspect.getsource(defaults))
-    assert not [n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)]
+def _literal_defaults(path):
+    """(line, parameter) of each default of an `EXPECTED` parameter (or a `convention`: the
+    boundary's and the lesions' name their own) written as a literal (`threshold=0.5`) in
+    the source at `path`, function parameters and class fields alike."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        pairs = []
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            a = node.args
+            positional = a.posonlyargs + a.args
+            pairs = list(
+                zip(positional[len(positional) - len(a.defaults) :], a.defaults, strict=True)
+            )
+            pairs += [
+                (k, v) for k, v in zip(a.kwonlyargs, a.kw_defaults, strict=True) if v is not None
+            ]
+            pairs = [(arg.arg, value) for arg, value in pairs]
+        elif isinstance(node, ast.ClassDef):
+            pairs = [
+                (s.target.id, s.value)
+                for s in node.body
+                if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name) and s.value
+            ]
+        for name, value in pairs:
+            literal = isinstance(value, ast.Constant | ast.Tuple) and ast.unparse(value) != "None"
+            if (name in EXPECTED or name == "convention") and literal:
+                found.append((value.lineno, name))
+    return found
+
+
+def test_no_default_of_the_one_module_is_typed_again():
+    """Equal values are not enough: `threshold=0.5` typed again would outlive a change of
+    `defaults.THRESHOLD`, so every such default names the module's constant."""
+    package = Path(voxelmetrics.__file__).parent
+    typed = {
+        f"{path.relative_to(package)}:{line} {name}": None
+        for path in sorted(package.rglob("*.py"))
+        if path.name != "defaults.py"
+        for line, name in _literal_defaults(path)
+    }
+    assert not typed, f"defaults typed again instead of named: {sorted(typed)}"
+
+
+@pytest.mark.parametrize("module", ["defaults", "_scalar_checks", "_docs"])
+def test_the_modules_the_cli_reads_before_parsing_import_only_the_standard_library(module):
+    """The CLI reads them before parsing (defaults, the scalar checks) and the ops below the
+    metrics complete their docstrings with `_docs`: none may pull Keras, numpy or the
+    package in."""
+    source = inspect.getsource(importlib.import_module(f"voxelmetrics.{module}"))
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add(node.module.split(".")[0])
+    assert imported <= {"typing", "math", "numbers", "collections"}, imported

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from voxelmetrics.defaults import CRITERION
 from voxelmetrics.ops._inputs import activation, apply_activation, normalize_axis
 from voxelmetrics.ops._options import (
     NUM_BINS,
@@ -176,7 +177,7 @@ class ThresholdCalibration(keras.callbacks.Callback):
         self,
         validation_data,
         layer=None,
-        criterion: Criterion | str = "f1",
+        criterion: Criterion | str = CRITERION,
         *,
         scoring_model: keras.Model | None = None,
         num_bins: int = NUM_BINS,

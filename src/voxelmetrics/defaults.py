@@ -1,4 +1,4 @@
-"""The defaults the CLI shows and the library uses, in one module that imports nothing.
+"""The defaults the CLI shows and the library uses, in one module that imports only `typing`.
 
 `voxelmetrics --help` prints these without importing Keras; the ops, metrics, calibration
 layers, the engine and `voxelmetrics bench` read the same names, so a default changes here
@@ -9,11 +9,14 @@ or nowhere (`tests/test_defaults.py` checks every signature against this module)
 | `NUM_BINS`            | 1024 histogram bins    | ops, metrics, calibration, engine, CLI    |
 | `THRESHOLD`           | 0.5 (`score >= 0.5`)   | ops, engine, CLI, bench                   |
 | `CHUNK_MB`            | 256 MiB per chunk      | engine, CLI                               |
-| `BOOTSTRAP`           | 1000 resamples (CI)    | CLI (statistics, report: same value)      |
+| `BOOTSTRAP`           | 1000 resamples (CI)    | CLI, statistics, report                   |
 | `CRITERION`           | "f1"                   | CLI, report, `Criterion`                  |
 | `CRITERIA`            | the criterion names    | `ops.criterion`, CLI help                 |
+| `CriterionName`       | the same, a `Literal`  | `Criterion.name` (type checkers)          |
 | `PRED_KINDS`          | auto, scores, labels, masks | engine, CLI (`--pred-kind`)     |
 | `SURFACE_CONVENTIONS` | monai, deepmind, medpy | `ops._options`, CLI (`--surface-convention`) |
+| `SURFACE_CONVENTION`  | "monai"                | surface ops and metrics, engine, lesions  |
+| `ZERO_DIVISION`       | "nan" (0 / 0)          | score ops, metrics, report, CLI           |
 
 1024 is a power of two, so `bin_index` needs no edge correction.
 
@@ -23,14 +26,16 @@ Example:
     (1024, 'auto')
 """
 
+from typing import Literal, get_args
+
 NUM_BINS = 1024
 THRESHOLD = 0.5
 CHUNK_MB = 256.0
 BOOTSTRAP = 1000
 CRITERION = "f1"
-# The criterion names of `ops.criterion.CriterionName` (its Literal spells them for type
-# checkers; `tests/test_defaults.py` checks that the two agree).
-CRITERIA = (
+# The criterion names: a `Literal` written out, the one type checkers read (`Criterion.name`
+# has it), and the same names as a tuple for the CLI and `Criterion`'s check.
+CriterionName = Literal[
     "f1",
     "fbeta",
     "dice",
@@ -41,7 +46,8 @@ CRITERIA = (
     "recall_at_specificity",
     "specificity_at_recall",
     "cost",
-)
+]
+CRITERIA = get_args(CriterionName)
 # How each criterion is written on the command line (`Criterion.parse`).
 CRITERION_SPELLINGS = (
     "f1, dice, iou, youden, fbeta:BETA, recall_at_precision:MIN_PRECISION, "
@@ -52,3 +58,6 @@ PRED_KINDS = ("auto", "scores", "labels", "masks")
 PRED_KIND = PRED_KINDS[0]
 # The boundary conventions (`ops/surface_rules.py` defines each); the first is the default.
 SURFACE_CONVENTIONS = ("monai", "deepmind", "medpy")
+SURFACE_CONVENTION = SURFACE_CONVENTIONS[0]
+# What an undefined ratio (0 / 0: a class absent from truth and prediction) becomes.
+ZERO_DIVISION = "nan"

@@ -2,6 +2,7 @@
 lesions), against the same run on the union written out as a binary label map."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ def test_region_counts_equal_a_direct_count():
     truth, pred = rng.integers(0, 4, 500), rng.integers(0, 4, 500)
     matrix = np.zeros((4, 4), np.int64)
     np.add.at(matrix, (truth, pred), 1)
-    regions = parse_regions(["wt=1,2,3", "tc=1,3", "et=3", "none=7"])
+    regions = parse_regions(["wt=1,2,3", "tc=1,3", "et=3", "absent=7"])
     t, p = region_masks(truth, regions), region_masks(pred, regions)
     expected = np.stack([(t & p).sum(0), (~t & p).sum(0), (t & ~p).sum(0), (~t & ~p).sum(0)], -1)
     np.testing.assert_array_equal(region_counts(matrix, regions), expected)
@@ -28,6 +29,13 @@ def test_parse_regions_errors():
     for bad in (["wt"], ["wt=1,,2"], ["wt=1", "wt=2"], ["wt=1,1"], ["w t=1"]):
         with pytest.raises(ValueError, match="--regions"):
             parse_regions(bad)
+
+
+@pytest.mark.parametrize("name", ["none", "Macro", "micro", "weighted", "samplewise"])
+def test_a_region_named_as_an_average_is_refused_as_a_class_name_would_be(name):
+    """A region is a class of the report: "none" or "macro" would read as an average."""
+    with pytest.raises(ValueError, match="^--regions .*" + re.escape(f"['{name}'] are reserved")):
+        parse_regions(["wt=1,2", f"{name}=3"])
 
 
 @pytest.fixture(scope="module")

@@ -320,7 +320,7 @@ def test_ctrl_c_during_a_scheduler_run_stops_with_130_and_no_traceback(scores, c
 
     out = tmp_path / "out"
     args = ["evaluate", *scores, "--scheduler", cluster.scheduler_address, "--out", str(out)]
-    for moment in ("import:keras", "swallowed:call:voxelmetrics.evaluate.engine._run_on"):
+    for moment in ("import:keras", "swallowed:call:voxelmetrics.evaluate.engine.run_on"):
         run = _run(moment, *args, "--quiet")
         assert run.returncode == 130, run.stderr
         assert "Traceback" not in run.stderr and "Exception ignored" not in run.stderr, run.stderr

@@ -6,16 +6,32 @@ flag is given, and says what was wrong in argparse's words (exit status 2).
 """
 
 import argparse
+import functools
 import importlib
-import math
 from pathlib import Path
 
 import voxelmetrics.defaults as defaults  # (`from voxelmetrics import` would load Keras)
+from voxelmetrics._scalar_checks import check_int, check_number, check_zero_division
 from voxelmetrics.cli.demo import demo_command
 from voxelmetrics.cli.evaluate import evaluate_command
 from voxelmetrics.cli.merge import merge_command
 
 
+def _argparse_type(parse):
+    """`parse` as an argparse type: its ValueError (the library's message: what was expected,
+    what arrived) becomes argparse's error, exit status 2."""
+
+    @functools.wraps(parse)
+    def checked(text: str):
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return checked
+
+
+@_argparse_type
 def _thresholds(text: str) -> tuple[float, ...]:
     """An argparse type: one working threshold or one per class, comma-separated, each in
     [0, 1] by the library's rule (`check_threshold_values`; its import loads Keras, so it
@@ -26,34 +42,46 @@ def _thresholds(text: str) -> tuple[float, ...]:
     try:
         values = tuple(float(x) for x in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected numbers like 0.5 or 0.5,0.3; got {text!r}"
-        ) from None
+        raise ValueError(f"expected numbers like 0.5 or 0.5,0.3; got {text!r}") from None
     from voxelmetrics.ops._options import check_threshold_values
 
-    try:
-        check_threshold_values(values[0] if len(values) == 1 else list(values))
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+    check_threshold_values(values[0] if len(values) == 1 else list(values))
     return values
 
 
-def _positive(kind):
-    """An argparse type: a finite number of `kind` above 0 (no NaN, no infinity)."""
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not math.isfinite(value) or value <= 0:
-            what = "an integer" if kind is int else "a finite number"
-            raise argparse.ArgumentTypeError(f"expected {what} > 0; got {text!r}")
-        return value
-
-    return parse
+def _read(kind, text: str):
+    """`text` as `kind` (int or float), or the text itself for the check to refuse."""
+    try:
+        return kind(text)
+    except ValueError:
+        return text
 
 
+@_argparse_type
+def _positive_int(text: str) -> int:
+    """An integer >= 1 by `check_int` (`"0"`, `"1.5"` and `"x"` are refused)."""
+    return check_int("value", _read(int, text))
+
+
+@_argparse_type
+def _non_negative_int(text: str) -> int:
+    """An integer >= 0 by `check_int`."""
+    return check_int("value", _read(int, text), minimum=0)
+
+
+@_argparse_type
+def _positive_number(text: str) -> float:
+    """A finite number > 0 by `check_number` (`"nan"`, `"inf"`, `"-1"` are refused)."""
+    return check_number("value", _read(float, text), positive=True)
+
+
+@_argparse_type
+def _zero_division(text: str):
+    """`"nan"`, `0` or `1` by `check_zero_division`, as the metrics store it."""
+    return check_zero_division({"0": 0, "1": 1}.get(text, text))
+
+
+@_argparse_type
 def _class_names(text: str) -> list[str]:
     """An argparse type: comma-separated, distinct class names, none reserved.
 
@@ -61,20 +89,11 @@ def _class_names(text: str) -> list[str]:
     """
     from voxelmetrics.evaluate.report import check_class_names
 
-    try:
-        return check_class_names([name.strip() for name in text.split(",")])
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+    return check_class_names([name.strip() for name in text.split(",")])
 
 
 def _names(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
-
-
-def _non_negative_int(text: str) -> int:
-    if not text.strip().isdigit():
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0; got {text!r}")
-    return int(text)
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -87,51 +106,35 @@ def _shard(text: str) -> tuple[int, int]:
     return int(index), int(count)
 
 
+@_argparse_type
 def _criteria(text: str) -> list[str]:
     from voxelmetrics.evaluate.report import parse_criterion
 
     names = [t.strip() for t in text.split(",") if t.strip()]
     for name in names:
-        try:
-            parse_criterion(name)
-        except ValueError as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
+        parse_criterion(name)
     return names
 
 
+@_argparse_type
 def _surface(text: str):
     from voxelmetrics.evaluate.surface import parse_surface  # imports Keras: not for --help
 
-    try:
-        return parse_surface(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+    return parse_surface(text)
 
 
+@_argparse_type
 def _spacing(text: str):
     from voxelmetrics.evaluate.surface import parse_spacing
 
-    try:
-        return parse_spacing(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+    return parse_spacing(text)
 
 
+@_argparse_type
 def _surface_missing(text: str) -> str:
     from voxelmetrics.evaluate.surface import parse_missing
 
-    try:
-        return parse_missing(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def _zero_division(text: str):
-    if text in ("0", "1"):
-        return int(text)
-    if text == "nan":
-        return "nan"
-    raise argparse.ArgumentTypeError(f"expected nan, 0 or 1; got {text!r}")
+    return parse_missing(text)
 
 
 def _add_output_options(parser: argparse.ArgumentParser) -> None:
@@ -169,7 +172,7 @@ def _add_report_options(parser: argparse.ArgumentParser) -> None:
     _add_output_options(parser)
     parser.add_argument(
         "--chunk-mb",
-        type=_positive(float),
+        type=_positive_number,
         default=defaults.CHUNK_MB,
         help=f"memory budget of one chunk in MiB (default: {defaults.CHUNK_MB:g})",
     )
@@ -187,7 +190,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("true", help="label file or directory: multi-hot masks or integer labels")
     p.add_argument(
         "--num-bins",
-        type=_positive(int),
+        type=_positive_int,
         default=defaults.NUM_BINS,
         help=f"histogram bins (default: {defaults.NUM_BINS})",
     )
@@ -204,7 +207,7 @@ def _add_evaluate(sub) -> None:
         default=-1,
         help="class axis of the predictions (default: -1; 0 for channels-first (C, D, H, W))",
     )
-    p.add_argument("--num-classes", type=_positive(int), help="expected number of classes")
+    p.add_argument("--num-classes", type=_positive_int, help="expected number of classes")
     p.add_argument("--ignore-index", type=int, help="integer label whose voxels are skipped")
     p.add_argument(
         "--class-names",
@@ -219,7 +222,7 @@ def _add_evaluate(sub) -> None:
     )
     p.add_argument(
         "--workers",
-        type=_positive(int),
+        type=_positive_int,
         default=1,
         metavar="N",
         help="evaluate the cases in N local processes, each with its own --chunk-mb budget "
@@ -227,7 +230,7 @@ def _add_evaluate(sub) -> None:
     )
     p.add_argument(
         "--threads",
-        type=_positive(int),
+        type=_positive_int,
         metavar="T",
         help="intra-op threads of each process evaluating cases (default: the cores divided "
         "among the --workers, at least 1; one process: the backend's default)",
@@ -313,7 +316,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument(
         "--zero-division",
         type=_zero_division,
-        default="nan",
+        default=defaults.ZERO_DIVISION,
         help="value of a metric that is 0/0 (e.g. a class absent from a case): nan, 0 or 1",
     )
     _add_report_options(p)

@@ -27,6 +27,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from voxelmetrics.defaults import SURFACE_CONVENTION
+
 KEYS = ("hausdorff", "average_surface_distance", "surface_dice")
 
 
@@ -195,7 +197,7 @@ def mask_measures(
     pred: np.ndarray,
     *,
     spacing: Sequence[float],
-    convention: str = "monai",
+    convention: str = SURFACE_CONVENTION,
     percentile: float | None = 95.0,
     tolerance: float = 1.0,
 ) -> dict[str, float]:
@@ -356,7 +358,7 @@ def case_boundary_measures(
     classes: Sequence[int],
     *,
     spacing: Sequence[float],
-    convention: str = "monai",
+    convention: str = SURFACE_CONVENTION,
     percentile: float | None = 95.0,
     tolerance: Callable[[int], float] | float = 1.0,
     check: Callable[[], None] | None = None,

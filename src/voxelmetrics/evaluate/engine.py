@@ -17,7 +17,7 @@ from concurrent.futures import Executor
 
 import numpy as np
 
-from voxelmetrics.evaluate.executors import _check_executor, _run_all, _run_on
+from voxelmetrics.evaluate.executors import check_executor, run_all, run_on
 from voxelmetrics.evaluate.planning import (
     case_spec,
     check_histogram_budget,
@@ -151,7 +151,7 @@ def evaluate(
     if not cases:
         raise ValueError("evaluate needs at least one case.")
     if executor is not None:
-        _check_executor(executor, options)
+        check_executor(executor, options)
     opened = []
     for name, pred_source, true_source in cases:
         pred_volume = open_volume(pred_source, key=options.pred_key)
@@ -166,9 +166,9 @@ def evaluate(
         threshold, expected_from = _score_threshold(first_pred, first_true, options, len(opened))
     if executor is None:
         run = _case_runner(opened, options, threshold, expected_from, progress, on_case)
-        totals = _run_all(run, len(opened), options.devices)
+        totals = run_all(run, len(opened), options.devices)
     else:
-        totals = _run_on(executor, cases, options, threshold, expected_from, on_case)
+        totals = run_on(executor, cases, options, threshold, expected_from, on_case)
     if kind == "labels":
         return finish_label_maps(totals, options)
     return Evaluation(options, threshold, totals, kind)

@@ -1,9 +1,9 @@
 """Where `evaluate`'s cases run: in turn, one thread per JAX device, or on an executor (local
 processes, or a dask cluster).
 
-In this process `_run_all` runs them in turn, or spread over the local JAX devices
+In this process `run_all` runs them in turn, or spread over the local JAX devices
 (`local_devices`). `evaluate(..., executor=...)` takes any `concurrent.futures.Executor`
-instead: `_run_on` submits one `run_case_task` per case and takes the results in case order.
+instead: `run_on` submits one `run_case_task` per case and takes the results in case order.
 This module also builds the two executors the CLI offers and stops them cleanly on a
 failure or a signal:
 
@@ -234,7 +234,7 @@ def local_devices(requested: int) -> list:
     return devices if len(devices) > 1 else []
 
 
-def _check_executor(executor: Executor, options: Options) -> None:
+def check_executor(executor: Executor, options: Options) -> None:
     """Refuse `devices` with an executor, and a process pool that forks: a child forked
     from a process running JAX's or TensorFlow's threads can deadlock on their locks."""
     if options.devices != 1:
@@ -251,7 +251,7 @@ def _check_executor(executor: Executor, options: Options) -> None:
         )
 
 
-def _run_all(run: Callable[..., CaseTotals], num_cases: int, requested_devices: int) -> list:
+def run_all(run: Callable[..., CaseTotals], num_cases: int, requested_devices: int) -> list:
     """`run(index[, device])` for every case: in turn, or one thread per JAX device."""
     devices = local_devices(requested_devices)
     if not devices:
@@ -298,7 +298,7 @@ def _worker_deaths() -> tuple[type[BaseException], ...]:
     return tuple(deaths)
 
 
-def _run_on(executor: Executor, cases, options, threshold, expected_from, on_case) -> list:
+def run_on(executor: Executor, cases, options, threshold, expected_from, on_case) -> list:
     """Every case as a `run_case_task` on `executor`, the results taken in case order.
 
     On the first failure (in case order) or an interruption, the cases not started are

@@ -23,7 +23,7 @@ STATISTICS = ("mean", "std", "median", "q25", "q75", "min", "min_case", "max", "
 STATISTICS += ("n_defined", "n_cases", "ci_low", "ci_high")
 
 
-def _write_csv(columns: Sequence[str], rows: list[dict]) -> str:
+def csv_text(columns: Sequence[str], rows: list[dict]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, restval="", lineterminator="\n")
     writer.writeheader()
@@ -79,7 +79,7 @@ def to_csv(summary: dict) -> str:
 
         more_columns, more_rows = csv_part(summary)
         columns, rows = columns + more_columns, rows + more_rows
-    return _write_csv(columns, rows)
+    return csv_text(columns, rows)
 
 
 def to_per_case_csv(summary: dict) -> str:
@@ -92,4 +92,4 @@ def to_per_case_csv(summary: dict) -> str:
         for case in summary["cases"]
         for name, row in case["classes"].items()
     ]
-    return _write_csv(columns, rows)
+    return csv_text(columns, rows)

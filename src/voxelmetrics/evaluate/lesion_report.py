@@ -9,7 +9,7 @@ seeded bootstrap CI). A class not evaluated (the background of label maps) is le
 
 import numpy as np
 
-from voxelmetrics.evaluate.formats import STATISTICS, _write_csv
+from voxelmetrics.evaluate.formats import STATISTICS, csv_text
 from voxelmetrics.evaluate.lesions import (
     COUNT_FIELDS,
     FIELDS,
@@ -18,16 +18,16 @@ from voxelmetrics.evaluate.lesions import (
     lesion_scores,
     score_names,
 )
-from voxelmetrics.evaluate.report import _number
+from voxelmetrics.evaluate.report import json_number
 from voxelmetrics.evaluate.statistics import case_statistics_table
-from voxelmetrics.evaluate.terminal import _fmt, _with_interval
+from voxelmetrics.evaluate.terminal import format_number, with_interval
 
 
 def _scores(counts: np.ndarray, convention: str, cases: int = 1) -> dict:
     values = dict(zip(FIELDS, counts.tolist(), strict=True))
     out = {k: int(values[k]) for k in COUNT_FIELDS}
     scores = lesion_scores(values, convention, cases=cases)
-    return {**out, **{k: _number(v) for k, v in scores.items()}}
+    return {**out, **{k: json_number(v) for k, v in scores.items()}}
 
 
 def lesion_block(evaluation, names, *, bootstrap: int) -> dict | None:
@@ -70,10 +70,10 @@ def lesion_block(evaluation, names, *, bootstrap: int) -> dict | None:
         for i, metric in enumerate(metrics):
             values = per_case[r * len(metrics) + i]
             defined = values[~np.isnan(values)]
-            row[metric] = _number(defined.mean()) if defined.size else None
+            row[metric] = json_number(defined.mean()) if defined.size else None
             row[f"{metric}_cases"] = int(defined.size)
             stats[metric] = {
-                k: v if isinstance(v, str | None) else _number(v)
+                k: v if isinstance(v, str | None) else json_number(v)
                 for k, v in table[r * len(metrics) + i].items()
             }
         samplewise[names[c]] = {**row, "statistics": stats}
@@ -103,7 +103,7 @@ def _jsonable(value):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_jsonable(v) for v in value]
-    return value if value is None or isinstance(value, str) else _number(value)
+    return value if value is None or isinstance(value, str) else json_number(value)
 
 
 def csv_part(summary: dict) -> tuple[list[str], list[dict]]:
@@ -158,7 +158,7 @@ def to_per_lesion_csv(evaluation, names) -> str:
             if row["side"] == "pred":
                 cells.update(dice="", iou="", hd95="", assd="")
             rows.append({"case": case.name, "class": names[row["class"]], **cells})
-    return _write_csv(PER_LESION_COLUMNS, rows)
+    return csv_text(PER_LESION_COLUMNS, rows)
 
 
 TABLE = {
@@ -192,7 +192,7 @@ def render_lesions(summary: dict, console) -> None:
     for label in TABLE.values():
         table.add_column(label, justify="right", no_wrap=True)
     for name, row in block["pooled"]["classes"].items():
-        cells = [str(row["n_true"])] + [_fmt(row[k], 3) for k in list(TABLE)[1:]]
+        cells = [str(row["n_true"])] + [format_number(row[k], 3) for k in list(TABLE)[1:]]
         table.add_row(name, *cells)
     console.print(table)
     per_case = Table(
@@ -205,7 +205,7 @@ def render_lesions(summary: dict, console) -> None:
     per_case.add_column("dice", justify="right", no_wrap=True)
     for name, row in block["samplewise"].items():
         stats = row["statistics"]
-        per_case.add_row(name, _with_interval(stats["f1"]), _with_interval(stats["lesion_dice"]))
+        per_case.add_row(name, with_interval(stats["f1"]), with_interval(stats["lesion_dice"]))
     console.print(per_case)
 
 

@@ -24,11 +24,13 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from voxelmetrics.defaults import SURFACE_CONVENTION
 from voxelmetrics.evaluate.surface import spatial_grid
 from voxelmetrics.evaluate.whole_case import WholeCase, read_case
 from voxelmetrics.ops._options import check_choice, check_fraction, threshold_per_class
 
 CONVENTIONS = ("panoptica", "brats2023", "overlap")
+DEFAULT_CONVENTION = "overlap"  # a LesionRequest made in code; the CLI asks for one
 CONNECTIVITIES = (6, 18, 26)
 DEFAULT_CONNECTIVITY = 26
 DEFAULT_MATCH_THRESHOLD = 0.5
@@ -165,13 +167,13 @@ class LesionRequest:
         surface_convention: the boundary convention of `overlap`'s per-lesion HD95 / ASSD.
     """
 
-    convention: str = "overlap"
+    convention: str = DEFAULT_CONVENTION
     connectivity: int = DEFAULT_CONNECTIVITY
     min_true: MinVolume | None = None
     min_pred: MinVolume | None = None
     match_threshold: float = DEFAULT_MATCH_THRESHOLD
     challenge: str | None = None
-    surface_convention: str = "monai"
+    surface_convention: str = SURFACE_CONVENTION
 
     def __post_init__(self):
         check_choice("lesion convention", self.convention, CONVENTIONS)

@@ -12,34 +12,41 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from voxelmetrics.ops._options import check_class_names
+
 Regions = tuple[tuple[str, tuple[int, ...]], ...]
 
 
 def parse_regions(items: Sequence[str]) -> Regions:
     """`["wt=1,2,3", "tc=1,3", "et=3"]` -> `(("wt", (1, 2, 3)), ("tc", (1, 3)), ("et", (3,)))`.
 
-    Names distinct (letters, digits, `_`, `-`), each region one or more distinct label ids
-    >= 0.
+    Each region one or more distinct label ids >= 0; the names (letters, digits, `_`, `-`)
+    are the report's class names, so the class-name rule holds them (`check_class_names`:
+    distinct, none an average's name such as "macro" or "none").
 
     Example:
         >>> parse_regions(["wt=1,2,3", "et=3"])
         (('wt', (1, 2, 3)), ('et', (3,)))
     """
-    out, seen = [], set()
+    given = " ".join(items)
+    out = []
     for item in items:
         match = re.fullmatch(r"([A-Za-z0-9_-]+)=([0-9]+(?:,[0-9]+)*)", item.strip())
-        if match is None or match.group(1) in seen:
+        if match is None:
             raise ValueError(
-                f"--regions {' '.join(items)}: expected NAME=ID[,ID...] per region, names "
-                f"distinct (e.g. wt=1,2,3 tc=1,3 et=3); got {item!r}."
+                f"--regions {given}: expected NAME=ID[,ID...] per region "
+                f"(e.g. wt=1,2,3 tc=1,3 et=3); got {item!r}."
             )
         labels = tuple(int(v) for v in match.group(2).split(","))
         if len(set(labels)) != len(labels):
             raise ValueError(f"--regions: region {match.group(1)} lists a label twice: {item!r}.")
-        seen.add(match.group(1))
         out.append((match.group(1), labels))
     if not out:
         raise ValueError("--regions: give at least one NAME=ID[,ID...].")
+    try:
+        check_class_names([name for name, _ in out])
+    except ValueError as error:
+        raise ValueError(f"--regions {given}: region names are class names: {error}") from None
     return tuple(out)
 
 

@@ -11,8 +11,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from voxelmetrics.defaults import BOOTSTRAP, CRITERION, ZERO_DIVISION
 from voxelmetrics.evaluate.records import NO_CURVES, Evaluation
-from voxelmetrics.evaluate.statistics import DEFAULT_BOOTSTRAP, case_statistics_table
+from voxelmetrics.evaluate.statistics import case_statistics_table
 from voxelmetrics.evaluate.surface import MEASURES as SURFACE_MEASURES
 from voxelmetrics.evaluate.surface import MISSED as SURFACE_MISSED
 from voxelmetrics.ops import _options
@@ -69,15 +70,15 @@ def parse_criterion(text: str) -> tuple[str, dict]:
     return criterion.name, criterion.options
 
 
-def _number(x):
+def json_number(x):
     """A JSON-ready value: ints stay ints, NaN becomes None, +-inf the strings "inf" and
     "-inf" (strict JSON has no infinity; a missed structure's Hausdorff distance is one),
     and every other float its shortest decimal that reads back as the same float32 (the
     precision the scores are computed in): 0.6, not 0.6000000238418579.
 
     Example:
-        >>> _number(np.float32(0.6)), _number(np.float64("nan")), _number(np.inf), _number(3)
-        (0.6, None, 'inf', 3)
+        >>> [json_number(x) for x in (np.float32(0.6), np.float64("nan"), np.inf, 3)]
+        [0.6, None, 'inf', 3]
     """
     if isinstance(x, int | np.integer):
         return int(x)
@@ -147,7 +148,7 @@ def _numbers(counts, histogram, *, zero_division, exclude, criteria):
     return {"classes": classes, "averages": averages, "valid": valid, "optimal": optimal}
 
 
-def scopes_numbers(counts, histogram, zero_division="nan", exclude=(), criteria=()) -> list:
+def scopes_numbers(counts, histogram, zero_division=ZERO_DIVISION, exclude=(), criteria=()) -> list:
     """`_numbers` of S scopes at once on the host, one dict per scope: int64 totals
     `[S, C, 4]` and `[S, C, B, 2]` in, numpy float64 out (bins and valid counts int64),
     nothing compiled; plus the exact int64 counts at each criterion's threshold
@@ -179,7 +180,7 @@ def _scope_of(tree, s: int):
     return np.asarray(tree)[s]
 
 
-def scope_numbers(counts, histogram, zero_division="nan", exclude=(), criteria=()) -> dict:
+def scope_numbers(counts, histogram, zero_division=ZERO_DIVISION, exclude=(), criteria=()) -> dict:
     """`scopes_numbers` of one scope: counts `[C, 4]`, histogram `[C, B, 2]` or None.
 
     Example:
@@ -203,13 +204,17 @@ def _all_scopes(evaluation: Evaluation, zero_division, exclude, criteria=()) -> 
     return numbers[:-1], numbers[-1]
 
 
-def class_metrics(counts: np.ndarray, histogram: np.ndarray | None, zero_division="nan") -> dict:
+def class_metrics(
+    counts: np.ndarray, histogram: np.ndarray | None, zero_division=ZERO_DIVISION
+) -> dict:
     """Per-class metrics `{name: float64 [C]}` from exact counts and a histogram (curve
     metrics only with a histogram)."""
     return scope_numbers(counts, histogram, zero_division)["classes"]
 
 
-def averaged_metrics(counts, histogram, zero_division="nan", exclude: Sequence[int] = ()) -> dict:
+def averaged_metrics(
+    counts, histogram, zero_division=ZERO_DIVISION, exclude: Sequence[int] = ()
+) -> dict:
     """`{average: {metric: float, "valid_classes": int}}` for micro, macro and weighted.
 
     Classes in `exclude` (indices) are left out of every average (reported per class only).
@@ -229,7 +234,10 @@ def _averages(numbers: dict) -> dict:
 
 
 def _optimal_row(optimal: dict, c: int) -> dict:
-    row = {"threshold": _number(optimal["threshold"][c]), "value": _number(optimal["value"][c])}
+    row = {
+        "threshold": json_number(optimal["threshold"][c]),
+        "value": json_number(optimal["value"][c]),
+    }
     if row["threshold"] is not None:
         row |= dict(zip(("tp", "fp", "fn", "tn"), map(int, optimal["counts"][c]), strict=True))
     return row
@@ -240,8 +248,8 @@ def _class_rows(names, counts, histogram, threshold, numbers, criteria) -> dict:
     for c, name in enumerate(names):
         tp, fp, fn, tn = (int(x) for x in counts[c])
         row = {"support": tp + fn, "tp": tp, "fp": fp, "fn": fn, "tn": tn}
-        row["threshold"] = None if histogram is None else _number(threshold[c])
-        row |= {k: _number(v[c]) for k, v in _in_order(numbers["classes"]).items()}
+        row["threshold"] = None if histogram is None else json_number(threshold[c])
+        row |= {k: json_number(v[c]) for k, v in _in_order(numbers["classes"]).items()}
         optimal = numbers["optimal"]
         row["optimal"] = {crit: _optimal_row(optimal[crit], c) for crit in criteria}
         rows[name] = row
@@ -252,7 +260,7 @@ def _scope(counts, histogram, numbers, *, names, threshold, criteria) -> dict:
     return {
         "classes": _class_rows(names, counts, histogram, threshold, numbers, criteria),
         "averages": {
-            a: {k: _number(v) if k != "valid_classes" else v for k, v in row.items()}
+            a: {k: json_number(v) if k != "valid_classes" else v for k, v in row.items()}
             for a, row in _averages(numbers).items()
         },
     }
@@ -261,10 +269,10 @@ def _scope(counts, histogram, numbers, *, names, threshold, criteria) -> dict:
 def samplewise(
     evaluation: Evaluation,
     names,
-    zero_division="nan",
+    zero_division=ZERO_DIVISION,
     *,
     exclude: Sequence[int] = (),
-    bootstrap: int = DEFAULT_BOOTSTRAP,
+    bootstrap: int = BOOTSTRAP,
     numbers: Sequence[dict] | None = None,
 ) -> dict:
     """Per class, and for the per-case macro average over the classes not in `exclude`
@@ -297,10 +305,12 @@ def samplewise(
     for r, name in enumerate(rows):
         row = {}
         for i, metric in enumerate(metrics):
-            row[metric] = _number(means[r, i])
+            row[metric] = json_number(means[r, i])
             row[f"{metric}_cases"] = int(defined[r, i])
         row["statistics"] = {
-            metric: {k: v if isinstance(v, str | None) else _number(v) for k, v in stats.items()}
+            metric: {
+                k: v if isinstance(v, str | None) else json_number(v) for k, v in stats.items()
+            }
             for metric, stats in zip(metrics, table[r * len(metrics) :], strict=False)
         }
         out[name] = row
@@ -325,10 +335,10 @@ def summarize(
     evaluation: Evaluation,
     *,
     class_names: Sequence[str] | None = None,
-    criteria: Sequence[str] = ("f1",),
-    zero_division="nan",
+    criteria: Sequence[str] = (CRITERION,),
+    zero_division=ZERO_DIVISION,
     exclude: Sequence = (),
-    bootstrap: int = DEFAULT_BOOTSTRAP,
+    bootstrap: int = BOOTSTRAP,
 ) -> dict:
     """The full report as a JSON-ready dict: config, per case, pooled, samplewise.
 
@@ -379,7 +389,7 @@ def summarize(
         "config": {
             "num_classes": evaluation.num_classes,
             "class_names": names,
-            "threshold": [_number(x) for x in t],
+            "threshold": [json_number(x) for x in t],
             "num_bins": options.num_bins,
             "from_logits": options.from_logits,
             "axis": options.axis,

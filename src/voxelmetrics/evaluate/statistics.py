@@ -7,15 +7,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from voxelmetrics.defaults import BOOTSTRAP
+
 CONFIDENCE = 0.95
-DEFAULT_BOOTSTRAP = 1000
 NAN = float("nan")
 
 
 def bootstrap_mean_interval(
     values: np.ndarray,
     *,
-    resamples: int = DEFAULT_BOOTSTRAP,
+    resamples: int = BOOTSTRAP,
     seed: int = 0,
     confidence: float = CONFIDENCE,
 ) -> tuple[float, float]:
@@ -51,7 +52,7 @@ MAX_GATHER = 2**22  # resampled values held at once: samples x resamples x cases
 def bootstrap_mean_intervals(
     samples: Sequence[np.ndarray],
     *,
-    resamples: int = DEFAULT_BOOTSTRAP,
+    resamples: int = BOOTSTRAP,
     seed: int = 0,
     confidence: float = CONFIDENCE,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -137,7 +138,7 @@ def case_statistics(
     values: np.ndarray,
     case_names: Sequence[str],
     *,
-    bootstrap: int = DEFAULT_BOOTSTRAP,
+    bootstrap: int = BOOTSTRAP,
     seed: int = 0,
 ) -> dict:
     """Spread over cases of one score: mean, sd, median, quartiles, extremes, bootstrap CI.
@@ -173,7 +174,7 @@ def case_statistics_table(
     values: np.ndarray,
     case_names: Sequence[str],
     *,
-    bootstrap: int = DEFAULT_BOOTSTRAP,
+    bootstrap: int = BOOTSTRAP,
     seed: int = 0,
 ) -> list[dict]:
     """`case_statistics` of each row of `values` `[S, n_cases]` (say every class and metric

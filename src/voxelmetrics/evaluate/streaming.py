@@ -15,10 +15,10 @@ from voxelmetrics.evaluate.readers import InputError, Volume
 from voxelmetrics.evaluate.records import CaseTotals, Options, Progress
 from voxelmetrics.evaluate.surface import case_measures
 from voxelmetrics.evaluate.value_checks import (
-    _check_label_map,
-    _check_truth,
+    check_label_map,
     check_labels,
     check_scores,
+    check_truth,
 )
 from voxelmetrics.evaluate.whole_case import read_case
 from voxelmetrics.ops.fused import counts_and_histogram
@@ -169,7 +169,7 @@ def _score_slab(slab: _Slab, options, threshold, spec, device) -> tuple:
         offset=slab.start,
         axis=slab.pred_axis,
     )
-    _check_truth(slab, spec)
+    check_truth(slab, spec)
     return _run_chunk(slab, threshold, spec, options.from_logits, options.num_bins, device)
 
 
@@ -184,7 +184,7 @@ def _mask_slab(slab: _Slab, options, threshold, spec, device) -> tuple:
         offset=slab.start,
         axis=slab.pred_axis,
     )
-    _check_truth(slab, spec)
+    check_truth(slab, spec)
     half = np.full(spec.num_classes, 0.5, np.float32)
     return _run_chunk(slab, half, spec, False, 2, device)[:1]
 
@@ -214,7 +214,7 @@ def _label_slab(slab: _Slab, options, threshold, spec, device) -> tuple:
         (slab.pred, slab.pred_path, slab.pred_axis),
     ):
         if labels.dtype.kind == "f":
-            _check_label_map(labels, spec, path, slab.start, axis, options)
+            check_label_map(labels, spec, path, slab.start, axis, options)
     matrix, invalid = label_confusion_matrix(
         *_place((slab.true, slab.pred), device),
         spec.num_classes,
@@ -223,8 +223,8 @@ def _label_slab(slab: _Slab, options, threshold, spec, device) -> tuple:
         with_invalid=True,
     )
     if int(ops.convert_to_numpy(invalid)):
-        _check_label_map(slab.true, spec, slab.true_path, slab.start, slab.true_axis, options)
-        _check_label_map(
+        check_label_map(slab.true, spec, slab.true_path, slab.start, slab.true_axis, options)
+        check_label_map(
             slab.pred, spec, slab.pred_path, slab.start, slab.pred_axis, options, ignore=False
         )
     return (matrix,)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from voxelmetrics.defaults import SURFACE_CONVENTION
 from voxelmetrics.evaluate.readers import InputError, Volume, voxel_size
 from voxelmetrics.ops._options import check_number, class_index, threshold_per_class
 
@@ -43,7 +44,7 @@ class SurfaceRequest:
     measures: tuple[str, ...]
     tolerance: float | None = None
     class_tolerances: tuple[tuple[str | int, float], ...] = ()
-    convention: str = "monai"
+    convention: str = SURFACE_CONVENTION
     missing: str = "inf"
     exclude: tuple[int, ...] = ()
 

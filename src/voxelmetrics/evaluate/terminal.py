@@ -3,7 +3,7 @@ boundary measures and the optimal thresholds (rich tables, read from a summary).
 """
 
 
-def _fmt(x, digits: int = 4) -> str:
+def format_number(x, digits: int = 4) -> str:
     """A number with `digits` decimals; "-" for undefined, "inf" as it is."""
     if isinstance(x, str):
         return x
@@ -20,11 +20,11 @@ TABLE_METRICS = {
 HARD_TABLE_METRICS = {"recall": "recall", "precision": "prec", "dice": "dice", "iou": "IoU"}
 
 
-def _with_interval(stats: dict) -> str:
+def with_interval(stats: dict) -> str:
     """`0.943 [0.931, 0.952]`: the mean over cases and its bootstrap CI (when computed)."""
-    text = _fmt(stats["mean"], 3)
+    text = format_number(stats["mean"], 3)
     if stats.get("ci_low") is not None:
-        text += f" [{_fmt(stats['ci_low'], 3)}, {_fmt(stats['ci_high'], 3)}]"
+        text += f" [{format_number(stats['ci_low'], 3)}, {format_number(stats['ci_high'], 3)}]"
     return text
 
 
@@ -54,7 +54,7 @@ def _render_surface(summary: dict, console) -> None:
         if name in not_measured:
             table.add_row(name, *(["not measured"] * len(config["surface"])))
         else:
-            table.add_row(name, *(_with_interval(stats[m]) for m in config["surface"]))
+            table.add_row(name, *(with_interval(stats[m]) for m in config["surface"]))
     _print_whole(table, console)
     missed = [
         f"{name} in {row['surface_missed_cases']}"
@@ -113,10 +113,10 @@ def render_table(summary: dict, console) -> None:
     for column in ("support", *shown.values()):
         table.add_column(column, justify="right")
     for name, row in pooled["classes"].items():
-        table.add_row(name, f"{row['support']:,}", *(_fmt(row[k], 3) for k in shown))
+        table.add_row(name, f"{row['support']:,}", *(format_number(row[k], 3) for k in shown))
     table.add_section()
     for average, row in pooled["averages"].items():
-        table.add_row(average, "", *(_fmt(row[k], 3) for k in shown))
+        table.add_row(average, "", *(format_number(row[k], 3) for k in shown))
     console.print(table)
     per_case = Table(
         title=f"per case: mean over {config['num_cases']} case(s) [95% bootstrap CI]",
@@ -128,7 +128,7 @@ def render_table(summary: dict, console) -> None:
         per_case.add_column(column, justify="right", no_wrap=True)
     for name, row in samples.items():
         stats = row["statistics"]
-        per_case.add_row(name, _with_interval(stats["dice"]), _with_interval(stats["iou"]))
+        per_case.add_row(name, with_interval(stats["dice"]), with_interval(stats["iou"]))
     console.print(per_case)
     if config.get("surface"):
         _render_surface(summary, console)
@@ -150,5 +150,11 @@ def render_table(summary: dict, console) -> None:
         best.add_column(crit, justify="right")
     for name, row in pooled["classes"].items():
         cells = [row["optimal"][c] for c in criteria]
-        best.add_row(name, *(f"{_fmt(o['value'], 3)} @ {_fmt(o['threshold'], 3)}" for o in cells))
+        best.add_row(
+            name,
+            *(
+                f"{format_number(o['value'], 3)} @ {format_number(o['threshold'], 3)}"
+                for o in cells
+            ),
+        )
     console.print(best)

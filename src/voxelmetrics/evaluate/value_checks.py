@@ -114,7 +114,7 @@ def negative_ids_advice(negative: np.ndarray, ignorable: bool) -> str:
     return "a predicted label map holds class ids only (--ignore-index skips truth voxels)"
 
 
-def _check_truth(slab, spec) -> None:
+def check_truth(slab, spec) -> None:
     """`check_labels` on the truth of a streamed slab (`streaming._Slab`), per `spec`."""
     check_labels(
         slab.true,
@@ -127,7 +127,7 @@ def _check_truth(slab, spec) -> None:
     )
 
 
-def _check_label_map(labels, spec, path, offset, axis, options, ignore: bool = True) -> None:
+def check_label_map(labels, spec, path, offset, axis, options, ignore: bool = True) -> None:
     """Raise `InputError` on fractional ids or ids outside `[0, C)` (C given or inferred)."""
     try:
         check_labels(

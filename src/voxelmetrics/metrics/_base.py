@@ -13,6 +13,7 @@ import numpy as np
 from keras import metrics, ops
 
 from voxelmetrics.backends import is_concrete, is_meta
+from voxelmetrics.defaults import ZERO_DIVISION
 from voxelmetrics.metrics._lifecycle import ConstructorConfig
 from voxelmetrics.ops._inputs import (
     Activation,
@@ -74,7 +75,7 @@ class SegmentationMetric(ConstructorConfig, metrics.Metric):
         num_classes: int | None = None,
         class_names: Sequence[str] | None = None,
         ignore_index: int | None = None,
-        zero_division="nan",
+        zero_division=ZERO_DIVISION,
         exclude_from_average=(),
         name: str | None = None,
         dtype=None,

@@ -9,6 +9,7 @@ import inspect
 
 import keras
 
+from voxelmetrics._docs import insert_before
 from voxelmetrics.ops.criterion import Criterion
 
 # Keras writes these itself (`Metric.get_config`: name, dtype; `Loss.get_config`: name,
@@ -112,11 +113,8 @@ def documented(*sections: str):
     """
 
     def decorate(cls):
-        marker = "\n    Standalone usage:"
         if sections:
-            if marker not in cls.__doc__:
-                raise ValueError(f"{cls.__name__}'s docstring has no {marker.strip()!r}.")
-            cls.__doc__ = cls.__doc__.replace(marker, "".join(sections) + marker, 1)
+            cls.__doc__ = insert_before(cls.__doc__, "\n    Standalone usage:", "".join(sections))
         return keras.saving.register_keras_serializable(package="voxelmetrics")(cls)
 
     return decorate

@@ -7,6 +7,7 @@ rule are the ops' own.
 
 from collections.abc import Callable, Sequence
 
+from voxelmetrics.defaults import ZERO_DIVISION
 from voxelmetrics.metrics._base import AveragedMetric, CountState, arguments
 from voxelmetrics.metrics._lifecycle import documented
 from voxelmetrics.ops import scores
@@ -60,7 +61,7 @@ class ScoreMetric(AveragedMetric, CountState):
         average="macro",
         class_weights=None,
         exclude_from_average=(),
-        zero_division="nan",
+        zero_division=ZERO_DIVISION,
         mode: str = "multilabel",
         from_logits: bool = False,
         axis: int = -1,
@@ -256,7 +257,7 @@ class FBetaScore(ScoreMetric):
         average="macro",
         class_weights=None,
         exclude_from_average=(),
-        zero_division="nan",
+        zero_division=ZERO_DIVISION,
         mode: str = "multilabel",
         from_logits: bool = False,
         axis: int = -1,

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from keras import ops
 
+from voxelmetrics.defaults import CRITERION, ZERO_DIVISION
 from voxelmetrics.metrics._base import AveragedMetric, HistogramState, arguments, per_class
 from voxelmetrics.metrics._lifecycle import documented
 from voxelmetrics.ops import curves
@@ -50,7 +51,7 @@ class CurveMetric(AveragedMetric, HistogramState):
         average="macro",
         class_weights=None,
         exclude_from_average=(),
-        zero_division="nan",
+        zero_division=ZERO_DIVISION,
         mode: str = "multilabel",
         from_logits: bool = False,
         axis: int = -1,
@@ -230,7 +231,7 @@ class RecallAtPrecision(_ConstrainedMetric):
         average="macro",
         class_weights=None,
         exclude_from_average=(),
-        zero_division="nan",
+        zero_division=ZERO_DIVISION,
         mode: str = "multilabel",
         from_logits: bool = False,
         axis: int = -1,
@@ -279,7 +280,7 @@ class PrecisionAtRecall(_ConstrainedMetric):
         average="macro",
         class_weights=None,
         exclude_from_average=(),
-        zero_division="nan",
+        zero_division=ZERO_DIVISION,
         mode: str = "multilabel",
         from_logits: bool = False,
         axis: int = -1,
@@ -342,7 +343,7 @@ class SensitivityAtSpecificity(_ConstrainedMetric):
         average="macro",
         class_weights=None,
         exclude_from_average=(),
-        zero_division="nan",
+        zero_division=ZERO_DIVISION,
         mode: str = "multilabel",
         from_logits: bool = False,
         axis: int = -1,
@@ -393,7 +394,7 @@ class SpecificityAtSensitivity(_ConstrainedMetric):
         average="macro",
         class_weights=None,
         exclude_from_average=(),
-        zero_division="nan",
+        zero_division=ZERO_DIVISION,
         mode: str = "multilabel",
         from_logits: bool = False,
         axis: int = -1,
@@ -448,7 +449,7 @@ class OptimalThreshold(HistogramState):
 
     def __init__(
         self,
-        criterion: Criterion | str = "f1",
+        criterion: Criterion | str = CRITERION,
         *,
         num_bins: int = NUM_BINS,
         mode: str = "multilabel",

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from keras import ops
 
+from voxelmetrics.defaults import ZERO_DIVISION
 from voxelmetrics.metrics._base import CountState, arguments, per_class
 from voxelmetrics.metrics._lifecycle import documented
 from voxelmetrics.ops import scores
@@ -76,7 +77,7 @@ class SegmentationReport(CountState):
         class_weights=None,
         exclude_from_average=(),
         threshold=None,
-        zero_division="nan",
+        zero_division=ZERO_DIVISION,
         mode: str = "multilabel",
         from_logits: bool = False,
         axis: int = -1,

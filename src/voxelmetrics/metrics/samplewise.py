@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 
 from keras import ops
 
+from voxelmetrics.defaults import ZERO_DIVISION
 from voxelmetrics.metrics._base import AveragedMetric, VolumeMeanState, arguments
 from voxelmetrics.metrics._lifecycle import documented
 from voxelmetrics.ops import scores
@@ -41,7 +42,7 @@ class SamplewiseScore(AveragedMetric, VolumeMeanState):
         average="macro",
         class_weights=None,
         exclude_from_average=(),
-        zero_division="nan",
+        zero_division=ZERO_DIVISION,
         ignore_empty: bool = False,
         mode: str = "multilabel",
         from_logits: bool = False,

@@ -7,6 +7,7 @@ and the (weighted) number of volumes where the value is defined.
 
 from keras import ops
 
+from voxelmetrics.defaults import SURFACE_CONVENTION
 from voxelmetrics.metrics._lifecycle import documented
 from voxelmetrics.metrics.samplewise import SamplewiseScore
 from voxelmetrics.ops import surface
@@ -43,7 +44,9 @@ class SurfaceScore(SamplewiseScore):
     exclusive classes. `sample_weight` of shape `[B]` weighs volumes in the mean.
     """
 
-    def __init__(self, *, spacing=None, spatial_dims: int = 3, convention="monai", **kwargs):
+    def __init__(
+        self, *, spacing=None, spatial_dims: int = 3, convention=SURFACE_CONVENTION, **kwargs
+    ):
         super().__init__(**kwargs)
         if self.ignore_index is not None:
             raise ValueError("ignore_index is not supported by boundary metrics.")

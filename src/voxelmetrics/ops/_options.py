@@ -31,6 +31,11 @@ from collections.abc import Sequence
 import numpy as np
 from keras import ops
 
+from voxelmetrics._scalar_checks import check_choice as check_choice  # re-exported
+from voxelmetrics._scalar_checks import check_int as check_int
+from voxelmetrics._scalar_checks import check_number as check_number
+from voxelmetrics._scalar_checks import check_zero_division as check_zero_division
+from voxelmetrics._scalar_checks import zero_division_value as zero_division_value
 from voxelmetrics.backends import is_concrete
 from voxelmetrics.defaults import NUM_BINS as NUM_BINS  # re-exported: ops, metrics read it
 from voxelmetrics.defaults import SURFACE_CONVENTIONS as SURFACE_CONVENTIONS
@@ -41,30 +46,6 @@ AVERAGES = (None, "none", "micro", "macro", "weighted")
 RESERVED_NAMES = ("micro", "macro", "weighted", "none", "samplewise")
 ACTIVATIONS = ("sigmoid", "softmax")
 ON_INVALID = ("raise", "tally")
-
-
-def check_int(name: str, value, minimum: int = 1) -> int:
-    """`value` as a Python int `>= minimum`; numpy integer scalars (np.int64(8)) are accepted,
-    bools and floats are not."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; received {value!r}.")
-    return int(value)
-
-
-def check_number(name: str, value, *, positive: bool = False) -> float:
-    """A finite real number as a float (> 0 where `positive`, else >= 0)."""
-    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and np.isfinite(value)
-    if not ok or value < 0 or (positive and value == 0):
-        bound = "> 0" if positive else ">= 0"
-        raise ValueError(f"{name} must be {bound}; received {value!r} (a finite number).")
-    return float(value)
-
-
-def check_choice(name: str, value, choices: Sequence):
-    """`value` if it is one of `choices`."""
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}; received {value!r}.")
-    return value
 
 
 def check_on_invalid(on_invalid: str) -> str:
@@ -258,21 +239,6 @@ def check_threshold(threshold, num_classes: int) -> None:
 def check_num_bins(num_bins) -> int:
     """B, an integer >= 1 (`NUM_BINS` by default everywhere)."""
     return check_int("num_bins", num_bins)
-
-
-def zero_division_value(zero_division) -> float:
-    """The float an undefined ratio becomes: NaN ("nan", the default), 0 or 1."""
-    if zero_division == "nan" or (isinstance(zero_division, float) and np.isnan(zero_division)):
-        return float("nan")
-    if zero_division in (0, 1) and not isinstance(zero_division, bool):
-        return float(zero_division)
-    raise ValueError(f'zero_division must be "nan", 0 or 1; received {zero_division!r}.')
-
-
-def check_zero_division(zero_division):
-    """zero_division as stored in config: "nan", 0 or 1 (float NaN is stored as "nan")."""
-    value = zero_division_value(zero_division)
-    return "nan" if np.isnan(value) else zero_division
 
 
 def check_average(average, class_weights=None) -> None:

@@ -5,29 +5,12 @@
 """
 
 import dataclasses
-from typing import Literal, get_args
 
-from voxelmetrics.defaults import CRITERION
+from voxelmetrics.defaults import CRITERIA as CRITERIA  # re-exported: thresholds reads it
+from voxelmetrics.defaults import CRITERION, CriterionName
 from voxelmetrics.defaults import CRITERION_SPELLINGS as SPELLINGS
 from voxelmetrics.ops._options import check_choice, check_fraction, check_number
 
-# The criterion names. Spelled twice on purpose: type checkers read only a `Literal` written
-# out (one built from a tuple is no type to them), and `voxelmetrics.defaults`, which imports
-# nothing (not even `typing`), holds them as a tuple for the CLI;
-# `tests/test_defaults.py` checks that the two agree.
-CriterionName = Literal[
-    "f1",
-    "fbeta",
-    "dice",
-    "iou",
-    "youden",
-    "recall_at_precision",
-    "precision_at_recall",
-    "recall_at_specificity",
-    "specificity_at_recall",
-    "cost",
-]
-CRITERIA = get_args(CriterionName)
 # The constrained criteria: the rate maximised, the rate held at a floor, the floor's option.
 CONSTRAINED = {
     "recall_at_precision": ("recall", "precision", "min_precision"),

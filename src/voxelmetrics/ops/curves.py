@@ -4,6 +4,7 @@ A histogram `[C, B, 2]` (`score_histogram`) holds everything: the counts at thre
 $t_k$ are reverse cumulative sums over bins, so every curve costs O(C·B), not O(N·B).
 """
 
+from voxelmetrics.defaults import ZERO_DIVISION
 from voxelmetrics.ops._host import xp
 from voxelmetrics.ops.histogram import bin_thresholds
 from voxelmetrics.ops.scores import (
@@ -47,7 +48,7 @@ def _thresholds(histogram, edges):
     return bin_thresholds(xp.shape(histogram)[-2]) if edges is None else edges
 
 
-def precision_recall_curve(histogram, *, edges=None, zero_division: ZeroDivision = "nan"):
+def precision_recall_curve(histogram, *, edges=None, zero_division: ZeroDivision = ZERO_DIVISION):
     r"""Precision and recall at every threshold $t_k$, aligned with the thresholds.
 
     $P_k = tp_k / (tp_k + fp_k)$ (1 where nothing is predicted positive, the convention of
@@ -76,7 +77,7 @@ def precision_recall_curve(histogram, *, edges=None, zero_division: ZeroDivision
     return precision, recall, _thresholds(histogram, edges)
 
 
-def roc_curve(histogram, *, edges=None, zero_division: ZeroDivision = "nan"):
+def roc_curve(histogram, *, edges=None, zero_division: ZeroDivision = ZERO_DIVISION):
     r"""False- and true-positive rates at every threshold $t_k$, aligned with the thresholds.
 
     $FPR_k = fp_k / (fp_k + tn_k)$, $TPR_k = tp_k / (tp_k + fn_k)$; an undefined rate (no
@@ -131,7 +132,7 @@ def average_precision(
     *,
     average: Average = None,
     class_weights=None,
-    zero_division: ZeroDivision = "nan",
+    zero_division: ZeroDivision = ZERO_DIVISION,
 ):
     r"""Average precision, scikit-learn's step-wise sum: $AP = \sum_k (R_k - R_{k+1}) P_k$.
 
@@ -204,7 +205,7 @@ def roc_auc(
     max_fpr: float | None = None,
     average: Average = None,
     class_weights=None,
-    zero_division: ZeroDivision = "nan",
+    zero_division: ZeroDivision = ZERO_DIVISION,
 ):
     r"""Area under the ROC curve by the trapezoidal rule over the binned thresholds.
 
@@ -268,7 +269,7 @@ def pr_auc(
     *,
     average: Average = None,
     class_weights=None,
-    zero_division: ZeroDivision = "nan",
+    zero_division: ZeroDivision = ZERO_DIVISION,
 ):
     r"""Area under the PR curve with Davis & Goadrich interpolation, as Keras' AUC(curve="PR").
 

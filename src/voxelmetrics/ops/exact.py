@@ -7,6 +7,7 @@ For small data and for checking the binned results, not for the training loop.
 from keras import ops
 
 from voxelmetrics.backends import compile_kernel, run_starts
+from voxelmetrics.defaults import ZERO_DIVISION
 from voxelmetrics.ops._inputs import (
     InputSpec,
     check_inputs,
@@ -134,7 +135,7 @@ def exact_precision_recall_curve(
     sample_weight=None,
     mask=None,
     ignore_index: int | None = None,
-    zero_division: ZeroDivision = "nan",
+    zero_division: ZeroDivision = ZERO_DIVISION,
     with_average_precision: bool = False,
 ):
     r"""Exact per-class PR curve, one point per voxel, thresholds = the sorted scores.
@@ -191,7 +192,7 @@ def exact_average_precision(
     sample_weight=None,
     mask=None,
     ignore_index: int | None = None,
-    zero_division: ZeroDivision = "nan",
+    zero_division: ZeroDivision = ZERO_DIVISION,
 ):
     r"""Exact average precision per class, equal to `sklearn.metrics.average_precision_score`.
 

@@ -8,6 +8,8 @@ functions come from `_host.xp`: `keras.ops`, or numpy float64 for the offline re
 from collections.abc import Callable
 from typing import Literal
 
+from voxelmetrics._docs import fill
+from voxelmetrics.defaults import ZERO_DIVISION
 from voxelmetrics.ops._host import xp
 from voxelmetrics.ops._options import check_average, check_number, zero_division_value
 
@@ -15,7 +17,7 @@ Average = Literal["none", "micro", "macro", "weighted"] | None
 ZeroDivision = Literal["nan"] | float
 
 
-def safe_ratio(numerator, denominator, zero_division: ZeroDivision = "nan"):
+def safe_ratio(numerator, denominator, zero_division: ZeroDivision = ZERO_DIVISION):
     r"""$n / d$ where $d \ne 0$, else the `zero_division` value (float32, elementwise;
     float64 inside `_host.on_host()`, as every formula of this module)."""
     num = xp.cast(numerator, "float32")
@@ -100,9 +102,7 @@ def _score(
     return average_scores(values, tp + fn, average=average, class_weights=class_weights)
 
 
-def _doc(name: str, formula: str, example: str):
-    def decorate(fn):
-        fn.__doc__ = f"""{name} from confusion counts: ${formula}$.
+_DOC = """{name} from confusion counts: ${formula}$.
 
     Args:
         counts: `[..., C, 4]` counts, columns `tp, fp, fn, tn` (any numeric dtype).
@@ -121,6 +121,13 @@ def _doc(name: str, formula: str, example: str):
         >>> counts = np.array([[8, 2, 2, 88], [0, 0, 0, 100]])  # class 1 is empty
         {example}
     """
+
+
+def _doc(name: str, formula: str, example: str):
+    """The score ops' one docstring (`_DOC`), completed for one score."""
+
+    def decorate(fn):
+        fn.__doc__ = fill(_DOC, name=name, formula=formula, example=example)
         return fn
 
     return decorate
@@ -131,7 +138,7 @@ def _doc(name: str, formula: str, example: str):
     r"tp / (tp + fn)",
     ">>> np.asarray(recall(counts)).round(3).tolist()\n        [0.8, nan]",
 )
-def recall(counts, *, average: Average = None, class_weights=None, zero_division="nan"):
+def recall(counts, *, average: Average = None, class_weights=None, zero_division=ZERO_DIVISION):
     return _score(
         lambda tp, fp, fn, tn, z: safe_ratio(tp, tp + fn, z),
         counts,
@@ -146,7 +153,7 @@ def recall(counts, *, average: Average = None, class_weights=None, zero_division
     r"tp / (tp + fp)",
     ">>> float(precision(counts, average='macro'))\n        0.8",
 )
-def precision(counts, *, average: Average = None, class_weights=None, zero_division="nan"):
+def precision(counts, *, average: Average = None, class_weights=None, zero_division=ZERO_DIVISION):
     return _score(
         lambda tp, fp, fn, tn, z: safe_ratio(tp, tp + fp, z),
         counts,
@@ -161,7 +168,9 @@ def precision(counts, *, average: Average = None, class_weights=None, zero_divis
     r"tn / (tn + fp)",
     ">>> np.asarray(specificity(counts)).round(3).tolist()\n        [0.978, 1.0]",
 )
-def specificity(counts, *, average: Average = None, class_weights=None, zero_division="nan"):
+def specificity(
+    counts, *, average: Average = None, class_weights=None, zero_division=ZERO_DIVISION
+):
     return _score(
         lambda tp, fp, fn, tn, z: safe_ratio(tn, tn + fp, z),
         counts,
@@ -176,7 +185,7 @@ def specificity(counts, *, average: Average = None, class_weights=None, zero_div
     r"2\,tp / (2\,tp + fp + fn)",
     ">>> np.asarray(dice(counts, zero_division=1)).round(3).tolist()\n        [0.8, 1.0]",
 )
-def dice(counts, *, average: Average = None, class_weights=None, zero_division="nan"):
+def dice(counts, *, average: Average = None, class_weights=None, zero_division=ZERO_DIVISION):
     return _score(
         lambda tp, fp, fn, tn, z: safe_ratio(2 * tp, 2 * tp + fp + fn, z),
         counts,
@@ -191,7 +200,7 @@ def dice(counts, *, average: Average = None, class_weights=None, zero_division="
     r"tp / (tp + fp + fn)",
     ">>> np.asarray(iou(counts)).round(3).tolist()\n        [0.667, nan]",
 )
-def iou(counts, *, average: Average = None, class_weights=None, zero_division="nan"):
+def iou(counts, *, average: Average = None, class_weights=None, zero_division=ZERO_DIVISION):
     return _score(
         lambda tp, fp, fn, tn, z: safe_ratio(tp, tp + fp + fn, z),
         counts,
@@ -207,7 +216,7 @@ def fbeta_score(
     beta: float = 1.0,
     average: Average = None,
     class_weights=None,
-    zero_division="nan",
+    zero_division=ZERO_DIVISION,
 ):
     r"""F-beta from confusion counts: $(1+\beta^2)\,tp / ((1+\beta^2)\,tp + \beta^2 fn + fp)$.
 
@@ -240,7 +249,9 @@ def fbeta_score(
     r"(tp / (tp + fn) + tn / (tn + fp)) / 2",
     ">>> np.asarray(balanced_accuracy(counts)).round(3).tolist()\n        [0.889, nan]",
 )
-def balanced_accuracy(counts, *, average: Average = None, class_weights=None, zero_division="nan"):
+def balanced_accuracy(
+    counts, *, average: Average = None, class_weights=None, zero_division=ZERO_DIVISION
+):
     def formula(tp, fp, fn, tn, z):
         value = 0.5 * (safe_ratio(tp, tp + fn) + safe_ratio(tn, tn + fp))
         return xp.where(xp.isnan(value), zero_division_value(z), value)
@@ -253,7 +264,9 @@ def balanced_accuracy(counts, *, average: Average = None, class_weights=None, ze
     r"(tp\,tn - fp\,fn) / \sqrt{(tp+fp)(tp+fn)(tn+fp)(tn+fn)}",
     ">>> np.asarray(matthews_corrcoef(counts)).round(3).tolist()\n        [0.778, nan]",
 )
-def matthews_corrcoef(counts, *, average: Average = None, class_weights=None, zero_division="nan"):
+def matthews_corrcoef(
+    counts, *, average: Average = None, class_weights=None, zero_division=ZERO_DIVISION
+):
     def formula(tp, fp, fn, tn, z):
         # Rates rather than counts: the four-way product of raw counts overflows float32.
         n = xp.maximum(tp + fp + fn + tn, 1.0)

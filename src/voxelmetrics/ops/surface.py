@@ -10,7 +10,9 @@ from typing import NamedTuple
 import numpy as np
 from keras import ops
 
+from voxelmetrics._docs import fill
 from voxelmetrics.backends import compile_kernel
+from voxelmetrics.defaults import SURFACE_CONVENTION, THRESHOLD
 from voxelmetrics.ops import surface_rules as rules
 from voxelmetrics.ops._inputs import (
     InputSpec,
@@ -270,11 +272,11 @@ def surface_distances(
     y_pred,
     *,
     spacing=None,
-    threshold=0.5,
+    threshold=THRESHOLD,
     num_classes: int | None = None,
     axis: int = -1,
     spatial_dims: int = 3,
-    convention: str = "monai",
+    convention: str = SURFACE_CONVENTION,
 ) -> SurfaceDistances:
     """Boundaries of both masks and each boundary point's distance to the other boundary.
 
@@ -309,11 +311,11 @@ def hausdorff_distance(
     percentile: float | None = None,
     directed: bool = False,
     spacing=None,
-    threshold=0.5,
+    threshold=THRESHOLD,
     num_classes: int | None = None,
     axis: int = -1,
     spatial_dims: int = 3,
-    convention: str = "monai",
+    convention: str = SURFACE_CONVENTION,
 ):
     r"""Hausdorff distance per volume and class: `[N, C]` (`percentile=95`: HD95).
 
@@ -352,11 +354,11 @@ def average_surface_distance(
     *,
     symmetric: bool = True,
     spacing=None,
-    threshold=0.5,
+    threshold=THRESHOLD,
     num_classes: int | None = None,
     axis: int = -1,
     spatial_dims: int = 3,
-    convention: str = "monai",
+    convention: str = SURFACE_CONVENTION,
 ):
     r"""Average (symmetric) surface distance per volume and class: `[N, C]`.
 
@@ -385,11 +387,11 @@ def normalized_surface_dice(
     tolerance,
     *,
     spacing=None,
-    threshold=0.5,
+    threshold=THRESHOLD,
     num_classes: int | None = None,
     axis: int = -1,
     spatial_dims: int = 3,
-    convention: str = "monai",
+    convention: str = SURFACE_CONVENTION,
 ):
     r"""Normalised surface Dice at `tolerance` per volume and class: `[N, C]`.
 
@@ -422,11 +424,11 @@ def surface_metrics(
     *,
     percentile: float | None = 95,
     spacing=None,
-    threshold=0.5,
+    threshold=THRESHOLD,
     num_classes: int | None = None,
     axis: int = -1,
     spatial_dims: int = 3,
-    convention: str = "monai",
+    convention: str = SURFACE_CONVENTION,
 ) -> dict:
     """HD (HD95 by default), ASSD and NSD from one distance transform: each `[N, C]`.
 
@@ -459,4 +461,4 @@ for _fn in (
     average_surface_distance,
     normalized_surface_dice,
 ):
-    _fn.__doc__ = _fn.__doc__.replace("{args}", _ARGS)
+    _fn.__doc__ = fill(_fn.__doc__, args=_ARGS)

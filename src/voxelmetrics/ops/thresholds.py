@@ -7,6 +7,7 @@ re-histograms the neighbourhood of each choice on a finer grid, one more O(N) pa
 import math
 
 from voxelmetrics.backends import compile_kernel
+from voxelmetrics.defaults import CRITERION
 from voxelmetrics.ops._host import is_on_host, xp
 from voxelmetrics.ops._inputs import (
     InputSpec,
@@ -116,7 +117,7 @@ _compiled_search = compile_kernel(_search_kernel, static_argnames=("criterion",)
 
 def optimal_threshold(
     histogram,
-    criterion: Criterion | str = "f1",
+    criterion: Criterion | str = CRITERION,
     *,
     edges=None,
     refine=None,
@@ -287,7 +288,7 @@ def refine_threshold(
     y_true,
     y_pred,
     thresholds,
-    criterion: Criterion | str = "f1",
+    criterion: Criterion | str = CRITERION,
     *,
     num_bins: int = NUM_BINS,
     refine_bins: int | None = None,
