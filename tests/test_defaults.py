@@ -1,8 +1,9 @@
 """Every default the library, the engine, the CLI and bench use is `voxelmetrics.defaults`'.
 
 The signatures are read with `inspect` over every module of the package (a changed value
-fails here) and their source with `ast` (a default typed again, `num_bins=1024`, fails too); `voxelmetrics --help`
-importing no Keras is `tests/test_cli.py::test_help_imports_no_keras_jax_tensorflow_or_matplotlib`.
+fails here) and their source with `ast` (a default typed again, `num_bins=1024`, fails
+too). `voxelmetrics --help` importing no Keras is
+`tests/test_cli.py::test_help_imports_no_keras_jax_tensorflow_or_matplotlib`.
 """
 
 import ast
