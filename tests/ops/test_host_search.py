@@ -66,3 +66,25 @@ def test_the_host_search_finds_the_bisections_key(kind, q):
             host = rules._search_sorted(keys, condition(xp))
         assert host.tolist() == graph.tolist()
         assert host[1] == NO_KEY  # no point: no key, as the graph gives
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+@pytest.mark.parametrize("density", [0.0, 0.05, 0.5, 1.0])
+def test_the_hosts_neighbour_codes_equal_the_graphs(k, density):
+    """The host's uint8 codes (`_host_neighbour_codes`, bits OR-ed in place) are the codes
+    the graph sums in int32 under the active backend, masks touching the border included
+    (empty, sparse, half and full masks; two leading axes)."""
+    rng = np.random.default_rng(zlib.crc32(f"codes {k} {density}".encode()))
+    mask = rng.random((2, 3, *(5, 4, 6)[:k])) < density
+    graph = to_numpy(rules._neighbour_codes(mask, k))
+    with on_host():
+        host = rules._neighbour_codes(mask, k)
+    assert host.dtype == np.uint8 and host.shape == graph.shape == (2, 3, *(6, 5, 7)[:k])
+    np.testing.assert_array_equal(host, graph)
+    brute = np.zeros(graph.shape, np.int64)
+    padded = np.pad(mask, [(0, 0), (0, 0)] + [(1, 1)] * k)
+    for corner in np.ndindex(graph.shape[2:]):
+        for bit, offset in enumerate(rules._corners(k)):
+            voxel = tuple(c + o for c, o in zip(corner, offset, strict=True))
+            brute[(slice(None), slice(None), *corner)] += padded[(..., *voxel)] << bit
+    np.testing.assert_array_equal(host, brute)

@@ -81,6 +81,16 @@ def _while_loop(cond, body, loop_vars, maximum_iterations=None):
     return loop_vars
 
 
+def _take(x, indices, axis=None):
+    """`np.take` by indexing: the same values (negative indices wrap, others out of range
+    raise), several times faster for small integer indices such as uint8 codes, which
+    `np.take` converts one at a time."""
+    x = np.asarray(x)
+    if axis is None:
+        return x.reshape(-1)[indices]
+    return x[(slice(None),) * (axis % x.ndim) + (np.asarray(indices),)]
+
+
 def _pad(x, pad_width, mode="constant", constant_values=None):
     return np.pad(x, pad_width, mode=mode, constant_values=constant_values or 0)
 
@@ -123,7 +133,7 @@ HOST = types.SimpleNamespace(
     square=np.square,
     stack=np.stack,
     sum=np.sum,
-    take=np.take,
+    take=_take,
     take_along_axis=np.take_along_axis,
     view=_view,
     where=np.where,

@@ -85,21 +85,43 @@ def _corners(k: int) -> list[tuple[int, ...]]:
     return list(itertools.product((0, 1), repeat=k))
 
 
+def _corner_windows(shape: Sequence[int], k: int):
+    """For each bit `b` of a code, the slice of the mask padded by one voxel on each of its
+    last `k` axes that holds voxel `corner - 1 + _corners(k)[b]` at every corner."""
+    lead = len(shape) - k
+    return [
+        (slice(None),) * lead
+        + tuple(slice(o, o + n + 1) for o, n in zip(offset, shape[lead:], strict=True))
+        for offset in _corners(k)
+    ]
+
+
 def _neighbour_codes(mask, k: int):
     """int `[..., *(n_i + 1)]`: at each corner of the voxel grid, the code of the `2**k`
     voxels around it (bit `b` set iff voxel `corner - 1 + _corners(k)[b]` is in the mask;
-    outside the volume is background)."""
+    outside the volume is background).
+
+    On the host the codes are uint8 (k <= 3: 256 codes), OR-ed in place
+    (`_host_neighbour_codes`): a quarter of the memory traffic of int32 sums."""
+    if is_on_host():
+        return _host_neighbour_codes(np.asarray(mask, bool), k)
     mask = xp.convert_to_tensor(mask, "bool")
-    shape = xp.shape(mask)
-    lead = len(shape) - k
+    lead = len(xp.shape(mask)) - k
     padded = xp.cast(xp.pad(mask, [(0, 0)] * lead + [(1, 1)] * k, constant_values=False), "int32")
     code = None
-    for bit, offset in enumerate(_corners(k)):
-        window = (slice(None),) * lead + tuple(
-            slice(o, o + n + 1) for o, n in zip(offset, shape[lead:], strict=True)
-        )
+    for bit, window in enumerate(_corner_windows(xp.shape(mask), k)):
         term = padded[window] * (1 << bit)
         code = term if code is None else code + term
+    return code
+
+
+def _host_neighbour_codes(mask: np.ndarray, k: int) -> np.ndarray:
+    """`_neighbour_codes` in numpy: uint8 codes, each bit OR-ed in place."""
+    padded = np.pad(mask, [(0, 0)] * (mask.ndim - k) + [(1, 1)] * k).view(np.uint8)
+    windows = _corner_windows(mask.shape, k)
+    code = padded[windows[0]].copy()
+    for bit, window in enumerate(windows[1:], start=1):
+        code |= padded[window] << bit
     return code
 
 
