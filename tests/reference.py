@@ -150,6 +150,21 @@ def labels_of(y_true, num_classes, mode="multilabel", ignore_index=None):
     return y_true.astype(bool), np.ones(y_true.shape[:-1], bool)
 
 
+def reference_batch_counts(
+    batches, num_classes, mode, threshold=None, weights=None, ignore_index=None, from_logits=False
+):
+    """int64 (float64 with `weights`) `[C, 4]` counts summed over `(y_true, y_pred)` batches
+    (class axis last); `weights[i]` broadcasts to batch i's voxel grid."""
+    total = 0
+    for i, (truth, scores) in enumerate(batches):
+        labels, keep = labels_of(truth, num_classes, mode, ignore_index)
+        w = keep.astype(np.int64)
+        if weights is not None:
+            w = w * np.broadcast_to(weights[i], keep.shape)
+        total = total + reference_counts(labels, decisions(scores, mode, threshold, from_logits), w)
+    return total
+
+
 # ----------------------------------------------------------------------------- scores of counts
 
 
@@ -517,3 +532,22 @@ def ref_asd(pt, tp):
 def ref_nsd(tol):
     """The share of both boundaries' voxels within `tol` of the other boundary."""
     return lambda pt, tp: ((pt <= tol).sum() + (tp <= tol).sum()) / (len(pt) + len(tp))
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+def reference_tversky(y, p, alpha, beta, per_sample=True, smooth=1e-5, gamma=1.0):
+    """The (focal) Tversky loss of float `[N, ..., C]` labels and probabilities: soft
+    `tp, fp, fn` per volume and class (`per_sample`) or per class over the batch, the index
+    `(tp + s) / (tp + alpha fp + beta fn + s)`, the loss `(1 - index) ** gamma` meaned over
+    classes, then over volumes."""
+    y, p = np.asarray(y, np.float64), np.asarray(p, np.float64)
+    axes = tuple(range(1, y.ndim - 1)) if per_sample else tuple(range(y.ndim - 1))
+    tp = (p * y).sum(axes)
+    fp = (p * (1 - y)).sum(axes)
+    fn = ((1 - p) * y).sum(axes)
+    index = (tp + smooth) / (tp + alpha * fp + beta * fn + smooth)
+    loss = np.maximum(1 - index, 1e-7) ** gamma if gamma != 1.0 else 1 - index
+    loss = loss.mean(-1)
+    return loss.mean() if per_sample else float(loss)

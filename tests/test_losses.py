@@ -4,29 +4,11 @@ import keras
 import numpy as np
 import pytest
 
+from tests.conftest import to_numpy
+from tests.reference import reference_tversky, sigmoid
 from voxelmetrics import losses
 
 BACKEND = keras.backend.backend()
-
-
-def to_numpy(x):
-    return np.asarray(keras.ops.convert_to_numpy(x), np.float64)
-
-
-def sigmoid(z):
-    return 1 / (1 + np.exp(-np.asarray(z, np.float64)))
-
-
-def reference_tversky(y, p, alpha, beta, per_sample=True, smooth=1e-5, gamma=1.0):
-    y, p = np.asarray(y, np.float64), np.asarray(p, np.float64)
-    axes = tuple(range(1, y.ndim - 1)) if per_sample else tuple(range(y.ndim - 1))
-    tp = (p * y).sum(axes)
-    fp = (p * (1 - y)).sum(axes)
-    fn = ((1 - p) * y).sum(axes)
-    index = (tp + smooth) / (tp + alpha * fp + beta * fn + smooth)
-    loss = np.maximum(1 - index, 1e-7) ** gamma if gamma != 1.0 else 1 - index
-    loss = loss.mean(-1)
-    return loss.mean() if per_sample else float(loss)
 
 
 def data(rng, shape=(3, 4, 5, 6, 2)):
