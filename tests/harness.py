@@ -11,11 +11,13 @@ one partial, and checks:
 - compiled: the same batches through `model.evaluate` of an identity `keras.Model` whose
   `metrics` hold the case's metric, `jit_compile=True` on JAX and TensorFlow (XLA); PyTorch's
   `jit_compile` is `torch.compile`, which Keras leaves off ("auto"), so there `evaluate`
-  runs its eager loop. The logs equal the eager result. One model per input kind holds every
-  case of that kind (`compiled_logs`): the graphs are the expensive part, built once;
-- config: `cls.from_config(m.get_config())` gives a metric with an equal config and equal
-  results on the same batches; `keras.saving`'s serialize / deserialize the same class and
-  config;
+  runs its eager loop. The last step's logs (results computed in the graph) and the returned
+  logs (results of the state the graph left) equal the eager result. One model per input
+  kind holds every case of that kind (`compiled_logs`): the graphs are the expensive part,
+  built once;
+- config: the config holds every named constructor keyword of the case;
+  `cls.from_config(m.get_config())` gives a metric with an equal config and equal results on
+  the same batches; `keras.saving`'s serialize / deserialize the same class and config;
 - reset: after `reset_state()` every state variable and the result are a fresh metric's.
 
 To add a metric: export it in `voxelmetrics.metrics.__all__`, write (or reuse) its numpy
@@ -25,6 +27,7 @@ generator in `INPUTS` (seeded, numpy only).
 """
 
 import functools
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -240,14 +243,29 @@ def _identity_model(kind: str, metrics: list):
     return model
 
 
-def compiled_logs(kind: str, cases: list[Case]) -> dict[str, np.ndarray]:
-    """The logs of `model.evaluate` over the data of `kind` in batches of `BATCH` (the last
-    partial), every case's metric in one compiled model."""
+class _LastStep(keras.callbacks.Callback):
+    """Keeps the logs of the last test step: the results computed inside the compiled step
+    (`evaluate`'s returned logs are computed again, eagerly, from the final state)."""
+
+    def on_test_batch_end(self, batch, logs=None):
+        self.logs = dict(logs)
+
+
+def compiled_logs(kind: str, cases: list[Case]) -> dict[str, dict[str, np.ndarray]]:
+    """`model.evaluate` over the data of `kind` in batches of `BATCH` (the last partial),
+    every case's metric in one compiled model: `{"step": ..., "final": ...}`, the logs of
+    the last compiled step (in-graph results) and the logs `evaluate` returns (the results
+    of the state the compiled steps left)."""
     metrics = [case.make() for case in cases]
     y_true, y_pred = data(kind)
-    model = _identity_model(kind, metrics)
-    logs = model.evaluate(y_pred, y_true, batch_size=BATCH, verbose=0, return_dict=True)
-    return {k: np.asarray(v) for k, v in logs.items()}
+    model, last = _identity_model(kind, metrics), _LastStep()
+    final = model.evaluate(
+        y_pred, y_true, batch_size=BATCH, verbose=0, return_dict=True, callbacks=[last]
+    )
+    return {
+        "step": {k: np.asarray(v) for k, v in last.logs.items()},
+        "final": {k: np.asarray(v) for k, v in final.items()},
+    }
 
 
 # ----------------------------------------------------------------------------- the checks
@@ -264,9 +282,11 @@ def check_eager(case: Case):
 
 
 def check_compiled(case: Case, metric, logs: dict):
-    """The compiled model's logs of `case` equal the eager result of `metric`."""
+    """The compiled model's logs of `case`, in-graph ("step") and from the state the graph
+    left ("final"), equal the eager result of `metric`."""
     eager = logs_of(metric.result(), metric)
-    assert_logs_equal({k: logs[k] for k in eager}, eager, 1e-5, 1e-6, "compiled")
+    for when, entries in logs.items():
+        assert_logs_equal({k: entries[k] for k in eager}, eager, 1e-5, 1e-6, f"compiled {when}")
 
 
 def check_config(case: Case, metric):
@@ -274,6 +294,8 @@ def check_config(case: Case, metric):
     results on the same batches; a serialize / deserialize round trip gives the same class
     and config."""
     config = metric.get_config()
+    named = set(inspect.signature(case.cls).parameters) & set(case.kwargs)  # not **options
+    assert named <= set(config), "the config leaves out a constructor argument"
     clone = case.cls.from_config(config)
     assert type(clone) is case.cls and clone.get_config() == config, "from_config"
     clone_logs = logs_of(updated(clone, case.kind).result(), clone)

@@ -239,6 +239,7 @@ def _cases():
     return [
         # Count scores: every average, thresholds, logits, exclusive modes, names.
         Case(m.Recall, {"average": None}, "multilabel", counting("recall")),
+        Case(m.Recall, {}, "multilabel", counting("recall")),  # macro skips the NaN class 2
         Case(m.Recall, {"average": "weighted", **ignored}, "sparse_ignored", counting("recall")),
         Case(
             m.Recall,
@@ -347,9 +348,7 @@ def _cases():
             "logits",
             curve("average_precision"),
         ),
-        Case(
-            m.PRAUC, {"average": "macro", "zero_division": 0, **bins}, "multilabel", curve("pr_auc")
-        ),
+        Case(m.PRAUC, {"average": "macro", **bins}, "multilabel", curve("pr_auc")),
         Case(
             m.PRAUC,
             {"average": None, "from_logits": True, **sparse, **bins},
@@ -448,7 +447,7 @@ def _cases():
         Case(
             m.SamplewiseDice,
             {"ignore_empty": True, "average": "weighted"},
-            "masks",
+            "multilabel",
             samplewise("dice"),
         ),
         Case(
