@@ -324,3 +324,45 @@ def run_case(case: Case, logs: dict):
     check_compiled(case, metric, logs)
     check_config(case, metric)
     check_reset(case, metric)
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+@dataclass(frozen=True)
+class LossCase:
+    """A loss class with constructor keywords, its input kind and numpy reference
+    `reference(y_true, y_pred, kwargs)`: the loss of the whole data set, a float."""
+
+    cls: type
+    kwargs: dict
+    kind: str
+    reference: Callable
+
+    @property
+    def name(self) -> str:
+        options = ",".join(f"{k}={v}" for k, v in self.kwargs.items())
+        return f"{self.cls.__name__}({options})-{self.kind}"
+
+
+def run_loss_case(case: LossCase, compile_fn: Callable):
+    """A stateless loss: eager equals the reference; `compile_fn(fn)` (the backend's graph
+    compilation) gives the same value; the config round-trips (`from_config` and
+    serialize / deserialize) to an equal config and the same value."""
+    y_true, y_pred = data(case.kind)
+    loss = case.cls(**case.kwargs)
+    value = to_numpy(loss(y_true, y_pred))
+    assert_close(value, case.reference(y_true, y_pred, case.kwargs), rtol=1e-5, atol=1e-6)
+    assert_close(
+        to_numpy(compile_fn(lambda t, p: loss(t, p))(y_true, y_pred)),
+        value,
+        rtol=1e-5,
+        err_msg="compiled",
+    )
+    config = loss.get_config()
+    named = set(inspect.signature(case.cls).parameters) & set(case.kwargs)
+    assert named <= set(config), "the config leaves out a constructor argument"
+    serialized = keras.saving.serialize_keras_object(loss)
+    for clone in (case.cls.from_config(config), keras.saving.deserialize_keras_object(serialized)):
+        assert type(clone) is case.cls and clone.get_config() == config
+        assert_close(to_numpy(clone(y_true, y_pred)), value, rtol=0, atol=0, err_msg="clone")

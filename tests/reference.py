@@ -551,3 +551,24 @@ def reference_tversky(y, p, alpha, beta, per_sample=True, smooth=1e-5, gamma=1.0
     loss = np.maximum(1 - index, 1e-7) ** gamma if gamma != 1.0 else 1 - index
     loss = loss.mean(-1)
     return loss.mean() if per_sample else float(loss)
+
+
+def reference_weighted_bce(y, q, class_weights=None):
+    """Binary cross-entropy of float `[..., C]` labels and probabilities `q` (clipped in
+    float32 to [1e-7, 1 - 1e-7], as Keras' epsilon) with a weight per class on the positive
+    term: as given, 1 (None), or "balanced" (negatives / positives of the class, 1 where it
+    has none)."""
+    eps = np.float32(1e-7)
+    q = np.clip(np.asarray(q, np.float32), eps, np.float32(1) - eps)
+    y, not_q, q = (
+        np.asarray(y, np.float64),
+        (np.float32(1) - q).astype(np.float64),
+        q.astype(np.float64),
+    )
+    c = y.shape[-1]
+    if isinstance(class_weights, str):
+        pos = y.reshape(-1, c).sum(0)
+        w = np.where(pos > 0, (y.size / c - pos) / np.maximum(pos, 1), 1.0)
+    else:
+        w = np.ones(c) if class_weights is None else np.asarray(class_weights, np.float64)
+    return -(w * y * np.log(q) + (1 - y) * np.log(not_q)).mean()
