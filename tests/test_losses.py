@@ -4,29 +4,19 @@ import keras
 import numpy as np
 import pytest
 
+from tests import harness
+from tests.conftest import compiled, to_numpy
+from tests.harness import LossCase
+from tests.reference import (
+    one_hot,
+    reference_tversky,
+    reference_weighted_bce,
+    sigmoid,
+    softmax,
+)
 from voxelmetrics import losses
 
 BACKEND = keras.backend.backend()
-
-
-def to_numpy(x):
-    return np.asarray(keras.ops.convert_to_numpy(x), np.float64)
-
-
-def sigmoid(z):
-    return 1 / (1 + np.exp(-np.asarray(z, np.float64)))
-
-
-def reference_tversky(y, p, alpha, beta, per_sample=True, smooth=1e-5, gamma=1.0):
-    y, p = np.asarray(y, np.float64), np.asarray(p, np.float64)
-    axes = tuple(range(1, y.ndim - 1)) if per_sample else tuple(range(y.ndim - 1))
-    tp = (p * y).sum(axes)
-    fp = (p * (1 - y)).sum(axes)
-    fn = ((1 - p) * y).sum(axes)
-    index = (tp + smooth) / (tp + alpha * fp + beta * fn + smooth)
-    loss = np.maximum(1 - index, 1e-7) ** gamma if gamma != 1.0 else 1 - index
-    loss = loss.mean(-1)
-    return loss.mean() if per_sample else float(loss)
 
 
 def data(rng, shape=(3, 4, 5, 6, 2)):
@@ -200,3 +190,73 @@ def test_soft_jaccard_equals_monai_jaccard_dice_loss(rng, per_sample):
     np.testing.assert_allclose(
         to_numpy(loss(y, p)), reference_tversky(y, p, 1.0, 1.0, per_sample), rtol=1e-5
     )
+
+
+# ----------------------------------------------------------------------------- the harness
+
+
+def _labels_and_probabilities(y_true, y_pred, kw):
+    """float labels and probabilities, class axis last: sparse ids one-hot; logits through
+    the sigmoid (multi-hot labels) or the softmax (sparse ids)."""
+    axis = kw.get("axis", -1)
+    if axis != -1:
+        y_true, y_pred = np.moveaxis(y_true, axis, -1), np.moveaxis(y_pred, axis, -1)
+    sparse = y_true.ndim != y_pred.ndim
+    labels = one_hot(y_true, y_pred.shape[-1]) if sparse else y_true
+    if kw.get("from_logits", False):
+        y_pred = softmax(y_pred) if sparse else sigmoid(y_pred)
+    return labels, y_pred
+
+
+def tversky(alpha=0.5, beta=0.5, gamma=1.0):
+    """Reference of a soft overlap loss: `reference_tversky` with the loss's options."""
+
+    def reference(y_true, y_pred, kw):
+        y, p = _labels_and_probabilities(y_true, y_pred, kw)
+        options = {"per_sample": kw.get("per_sample", True), "smooth": kw.get("smooth", 1e-5)}
+        a, b, g = kw.get("alpha", alpha), kw.get("beta", beta), kw.get("gamma", gamma)
+        return reference_tversky(y, p, a, b, gamma=g, **options)
+
+    return reference
+
+
+def weighted_bce(y_true, y_pred, kw):
+    return reference_weighted_bce(
+        *_labels_and_probabilities(y_true, y_pred, kw), kw.get("class_weights")
+    )
+
+
+LOSS_CASES = [
+    LossCase(losses.TverskyLoss, {"alpha": 0.3, "beta": 0.7}, "multilabel", tversky()),
+    LossCase(losses.TverskyLoss, {"per_sample": False, "from_logits": True}, "logits", tversky()),
+    LossCase(losses.SoftDiceLoss, {}, "sparse", tversky()),
+    LossCase(losses.SoftDiceLoss, {"axis": 1, "smooth": 1e-3}, "channels_first", tversky()),
+    LossCase(losses.SoftJaccardLoss, {"per_sample": False}, "multilabel", tversky(1.0, 1.0)),
+    LossCase(losses.FocalTverskyLoss, {"gamma": 0.5}, "one_hot", tversky(0.3, 0.7)),
+    LossCase(
+        losses.WeightedBinaryCrossentropy, {"class_weights": "balanced"}, "multilabel", weighted_bce
+    ),
+    LossCase(
+        losses.WeightedBinaryCrossentropy,
+        {"class_weights": [2.0, 0.5, 1.0], "axis": 1},
+        "channels_first",
+        weighted_bce,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", LOSS_CASES, ids=[case.name for case in LOSS_CASES])
+def test_loss_case(case):
+    harness.run_loss_case(case, compiled)
+
+
+def test_every_public_loss_has_a_case():
+    public = {
+        name
+        for name, obj in vars(losses).items()
+        if isinstance(obj, type)
+        and issubclass(obj, keras.losses.Loss)
+        and obj.__module__ == losses.__name__
+        and not name.startswith("_")
+    }
+    assert sorted(public - {case.cls.__name__ for case in LOSS_CASES}) == []

@@ -13,7 +13,8 @@ from monai.metrics import (
 )
 
 from tests.conftest import to_numpy
-from tests.ops.test_surface import ANISOTROPIC, CASES, monai, reference_boundary
+from tests.ops.test_surface import ANISOTROPIC, CASES, monai
+from tests.reference import reference_boundary
 from voxelmetrics.evaluate.boundary import (
     KEYS,
     Side,

@@ -5,25 +5,19 @@ import numpy as np
 import pytest
 
 import voxelmetrics as vm
-from tests.metrics.conftest import (
+from tests.conftest import to_numpy
+from tests.reference import (
     assert_close,
     decisions,
     labels_of,
     one_hot,
+    reference_batch_counts,
+    reference_counts,
     reference_score,
-    to_numpy,
 )
-from tests.reference import reference_counts
 from voxelmetrics import metrics
 
 C = 3
-SCORE_METRICS = {
-    "recall": metrics.Recall,
-    "precision": metrics.Precision,
-    "specificity": metrics.Specificity,
-    "dice": metrics.Dice,
-    "iou": metrics.IoU,
-}
 
 
 def batches(rng, mode, n=3, shape=(2, 3, 4, 5)):
@@ -43,27 +37,7 @@ def batches(rng, mode, n=3, shape=(2, 3, 4, 5)):
 
 
 def reference(data, mode, threshold=None, weights=None, ignore_index=None, from_logits=False):
-    total = 0
-    for i, (truth, scores) in enumerate(data):
-        labels, keep = labels_of(truth, C, mode, ignore_index)
-        w = keep.astype(np.int64)
-        if weights is not None:
-            w = w * np.broadcast_to(weights[i], keep.shape)
-        predicted = decisions(scores, mode, threshold, from_logits)
-        total = total + reference_counts(labels, predicted, w)
-    return total
-
-
-@pytest.mark.parametrize("mode", ["multilabel", "multiclass", "sparse"])
-@pytest.mark.parametrize("score", sorted(SCORE_METRICS))
-@pytest.mark.parametrize("average", [None, "micro", "macro", "weighted"])
-def test_score_metrics_equal_numpy_over_batches(rng, mode, score, average):
-    data = batches(rng, mode)
-    m = SCORE_METRICS[score](average=average, mode=mode)
-    for truth, scores in data:
-        m.update_state(truth, scores)
-    expected = reference_score(reference(data, mode), score, average)
-    assert_close(to_numpy(m.result()), expected)
+    return reference_batch_counts(data, C, mode, threshold, weights, ignore_index, from_logits)
 
 
 @pytest.mark.parametrize("mode", ["multilabel", "multiclass", "sparse"])
@@ -295,25 +269,6 @@ def test_inputs_that_do_not_fit_the_mode_fail_clearly(rng):
     m = metrics.Recall(num_classes=4, mode="sparse")
     with pytest.raises(ValueError, match="4 classes"):
         m.update_state(truth, scores)
-
-
-def test_config_round_trip(rng):
-    data = batches(rng, "sparse", n=1)
-    m = metrics.Precision(
-        mode="sparse",
-        class_names=["a", "b", "c"],
-        average="weighted",
-        class_weights="inverse_frequency",
-        zero_division=0,
-        threshold=[0.2, 0.5, 0.7],
-        name="p",
-    )
-    clone = keras.metrics.deserialize(keras.metrics.serialize(m))
-    assert type(clone) is metrics.Precision and clone.get_config() == m.get_config()
-    for truth, scores in data:
-        m.update_state(truth, scores)
-        clone.update_state(truth, scores)
-    assert_close(to_numpy(clone.result()), to_numpy(m.result()))
 
 
 INVALID_CASES = {

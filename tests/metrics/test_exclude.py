@@ -12,8 +12,8 @@ import torch
 from monai.metrics import DiceMetric
 
 import voxelmetrics as vm
-from tests.metrics.conftest import assert_close, to_numpy
-from tests.reference import reference_counts, reference_histogram
+from tests.conftest import to_numpy
+from tests.reference import assert_close, reference_counts, reference_histogram
 from voxelmetrics import metrics
 
 C, B = 4, 16

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from tests.metrics.conftest import assert_close, reference_score
-from tests.reference import reference_counts
+from tests.reference import assert_close, reference_counts, reference_score
 from voxelmetrics import losses, metrics
 
 NAMES = ["organ", "lesion", "bright"]

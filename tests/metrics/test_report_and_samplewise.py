@@ -4,15 +4,15 @@ import keras
 import numpy as np
 import pytest
 
-from tests.metrics.conftest import (
+from tests.conftest import to_numpy
+from tests.reference import (
     assert_close,
     decisions,
     labels_of,
-    ratio,
+    reference_counts,
+    reference_samplewise,
     reference_score,
-    to_numpy,
 )
-from tests.reference import reference_counts
 from voxelmetrics import metrics
 
 C = 3
@@ -67,42 +67,6 @@ def test_report_in_sparse_mode_with_default_names_and_weighted_class_weights(rng
     tp, fp, fn, tn = counts.T.astype(np.float64)
     mcc = (tp * tn - fp * fn) / np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
     assert_close([to_numpy(result[f"mcc/class_{c}"]) for c in range(C)], mcc, rtol=1e-5)
-
-
-def reference_samplewise(truth, scores, score, zero_division=np.nan, volume_weight=None):
-    values = []
-    for t, s in zip(truth, scores, strict=True):
-        tp, fp, fn, _ = reference_counts(t.astype(bool), s >= 0.5).T
-        num, den = {"dice": (2 * tp, 2 * tp + fp + fn), "iou": (tp, tp + fp + fn)}.get(
-            score, (tp, tp + fn)
-        )
-        values.append(ratio(num, den, zero_division))
-    values = np.array(values)
-    w = np.ones(len(values)) if volume_weight is None else np.asarray(volume_weight, float)
-    w = np.where(np.isnan(values), 0.0, w[:, None])
-    return ratio((w * np.nan_to_num(values)).sum(0), w.sum(0))
-
-
-@pytest.mark.parametrize(
-    ("cls", "score"),
-    [
-        (metrics.SamplewiseDice, "dice"),
-        (metrics.SamplewiseIoU, "iou"),
-        (metrics.SamplewiseRecall, "recall"),
-    ],
-)
-@pytest.mark.parametrize("zero_division", ["nan", 0, 1])
-def test_samplewise_mean_over_volumes_with_the_empty_class_policy(rng, cls, score, zero_division):
-    truth, scores = volumes(rng)
-    m = cls(average=None, zero_division=zero_division)
-    m.update_state(truth[:3], scores[:3])
-    m.update_state(truth[3:], scores[3:])
-    z = np.nan if zero_division == "nan" else zero_division
-    expected = reference_samplewise(truth, scores, score, z)
-    assert_close(to_numpy(m.result()), expected, rtol=1e-6)
-    macro = cls(zero_division=zero_division)
-    macro.update_state(truth, scores)
-    assert_close(to_numpy(macro.result()), np.nanmean(expected), rtol=1e-6)
 
 
 def test_samplewise_dice_tells_false_positives_on_empty_truth_from_both_empty(rng):

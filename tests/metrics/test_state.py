@@ -4,9 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from tests.conftest import jax_jitted_update
-from tests.metrics.conftest import assert_close, to_numpy
-from tests.reference import reference_counts
+from tests.conftest import jax_jitted_update, to_numpy
+from tests.reference import assert_close, reference_counts
 from voxelmetrics import metrics
 
 BACKEND = keras.backend.backend()

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.metrics.conftest import to_numpy
+from tests.conftest import to_numpy
 from tests.ops.test_surface import monai
 from voxelmetrics.metrics import (
     AverageSurfaceDistance,

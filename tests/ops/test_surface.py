@@ -15,6 +15,12 @@ from monai.metrics import (
 )
 
 from tests.conftest import compiled, to_numpy
+from tests.reference import (
+    ref_assd,
+    ref_hausdorff,
+    ref_nsd,
+    reference_surface,
+)
 from voxelmetrics.ops import (
     average_surface_distance,
     hausdorff_distance,
@@ -27,63 +33,6 @@ ANISOTROPIC = (0.8, 1.0, 2.5)
 
 
 # ----------------------------------------------------------------------------- references
-
-
-def reference_boundary(mask: np.ndarray) -> np.ndarray:
-    """Mask voxels with a face neighbour outside the mask or outside the volume."""
-    padded = np.pad(mask, 1)
-    interior = mask.copy()
-    for axis in range(mask.ndim):
-        for step in (-1, 1):
-            interior &= np.roll(padded, step, axis)[(slice(1, -1),) * mask.ndim]
-    return mask & ~interior
-
-
-def reference_directed(a: np.ndarray, b: np.ndarray, spacing) -> np.ndarray:
-    """Distances from every boundary voxel of `a` to the nearest boundary voxel of `b`."""
-    pa = np.argwhere(reference_boundary(a)) * np.asarray(spacing)
-    pb = np.argwhere(reference_boundary(b)) * np.asarray(spacing)
-    if len(pb) == 0:
-        return np.full(len(pa), np.inf)
-    return np.sqrt(((pa[:, None] - pb[None]) ** 2).sum(-1)).min(1)
-
-
-def reference(t: np.ndarray, p: np.ndarray, spacing, fn) -> np.ndarray:
-    """`fn(pred_to_true, true_to_pred)` per volume and class, with the empty-mask rules."""
-    out = np.empty((t.shape[0], t.shape[-1]))
-    for n in range(t.shape[0]):
-        for c in range(t.shape[-1]):
-            tc, pc = t[n, ..., c], p[n, ..., c]
-            if not tc.any() and not pc.any():
-                out[n, c] = np.nan
-            else:
-                out[n, c] = fn(
-                    reference_directed(pc, tc, spacing), reference_directed(tc, pc, spacing)
-                )
-    return out
-
-
-def ref_hausdorff(percentile=None, directed=False):
-    def reduce(d):
-        if not len(d):
-            return np.inf
-        return d.max() if percentile is None else np.percentile(d, percentile)
-
-    def fn(pt, tp):
-        if not len(pt) or not len(tp):
-            return np.inf
-        return reduce(pt) if directed else max(reduce(pt), reduce(tp))
-
-    return fn
-
-
-def ref_assd(pt, tp):
-    d = np.concatenate([pt, tp])
-    return np.inf if np.isinf(d).any() or not len(pt) or not len(tp) else d.mean()
-
-
-def ref_nsd(tol):
-    return lambda pt, tp: ((pt <= tol).sum() + (tp <= tol).sum()) / (len(pt) + len(tp))
 
 
 def monai(fn, t: np.ndarray, p: np.ndarray, *args, **kwargs) -> np.ndarray:
@@ -154,7 +103,7 @@ def test_against_brute_force(rng, case, spacing):
         (normalized_surface_dice(t, p, 1.5, spacing=spacing), ref_nsd(1.5)),
     ]
     for ours, fn in checks:
-        np.testing.assert_allclose(to_numpy(ours), reference(t, p, s, fn), rtol=2e-6)
+        np.testing.assert_allclose(to_numpy(ours), reference_surface(t, p, s, fn), rtol=2e-6)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -228,7 +177,7 @@ def test_two_dimensional_and_distance_maps(rng):
     t, p = random_masks(rng, (2, 9, 11, 2))
     maps = surface_distances(t, p, spatial_dims=2, spacing=(1.0, 3.0))
     assert to_numpy(maps.pred_to_true).shape == (2, 2, 9, 11)
-    expected = reference(t, p, (1.0, 3.0), ref_hausdorff())
+    expected = reference_surface(t, p, (1.0, 3.0), ref_hausdorff())
     np.testing.assert_allclose(
         to_numpy(hausdorff_distance(t, p, spatial_dims=2, spacing=(1.0, 3.0))), expected, 2e-6
     )
