@@ -104,59 +104,25 @@ def _exit_with(parent) -> None:
 
 
 @contextlib.contextmanager
-def _held_signals(signums: tuple[int, ...]) -> Iterator[None]:
-    """In the main thread, Python's handlers of `signums` replaced by one that only records
-    a signal, which is raised again (to the handlers restored) at the end; elsewhere, and
-    for a handler set outside Python, nothing changes.
-
-    Blocking a signal in one thread is not enough: the kernel gives it to another thread of
-    the process (JAX's, TensorFlow's), and Python then runs the handler in the main thread
-    all the same, at any bytecode.
-    """
-    held: list[int] = []
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        previous = {s: signal.getsignal(s) for s in signums}
-        previous = {s: h for s, h in previous.items() if h is not None}
-        for s in previous:
-            signal.signal(s, lambda signum, frame: held.append(signum))
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        for s in dict.fromkeys(held):
-            signal.raise_signal(s)
-
-
-@contextlib.contextmanager
 def _spawning(environment: dict[str, str]) -> Iterator[None]:
     """While workers are spawned: `environment` added to this process's (the children
-    inherit it at start-up, before they import any backend), Ctrl-C and SIGTERM held back
-    until the end (`_held_signals`), SIGINT blocked in this thread (so is it in the
-    children until `_start_worker`); all restored.
-
-    A signal handled between a child's spawn and the write of its start-up data would
-    leave the child an empty pipe to read: an `EOFError` traceback on the terminal.
-    """
+    inherit it at start-up, before they import any backend), SIGINT blocked (so is it in
+    the children until `_start_worker`; here it arrives when unblocked). Both restored."""
     saved = {name: os.environ.get(name) for name in environment}
     os.environ.update(environment)
     blocking = hasattr(signal, "pthread_sigmask")
+    if blocking:
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        with _held_signals((signal.SIGINT, signal.SIGTERM)):
-            if blocking:
-                mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-            try:
-                yield
-            finally:
-                if blocking:  # a SIGINT that came meanwhile is held, raised after
-                    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        yield
     finally:
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+        if blocking:  # last: a signal that came meanwhile is raised here
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 @contextlib.contextmanager
