@@ -20,6 +20,7 @@ import pytest
 import voxelmetrics as vm
 from tests.conftest import BACKEND, jax_jitted_update, to_numpy
 from voxelmetrics import metrics
+from voxelmetrics.metrics.surface import SurfaceScore
 
 C, B = 2, 8  # classes, histogram bins
 GRID = (5, 4, 3)  # a volume's spatial shape
@@ -186,11 +187,13 @@ def _check(name, fn, make, tensor_count):
         _agree(_as_numpy(compiled(*tensors)), _as_numpy(call(*tensors)), f"{name}, batch {n}")
 
 
-# Options that take another code path, tried on every op that has them: the scatter-free
-# histogram, and float weights (a batched tensor: the sort-and-gather path of the exact ops).
+# Options that take another code path, tried on every op (and metric) that has them: the
+# scatter-free histogram, float weights (a batched tensor: the sort-and-gather path of the
+# exact ops), and anisotropic spacing (boundary percentiles ordered by the distances' bits).
 VARIANTS = {
     "histogram_method": {"histogram_method": "sort"},
     "sample_weight": {},
+    "spacing": {"spacing": (1.0, 1.5, 2.0)},
 }
 
 
@@ -238,8 +241,16 @@ def _metric_update(metric, example):
     return _traced(metric.update_state, example)
 
 
-@pytest.mark.parametrize("name", _metrics())
-def test_metric_update_with_a_batch_unknown_until_run_time(name):
+def _metric_cases() -> list[tuple[str, str | None]]:
+    cases = []
+    for name in _metrics():
+        boundary = issubclass(getattr(metrics, name), SurfaceScore)  # spacing in **kwargs
+        cases += [(name, None)] + [(name, "spacing")] * boundary
+    return cases
+
+
+@pytest.mark.parametrize(("name", "variant"), _metric_cases())
+def test_metric_update_with_a_batch_unknown_until_run_time(name, variant):
     cls = getattr(metrics, name)
     parameters = inspect.signature(cls).parameters
     kwargs = {
@@ -247,6 +258,7 @@ def test_metric_update_with_a_batch_unknown_until_run_time(name):
         for p, v in parameters.items()
         if v.default is inspect.Parameter.empty and v.kind is not v.VAR_KEYWORD
     }
+    kwargs |= VARIANTS.get(variant, {})
     # The state is built from num_classes (the boundary metrics pass it on to their op).
     kwargs["num_classes"] = C
     if "num_bins" in parameters:

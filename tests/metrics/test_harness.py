@@ -489,6 +489,16 @@ def _cases():
             "masks",
             surface(hausdorff),
         ),
+        # A percentile of anisotropic distances, in a graph whose batch is unknown.
+        Case(
+            m.HausdorffDistance, {"spacing": SPACING, "average": None}, "masks", surface(hausdorff)
+        ),
+        Case(
+            m.HausdorffDistance,
+            {"convention": "medpy", "spacing": SPACING, "percentile": 90},
+            "multilabel",
+            surface(hausdorff),
+        ),
         Case(
             m.AverageSurfaceDistance, {"spacing": SPACING, "average": None}, "masks", surface(assd)
         ),

@@ -170,3 +170,18 @@ def on_host():
         yield
     finally:
         _ON_HOST.reset(token)
+
+
+def bitcast(x, dtype: str):
+    """The bits of `x` read as `dtype` of the same width (`xp.view`), any shape. The view is
+    taken on a unit last axis: Keras' TensorFlow `view` tests the last axis's size in
+    Python, which fails inside `tf.function` when that size is unknown (a batch, or a
+    point count, that the graph does not fix).
+
+    Example:
+        >>> import numpy as np
+        >>> with on_host():
+        ...     bitcast(np.float64([0.0, 1.0]), "int32").tolist()
+        [0, 4607182418800017408]
+    """
+    return xp.view(xp.expand_dims(x, -1), dtype)[..., 0]

@@ -8,6 +8,7 @@ from keras import ops
 
 from voxelmetrics.backends import compile_kernel, run_starts
 from voxelmetrics.defaults import ZERO_DIVISION
+from voxelmetrics.ops._host import bitcast
 from voxelmetrics.ops._inputs import (
     InputSpec,
     check_inputs,
@@ -50,7 +51,7 @@ def _sorted_counts(scores, labels, counted, spec: InputSpec):
     positives at threshold 0, the only threshold they reach.
     """
     score = ops.where(ops.equal(scores, 0.0), 0.0, scores)  # -0.0 has the sign bit set
-    key = ops.left_shift(_bitcast(score, "int32"), 1) + ops.cast(labels, "int32")
+    key = ops.left_shift(bitcast(score, "int32"), 1) + ops.cast(labels, "int32")
     key = ops.sort(_class_rows(ops.where(counted, key, 0), spec), axis=-1)
     bits = ops.right_shift(key, 1)
     size = ops.shape(key)[-1]
@@ -61,14 +62,7 @@ def _sorted_counts(scores, labels, counted, spec: InputSpec):
     )
     first = run_starts(bits)  # ties compared as bits: exact, subnormals included
     predicted = size - first - ops.where(ops.equal(bits, 0), uncounted, 0)
-    return _bitcast(bits, "float32"), ops.bitwise_and(key, 1), first, predicted
-
-
-def _bitcast(x, dtype: str):
-    """`ops.view` between 4-byte dtypes, on a unit last axis: Keras' TensorFlow `view` tests
-    the last axis's size in Python, which fails inside `tf.function` when it is unknown (the
-    flattened voxels of a batch of unknown size)."""
-    return ops.view(ops.expand_dims(x, -1), dtype)[..., 0]
+    return bitcast(bits, "float32"), ops.bitwise_and(key, 1), first, predicted
 
 
 def _sorted_weights(scores, labels, valid, weight, spec: InputSpec):

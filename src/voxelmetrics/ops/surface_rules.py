@@ -32,7 +32,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from voxelmetrics.ops._host import is_on_host, xp
+from voxelmetrics.ops._host import bitcast, is_on_host, xp
 from voxelmetrics.ops._options import SURFACE_CONVENTIONS, check_convention
 
 CONVENTIONS = SURFACE_CONVENTIONS  # the names: `defaults`; their check: `_options.check_convention`
@@ -246,7 +246,7 @@ def _keys(distances, spacing: Sequence[float] | None):
     bisection steps); else the float's bit pattern (non-negative floats order like their
     bits; int32 for float32, int64 for the host's float64)."""
     if spacing is None or len(set(spacing)) > 1:
-        return xp.view(distances, "int32"), lambda k: xp.view(k, "float32")
+        return bitcast(distances, "int32"), lambda k: bitcast(k, "float32")
     s2 = spacing[0] * spacing[0]
     keys = xp.cast(xp.round(xp.square(distances) / s2), "int32")
     return keys, lambda k: xp.sqrt(xp.cast(k, "float32") * s2)
