@@ -21,6 +21,7 @@ from voxelmetrics.ops._options import (
     check_threshold_values,
 )
 from voxelmetrics.ops.accumulate import add_counts, empty_total, pair_as_float
+from voxelmetrics.ops.counting import predicted
 from voxelmetrics.ops.criterion import Criterion
 from voxelmetrics.ops.histogram import score_histogram
 from voxelmetrics.ops.thresholds import optimal_threshold
@@ -95,7 +96,7 @@ class ApplyThresholds(keras.layers.Layer):
         scores = apply_activation(inputs, activation(self.from_logits, sparse=False), axis)
         shape = [1] * len(ops.shape(scores))
         shape[axis] = -1
-        return ops.greater_equal(scores, ops.reshape(self.thresholds, shape))
+        return predicted(scores, ops.reshape(self.thresholds, shape))
 
     def compute_output_spec(self, inputs):
         return keras.KerasTensor(inputs.shape, dtype="bool")

@@ -27,7 +27,9 @@ import numpy as np
 from voxelmetrics.defaults import SURFACE_CONVENTION
 from voxelmetrics.evaluate.surface import spatial_grid
 from voxelmetrics.evaluate.whole_case import WholeCase, read_case
+from voxelmetrics.ops._host import on_host
 from voxelmetrics.ops._options import check_choice, check_fraction, threshold_per_class
+from voxelmetrics.ops.counting import predicted
 
 CONVENTIONS = ("panoptica", "brats2023", "overlap")
 DEFAULT_CONVENTION = "overlap"  # a LesionRequest made in code; the CLI asks for one
@@ -901,7 +903,10 @@ def case_lesions(
         if labels:
             return (y == c).reshape(shape)
         values = np.take(y, c, axis=axis).reshape(shape)
-        return values.astype(bool) if at is None else values >= at
+        if at is None:
+            return values.astype(bool)
+        with on_host():
+            return predicted(values, at)
 
     counts = np.full((num_classes, len(FIELDS)), NAN)
     rows = []

@@ -12,7 +12,9 @@ import numpy as np
 
 from voxelmetrics.defaults import SURFACE_CONVENTION
 from voxelmetrics.evaluate.readers import InputError, Volume, voxel_size
+from voxelmetrics.ops._host import on_host
 from voxelmetrics.ops._options import check_number, class_index, threshold_per_class
+from voxelmetrics.ops.counting import predicted
 
 MEASURES = ("hd", "hd95", "assd", "nsd")
 # What each measure is called in reports, and which field of `surface_metrics` holds it.
@@ -331,11 +333,17 @@ def case_measures(
     thresholds = threshold_per_class(threshold, num_classes)
 
     def side(array, labels: bool, cut: np.ndarray) -> Side:
-        """A label map as it is; masks and scores one class at a time (`>= cut[c]`)."""
+        """A label map as it is; masks and scores one class at a time (`predicted` at
+        `cut[c]`)."""
         if labels:
             return Side(labels=array.reshape(spatial))
         classes_last = np.moveaxis(array, axis, -1)
-        return Side(mask=lambda c: (classes_last[..., c] >= cut[c]).reshape(spatial))
+
+        def mask(c: int) -> np.ndarray:
+            with on_host():
+                return predicted(classes_last[..., c], cut[c]).reshape(spatial)
+
+        return Side(mask=mask)
 
     classes = [c for c in range(num_classes) if c not in request.exclude]
     found = case_boundary_measures(

@@ -8,6 +8,7 @@ import numpy as np
 from keras import ops
 
 from voxelmetrics.backends import Streaming, bincount, compile_kernel, count_true, is_concrete
+from voxelmetrics.ops._host import is_on_host
 from voxelmetrics.ops._inputs import (
     InputSpec,
     check_inputs,
@@ -44,6 +45,35 @@ def _check_voxel_count(y_pred, spec: InputSpec, per_sample: bool) -> None:
         )
 
 
+def predicted(scores, threshold):
+    """The threshold rule of every layer: predicted positive where `score >= threshold`,
+    both compared as float32 (the scores the kernels count, and the histogram's edges).
+
+    A float64 threshold (0.7) sits above its float32 (0.69999999); comparing in float64
+    would leave a score of exactly float32(0.7) out of a mask that the counts put it in.
+    In-graph (`keras.ops`), or numpy inside `on_host()` (the offline boundary and lesion
+    masks).
+
+    Args:
+        scores: any shape.
+        threshold: broadcastable to `scores` (a number, or one per class placed on the
+            class axis by the caller).
+
+    Returns:
+        bool, the broadcast shape.
+
+    Example:
+        >>> import numpy as np
+        >>> from voxelmetrics.ops._host import on_host
+        >>> with on_host():
+        ...     predicted(np.float32([0.5, 0.7, 0.9]), 0.7).tolist()
+        [False, True, True]
+    """
+    if is_on_host():
+        return np.asarray(scores, np.float32) >= np.asarray(threshold, np.float32)
+    return ops.greater_equal(ops.cast(scores, "float32"), ops.cast(threshold, "float32"))
+
+
 def _class_shaped(threshold, spec: InputSpec):
     shape = [1] * spec.ndim
     shape[spec.axis] = -1
@@ -54,13 +84,13 @@ def _count_kernel(y_true, y_pred, threshold, sample_weight, mask, *, spec, per_s
     labels, weight, bad_label = prepare(y_true, sample_weight, mask, spec)
     scores, invalid = scores_and_invalid(y_pred, spec, bad_label)
     in_range = ops.logical_not(invalid)
-    predicted = ops.greater_equal(scores, _class_shaped(threshold, spec))
+    positive = predicted(scores, _class_shaped(threshold, spec))
     axes = _reduce_axes(spec, per_sample)
     if weight is None or ops.dtype(weight) == "bool":
         counted = in_range if weight is None else ops.logical_and(in_range, weight)
         invalid = invalid if weight is None else ops.logical_and(invalid, weight)
         hit = ops.logical_and(counted, labels)
-        flags = [ops.logical_and(hit, predicted), hit, ops.logical_and(counted, predicted)]
+        flags = [ops.logical_and(hit, positive), hit, ops.logical_and(counted, positive)]
         voxels = _static_voxels(scores, axes)
         # One packed pass over the volume (backends.count_true) instead of several
         # reductions; without a mask the counted voxels are all but the invalid ones.
@@ -81,9 +111,9 @@ def _count_kernel(y_true, y_pred, threshold, sample_weight, mask, *, spec, per_s
         invalid = ops.sum(ops.where(in_range, 0.0, weight) * ops.ones_like(scores), axis=axes)
         counted = ops.not_equal(counted_weight, 0.0)
     hit = ops.logical_and(counted, labels)
-    tp = total(ops.logical_and(hit, predicted))
+    tp = total(ops.logical_and(hit, positive))
     positives = total(hit)
-    predicted_positives = total(ops.logical_and(counted, predicted))
+    predicted_positives = total(ops.logical_and(counted, positive))
     n = total(ops.broadcast_to(counted, ops.shape(scores)))
     return _stack_counts(tp, positives, predicted_positives, n), invalid
 

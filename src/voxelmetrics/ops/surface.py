@@ -30,6 +30,7 @@ from voxelmetrics.ops._options import (
     check_threshold_values,
     check_tolerance,
 )
+from voxelmetrics.ops.counting import predicted
 from voxelmetrics.ops.distance import distances_at
 from voxelmetrics.ops.surface_rules import boundary
 
@@ -111,10 +112,7 @@ def _masks(y_true, y_pred, threshold, spec: InputSpec):
     labels, _, _ = prepare(y_true, None, None, spec)
     shape = ops.shape(y_pred)
     truth = _class_first(ops.broadcast_to(labels, shape), spec.axis)
-    predicted = ops.greater_equal(
-        _class_first(to_probabilities(y_pred, spec), spec.axis), threshold
-    )
-    return truth, predicted
+    return truth, predicted(_class_first(to_probabilities(y_pred, spec), spec.axis), threshold)
 
 
 # ----------------------------------------------------------------------------- geometry
