@@ -5,13 +5,16 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import process as futures_process
 
 import keras
 import pytest
 
 from tests.test_signals import group_members
 from voxelmetrics._threads import case_threads, thread_settings
+from voxelmetrics.evaluate import executors
 from voxelmetrics.evaluate.executors import process_pool
 
 BACKEND = keras.backend.backend()
@@ -111,3 +114,43 @@ def test_workers_and_the_resource_tracker_end_when_the_driver_is_killed():
     finally:
         for pid in group_members(driver.pid):
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="POSIX signal masks")
+def test_a_sigint_another_thread_takes_while_workers_spawn_waits_until_they_are_spawned():
+    """The kernel gives a process-directed SIGINT to a thread that does not block it (JAX's,
+    TensorFlow's), and Python then runs the handler in the main thread, at any bytecode:
+    while workers are spawned (`_spawning`) it must wait, or a child is left with an empty
+    start-up pipe (CI saw its `EOFError: Ran out of input` traceback 1 run in 5 under load).
+    """
+    go, sent = threading.Event(), threading.Event()
+
+    def other_thread():  # started before `_spawning`: SIGINT is not blocked here
+        go.wait(5)
+        os.kill(os.getpid(), signal.SIGINT)
+        sent.set()
+
+    threading.Thread(target=other_thread, daemon=True).start()
+    reached = []
+    with pytest.raises(KeyboardInterrupt), executors._spawning({}):
+        go.set()
+        assert sent.wait(5)
+        for _ in range(100):  # the handler would run at one of these bytecodes
+            time.sleep(0.002)
+        reached.append("end of the spawning block")
+    assert reached == ["end of the spawning block"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_stopped_pool_leaves_no_manager_thread_for_the_exit_to_wake():
+    """`_stop` waits for the pool's manager thread: Python 3.11 wakes the live ones at exit
+    without a lock, and one closing its pipe meanwhile printed `Exception ignored in:
+    <function _python_exit> ... Bad file descriptor` after a Ctrl-C (CI, 1 run in 3)."""
+    with pytest.raises(RuntimeError, match="a failing case"), process_pool(1) as pool:
+        manager = pool._executor_manager_thread
+        raise RuntimeError("a failing case")
+    assert not manager.is_alive()
+    assert [w._closed for t, w in futures_process._threads_wakeups.items() if t is manager] in (
+        [],
+        [True],
+    )

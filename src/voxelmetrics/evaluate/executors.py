@@ -50,8 +50,15 @@ STOP_GRACE_S = 5.0
 def _stop(pool: ProcessPoolExecutor) -> None:
     """Cancel what has not started and end the workers now, their running cases with them:
     SIGTERM, then SIGKILL for a worker still alive after `STOP_GRACE_S` (one that was
-    still starting, or that a library taught to ignore SIGTERM)."""
+    still starting, or that a library taught to ignore SIGTERM). Then wait (as long again
+    at most) for the pool's manager thread to see them gone and close its wake-up pipe.
+
+    Not waiting left a race at exit: Python 3.11's `concurrent.futures` wakes every
+    manager thread at interpreter exit without the lock that the closing takes, and a pipe
+    closed meanwhile printed `Exception ignored in: <function _python_exit> ... Bad file
+    descriptor` after the program had stopped."""
     processes = list((getattr(pool, "_processes", None) or {}).values())  # shutdown forgets
+    manager = getattr(pool, "_executor_manager_thread", None)
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         if not exited(process, 0):
@@ -60,6 +67,8 @@ def _stop(pool: ProcessPoolExecutor) -> None:
         if not exited(process, STOP_GRACE_S):
             process.kill()
             exited(process, STOP_GRACE_S)
+    if manager is not None and manager is not threading.current_thread():
+        manager.join(STOP_GRACE_S)
 
 
 def exited(process, timeout: float) -> bool:
@@ -104,25 +113,59 @@ def _exit_with(parent) -> None:
 
 
 @contextlib.contextmanager
+def _held_signals(signums: tuple[int, ...]) -> Iterator[None]:
+    """In the main thread, Python's handlers of `signums` replaced by one that only records
+    a signal, which is raised again (to the handlers restored) at the end; elsewhere, and
+    for a handler set outside Python, nothing changes.
+
+    Blocking a signal in one thread is not enough: the kernel gives it to another thread of
+    the process (JAX's, TensorFlow's), and Python then runs the handler in the main thread
+    all the same, at any bytecode.
+    """
+    held: list[int] = []
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {s: signal.getsignal(s) for s in signums}
+        previous = {s: h for s, h in previous.items() if h is not None}
+        for s in previous:
+            signal.signal(s, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for s in dict.fromkeys(held):
+            signal.raise_signal(s)
+
+
+@contextlib.contextmanager
 def _spawning(environment: dict[str, str]) -> Iterator[None]:
     """While workers are spawned: `environment` added to this process's (the children
-    inherit it at start-up, before they import any backend), SIGINT blocked (so is it in
-    the children until `_start_worker`; here it arrives when unblocked). Both restored."""
+    inherit it at start-up, before they import any backend), Ctrl-C and SIGTERM held back
+    until the end (`_held_signals`), SIGINT blocked in this thread (so is it in the
+    children until `_start_worker`); all restored.
+
+    A signal handled between a child's spawn and the write of its start-up data would
+    leave the child an empty pipe to read: an `EOFError` traceback on the terminal.
+    """
     saved = {name: os.environ.get(name) for name in environment}
     os.environ.update(environment)
     blocking = hasattr(signal, "pthread_sigmask")
-    if blocking:
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        yield
+        with _held_signals((signal.SIGINT, signal.SIGTERM)):
+            if blocking:
+                mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                yield
+            finally:
+                if blocking:  # a SIGINT that came meanwhile is held, raised after
+                    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     finally:
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        if blocking:  # last: a signal that came meanwhile is raised here
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 @contextlib.contextmanager
