@@ -22,12 +22,15 @@ from voxelmetrics import defaults
 EXPECTED = {
     "num_bins": defaults.NUM_BINS,
     "threshold": defaults.THRESHOLD,
+    "thresholds": defaults.THRESHOLD,
     "chunk_mb": defaults.CHUNK_MB,
     "bootstrap": defaults.BOOTSTRAP,
     "resamples": defaults.BOOTSTRAP,
     "criterion": defaults.CRITERION,
     "surface_convention": defaults.SURFACE_CONVENTION,
     "zero_division": defaults.ZERO_DIVISION,
+    "connectivity": defaults.CONNECTIVITY,
+    "match_threshold": defaults.MATCH_THRESHOLD,
 }
 
 

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from voxelmetrics.defaults import CRITERION
+from voxelmetrics.defaults import CRITERION, THRESHOLD
 from voxelmetrics.ops._inputs import activation, apply_activation, normalize_axis
 from voxelmetrics.ops._options import (
     NUM_BINS,
@@ -62,7 +62,7 @@ class ApplyThresholds(keras.layers.Layer):
     """
 
     def __init__(
-        self, thresholds=0.5, *, axis: int = -1, from_logits: bool | str = False, **kwargs
+        self, thresholds=THRESHOLD, *, axis: int = -1, from_logits: bool | str = False, **kwargs
     ):
         super().__init__(**kwargs)
         check_threshold_values(thresholds, name="thresholds")

@@ -17,6 +17,9 @@ or nowhere (`tests/test_defaults.py` checks every signature against this module)
 | `SURFACE_CONVENTIONS` | monai, deepmind, medpy | `ops._options`, CLI (`--surface-convention`) |
 | `SURFACE_CONVENTION`  | "monai"                | surface ops and metrics, engine, lesions  |
 | `ZERO_DIVISION`       | "nan" (0 / 0)          | score ops, metrics, report, CLI           |
+| `CONNECTIVITIES`      | 6, 18, 26 neighbours   | lesions, CLI (`--connectivity`)           |
+| `CONNECTIVITY`        | 26                     | lesions, CLI                              |
+| `MATCH_THRESHOLD`     | 0.5 (IoU >= 0.5)       | lesions, CLI (`--match-threshold`)        |
 
 1024 is a power of two, so `bin_index` needs no edge correction.
 
@@ -32,7 +35,6 @@ NUM_BINS = 1024
 THRESHOLD = 0.5
 CHUNK_MB = 256.0
 BOOTSTRAP = 1000
-CRITERION = "f1"
 # The criterion names: a `Literal` written out, the one type checkers read (`Criterion.name`
 # has it), and the same names as a tuple for the CLI and `Criterion`'s check.
 CriterionName = Literal[
@@ -48,6 +50,7 @@ CriterionName = Literal[
     "cost",
 ]
 CRITERIA = get_args(CriterionName)
+CRITERION: CriterionName = "f1"
 # How each criterion is written on the command line (`Criterion.parse`).
 CRITERION_SPELLINGS = (
     "f1, dice, iou, youden, fbeta:BETA, recall_at_precision:MIN_PRECISION, "
@@ -61,3 +64,7 @@ SURFACE_CONVENTIONS = ("monai", "deepmind", "medpy")
 SURFACE_CONVENTION = SURFACE_CONVENTIONS[0]
 # What an undefined ratio (0 / 0: a class absent from truth and prediction) becomes.
 ZERO_DIVISION = "nan"
+# Lesions: the neighbours that join voxels into one lesion, and panoptica's matching IoU.
+CONNECTIVITIES = (6, 18, 26)
+CONNECTIVITY = 26
+MATCH_THRESHOLD = 0.5

@@ -17,7 +17,13 @@ from voxelmetrics.cli.demo import DEMO_CRITERIA
 from voxelmetrics.cli.output import PLOT_FILES
 from voxelmetrics.cli.parsing import build_parser
 from voxelmetrics.cli.running import run_evaluation, write_partial
-from voxelmetrics.cli.signals import EXIT_BAD_INPUT, Interrupted, Signals, stopped
+from voxelmetrics.cli.signals import (
+    EXIT_BAD_INPUT,
+    Interrupted,
+    Signals,
+    exit_status,
+    stopped,
+)
 
 __all__ = [
     "DEMO_CRITERIA",
@@ -42,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             status = _command(sys.argv[1:] if argv is None else list(argv))
         except Interrupted as e:  # outside a command's own guard: before any output
             return stopped(e.signum, "nothing written")
-        if signals.received is not None and status != 128 + signals.received:
+        if signals.received is not None and status != exit_status(signals.received):
             return stopped(signals.received, "nothing more written")
         return status
 

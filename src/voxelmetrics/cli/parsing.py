@@ -339,7 +339,10 @@ def _add_lesion_options(p) -> None:
         "brats2023[:GLI|SSA|MEN|PED|MET] or overlap",
     )
     p.add_argument(
-        "--connectivity", type=int, help="--lesions: neighbours 6, 18 or 26 (default: 26)"
+        "--connectivity",
+        type=int,
+        help=f"--lesions: neighbours {', '.join(map(str, defaults.CONNECTIVITIES[:-1]))} or "
+        f"{defaults.CONNECTIVITIES[-1]} (default: {defaults.CONNECTIVITY})",
     )
     p.add_argument(
         "--min-lesion-volume",
@@ -350,7 +353,8 @@ def _add_lesion_options(p) -> None:
     p.add_argument(
         "--match-threshold",
         type=float,
-        help="--lesions panoptica: a pair matches at IoU >= this (default: 0.5)",
+        help="--lesions panoptica: a pair matches at IoU >= this (default: "
+        f"{defaults.MATCH_THRESHOLD})",
     )
 
 

@@ -79,11 +79,16 @@ class Signals:
             raise Interrupted(self.received)
 
 
+def exit_status(signum: int) -> int:
+    """The exit status of a run that signal `signum` stopped: 128 + signum, as a shell's."""
+    return 128 + signum
+
+
 def stopped(signum: int, unwritten: str) -> int:
-    """Say that signal `signum` stopped the run and what it left unwritten; 128 + signum."""
+    """Say that signal `signum` stopped the run and what it left unwritten; its exit status."""
     name = signal.Signals(signum).name
     print(f"voxelmetrics: {name} received: stopped; {unwritten}.", file=sys.stderr)
-    return 128 + signum
+    return exit_status(signum)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -24,7 +24,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from voxelmetrics.defaults import SURFACE_CONVENTION
+from voxelmetrics.defaults import CONNECTIVITIES, SURFACE_CONVENTION
+from voxelmetrics.defaults import CONNECTIVITY as DEFAULT_CONNECTIVITY
+from voxelmetrics.defaults import MATCH_THRESHOLD as DEFAULT_MATCH_THRESHOLD
 from voxelmetrics.evaluate.surface import spatial_grid
 from voxelmetrics.evaluate.whole_case import WholeCase, read_case
 from voxelmetrics.ops._host import on_host
@@ -33,9 +35,6 @@ from voxelmetrics.ops.counting import predicted
 
 CONVENTIONS = ("panoptica", "brats2023", "overlap")
 DEFAULT_CONVENTION = "overlap"  # a LesionRequest made in code; the CLI asks for one
-CONNECTIVITIES = (6, 18, 26)
-DEFAULT_CONNECTIVITY = 26
-DEFAULT_MATCH_THRESHOLD = 0.5
 # BraTS 2023 per sub-challenge: (dilation iterations of the 18-connected structure, truth
 # lesions at or below this volume in mm^3 are left out of the scores). From the BraTS 2023
 # metrics code (`get_challenge_parameters`).

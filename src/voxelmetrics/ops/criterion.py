@@ -51,7 +51,7 @@ class Criterion:
         True
     """
 
-    name: CriterionName = "f1"  # a Literal, as its type needs (`defaults.CRITERION`)
+    name: CriterionName = CRITERION
     beta: float = 1.0
     min_precision: float | None = None
     min_recall: float | None = None
