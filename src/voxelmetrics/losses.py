@@ -8,7 +8,6 @@ import warnings
 from collections.abc import Sequence
 
 import keras
-import numpy as np
 from keras import ops
 
 from voxelmetrics.metrics._lifecycle import ConstructorConfig, documented
@@ -19,7 +18,7 @@ from voxelmetrics.ops._inputs import (
     normalize_axis,
     static_shape,
 )
-from voxelmetrics.ops._options import check_axis, check_from_logits, check_number
+from voxelmetrics.ops._options import check_axis, check_from_logits, check_number, check_weight_list
 
 
 def _probabilities_and_labels(y_true, y_pred, axis: int, from_logits: bool | str):
@@ -319,13 +318,7 @@ class WeightedBinaryCrossentropy(ConstructorConfig, keras.losses.Loss):
                     f"received {class_weights!r}."
                 )
         elif class_weights is not None:
-            w = np.asarray(class_weights, dtype=np.float64)
-            if w.ndim != 1 or not np.all(np.isfinite(w) & (w >= 0)):
-                raise ValueError(
-                    f"class_weights must be a 1-D list of finite weights >= 0; received "
-                    f"{class_weights!r}."
-                )
-            class_weights = w.tolist()
+            class_weights = check_weight_list(class_weights)
         self.class_weights = class_weights
         self.from_logits = check_from_logits(from_logits, activations=False)
         self.axis = check_axis(axis)

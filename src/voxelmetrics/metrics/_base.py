@@ -18,6 +18,7 @@ from voxelmetrics.metrics._lifecycle import ConstructorConfig
 from voxelmetrics.ops._inputs import (
     Activation,
     activation,
+    bad_weight,
     check_pred_rank,
     class_count,
     is_sparse,
@@ -381,7 +382,7 @@ class VolumeMeanState(ThresholdedState):
         tallied as invalid in every class, as a voxel weight would be (`prepare`): metrics
         never raise on values."""
         weight = ops.cast(sample_weight, "float32")
-        bad = ops.logical_not(ops.logical_and(ops.isfinite(weight), ops.greater_equal(weight, 0)))
+        bad = bad_weight(weight)
         shape = static_shape(y_pred)
         axis = normalize_axis(self.axis, len(shape))
         voxels = int(np.prod([n for a, n in enumerate(shape) if a not in (0, axis)]))

@@ -112,6 +112,7 @@ HOST = types.SimpleNamespace(
     floor=np.floor,
     greater=np.greater,
     greater_equal=np.greater_equal,
+    isfinite=np.isfinite,
     isinf=np.isinf,
     isnan=np.isnan,
     less=np.less,

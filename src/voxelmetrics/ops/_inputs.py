@@ -12,6 +12,7 @@ import numpy as np
 from keras import ops
 
 from voxelmetrics.backends import is_concrete, to_host, value_range
+from voxelmetrics.ops._host import on_host, xp
 from voxelmetrics.ops._options import check_from_logits, check_on_invalid
 
 Activation = Literal["none", "sigmoid", "softmax"]
@@ -281,13 +282,29 @@ def _diagnose_scores(scores: np.ndarray, spec: InputSpec, mask) -> None:
             )
 
 
+def bad_weight(weight):
+    """Where a weight is NaN, infinite or negative: the rule of every voxel and volume weight
+    (such a weight counts nowhere and is tallied as invalid in-graph; eager calls raise).
+    `weight` any shape, float; bool, the same shape; numpy inside `on_host()`.
+
+    Example:
+        >>> with on_host():
+        ...     bad_weight(np.array([1.0, 0.0, -1.0, np.nan, np.inf])).tolist()
+        [False, False, True, True, True]
+    """
+    return xp.logical_not(xp.logical_and(xp.isfinite(weight), xp.greater_equal(weight, 0)))
+
+
 def check_sample_weight(sample_weight) -> None:
     """Raise unless the concrete `sample_weight` is finite and >= 0 everywhere."""
     low, high = value_range(sample_weight)
-    if (np.isfinite(low) and np.isfinite(high) and low >= 0) or low > high:  # low > high: empty
+    if low > high:  # empty
         return
-    values = to_host(sample_weight).astype(np.float64)
-    bad = ~(np.isfinite(values) & (values >= 0))
+    with on_host():
+        if not bad_weight(np.array([low, high], np.float64)).any():
+            return
+        values = to_host(sample_weight).astype(np.float64)
+        bad = bad_weight(values)
     raise ValueError(
         f"sample_weight must be finite and >= 0; found {values[bad][0]} at index "
         f"{_first_index(bad)} ({int(bad.sum())} such values). Use mask= to leave voxels out."
@@ -411,8 +428,8 @@ def prepare(y_true, sample_weight, mask, spec: InputSpec):
         sw = ops.cast(grid_to_full(sample_weight, spec), "float32")
         # A NaN, infinite or negative weight counts nowhere; the voxel is tallied as
         # invalid with weight 1 (an eager call raises before getting here).
-        bad_weight = ops.logical_not(ops.logical_and(ops.isfinite(sw), ops.greater_equal(sw, 0)))
-        sw = ops.where(bad_weight, 1.0, sw)
-        bad_label = bad_weight if bad_label is None else ops.logical_or(bad_label, bad_weight)
+        bad = bad_weight(sw)
+        sw = ops.where(bad, 1.0, sw)
+        bad_label = bad if bad_label is None else ops.logical_or(bad_label, bad)
         weight = sw if weight is None else sw * ops.cast(weight, "float32")
     return labels, weight, bad_label

@@ -271,10 +271,22 @@ def check_class_weights(class_weights, average, num_classes: int | None = None):
     check_average(average, class_weights)
     if class_weights is None or isinstance(class_weights, str):
         return class_weights
+    return check_weight_list(class_weights, num_classes)
+
+
+def check_weight_list(class_weights, num_classes: int | None = None) -> list[float]:
+    """Per-class weights (the averages', the weighted loss's) as a list of floats: 1-D, one
+    per class when `num_classes` is given, each finite and >= 0.
+
+    Example:
+        >>> check_weight_list((1, 2.5))
+        [1.0, 2.5]
+    """
     weights = np.asarray(class_weights, dtype=np.float64)
     if weights.ndim != 1 or (num_classes is not None and len(weights) != num_classes):
+        count = "" if num_classes is None else f" ({num_classes})"
         raise ValueError(
-            f"class_weights must hold one weight per class ({num_classes}); received "
+            f"class_weights must be a 1-D list of one weight per class{count}; received "
             f"{class_weights!r}."
         )
     if not np.all(np.isfinite(weights) & (weights >= 0)):
