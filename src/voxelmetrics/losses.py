@@ -16,6 +16,7 @@ from voxelmetrics.ops._inputs import (
     apply_activation,
     is_sparse,
     normalize_axis,
+    sparse_one_hot,
     static_shape,
 )
 from voxelmetrics.ops._options import check_axis, check_from_logits, check_number, check_weight_list
@@ -27,15 +28,9 @@ def _probabilities_and_labels(y_true, y_pred, axis: int, from_logits: bool | str
     axis = normalize_axis(axis, len(pred_shape))
     num_classes = pred_shape[axis]
     sparse = is_sparse(true_shape, pred_shape, axis)
+    labels = y_true
     if sparse:
-        ids = ops.cast(y_true, "int32")
-        if len(true_shape) == len(pred_shape) - 1:
-            ids = ops.expand_dims(ids, axis)
-        shape = [1] * len(pred_shape)
-        shape[axis] = num_classes
-        labels = ops.equal(ids, ops.reshape(ops.arange(num_classes, dtype="int32"), shape))
-    else:
-        labels = y_true
+        _, labels = sparse_one_hot(y_true, num_classes, axis, len(pred_shape))
     scores = apply_activation(y_pred, activation(from_logits, sparse), axis)
     return scores, ops.cast(labels, "float32"), axis
 

@@ -338,9 +338,38 @@ def grid_to_full(w, spec: InputSpec):
 
 def class_ids(spec: InputSpec):
     """int32 `[1, .., C, .., 1]`: the class index along the class axis, broadcastable."""
-    shape = [1] * spec.ndim
-    shape[spec.axis] = spec.num_classes
-    return ops.reshape(ops.arange(spec.num_classes, dtype="int32"), shape)
+    return _class_range(spec.num_classes, spec.axis, spec.ndim)
+
+
+def _class_range(num_classes: int, axis: int, ndim: int):
+    shape = [1] * ndim
+    shape[axis] = num_classes
+    return ops.reshape(ops.arange(num_classes, dtype="int32"), shape)
+
+
+def sparse_one_hot(y_true, num_classes: int, axis: int, ndim: int):
+    """Sparse class ids as one-hot labels: the one rule of the counts, the losses and the
+    boundary ops (an id outside `[0, C)` is in no class).
+
+    Args:
+        y_true: integer ids `(...)` with `ndim - 1` axes, or `ndim` axes with a length-1
+            class axis at `axis`.
+        num_classes: `C`.
+        axis: the class axis of the result, in `[0, ndim)` or negative.
+        ndim: the rank of the result.
+
+    Returns:
+        `(ids, labels)`: int32 ids with the class axis, and bool labels `[..., C, ...]`.
+
+    Example:
+        >>> _, labels = sparse_one_hot(np.array([0, 2, 5]), 3, -1, 2)
+        >>> np.asarray(labels).astype(int).tolist()
+        [[1, 0, 0], [0, 0, 1], [0, 0, 0]]
+    """
+    ids = ops.cast(y_true, "int32")
+    if len(ops.shape(ids)) == ndim - 1:
+        ids = ops.expand_dims(ids, axis)
+    return ids, ops.equal(ids, _class_range(num_classes, axis, ndim))
 
 
 def to_probabilities(y_pred, spec: InputSpec):
@@ -411,10 +440,7 @@ def prepare(y_true, sample_weight, mask, spec: InputSpec):
     weight = None if mask is None else ops.cast(grid_to_full(mask, spec), "bool")
     bad_label = None
     if spec.sparse:
-        ids = ops.cast(y_true, "int32")
-        if len(ops.shape(ids)) == spec.ndim - 1:
-            ids = ops.expand_dims(ids, spec.axis)
-        labels = ops.equal(ids, class_ids(spec))
+        ids, labels = sparse_one_hot(y_true, spec.num_classes, spec.axis, spec.ndim)
         bad_label = ops.logical_or(ops.less(ids, 0), ops.greater_equal(ids, spec.num_classes))
         if spec.ignore_index is not None:
             keep = ops.not_equal(ids, spec.ignore_index)

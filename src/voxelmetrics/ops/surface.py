@@ -19,6 +19,7 @@ from voxelmetrics.ops._inputs import (
     check_inputs,
     normalize_axis,
     prepare,
+    sparse_one_hot,
     static_shape,
     to_probabilities,
 )
@@ -73,8 +74,9 @@ def _one_hot_labels(labels, num_classes: int | None, name: str):
             f"{name} is an integer label map without a class axis; pass num_classes to say "
             f"how many classes it holds."
         )
-    ids = ops.expand_dims(ops.cast(ops.convert_to_tensor(labels), "int32"), -1)
-    return ops.cast(ops.equal(ids, ops.arange(num_classes, dtype="int32")), "float32")
+    labels = ops.convert_to_tensor(labels)
+    _, one_hot = sparse_one_hot(labels, num_classes, -1, len(ops.shape(labels)) + 1)
+    return ops.cast(one_hot, "float32")
 
 
 def _check_grid(y_pred, axis: int, spatial_dims: int) -> int:
