@@ -12,7 +12,13 @@ import numpy as np
 
 from voxelmetrics.defaults import SURFACE_CONVENTION
 from voxelmetrics.evaluate.readers import InputError, Volume, voxel_size
-from voxelmetrics.ops._options import check_number, class_index, threshold_per_class
+from voxelmetrics.ops._options import (
+    check_number,
+    check_spacing,
+    check_tolerance,
+    class_index,
+    threshold_per_class,
+)
 
 MEASURES = ("hd", "hd95", "assd", "nsd")
 # What each measure is called in reports, and which field of `surface_metrics` holds it.
@@ -150,9 +156,9 @@ def parse_surface(text: str) -> SurfaceRequest:
             key, _, number = value.partition("=")
             if not key.strip() or key.strip() in {k for k, _ in per_class}:
                 raise ValueError(f"{what}s: each class once, as CLASS=TOLERANCE; got {item!r}.")
-            per_class.append((key.strip(), _positive_float(number, what)))
+            per_class.append((key.strip(), _tolerance(number, what)))
         else:
-            tolerance = _positive_float(value, what)
+            tolerance = _tolerance(value, what)
     if {"hd", "hd95"} <= set(measures):
         raise ValueError(f"--surface {text!r}: ask for hd or hd95, not both.")
     if per_class:
@@ -195,24 +201,37 @@ def missing_value(policy: str, spacing: Sequence[float], spatial: Sequence[int])
     return float(policy)
 
 
-def _positive_float(text: str, what: str) -> float:
-    """`text` as a finite number > 0 (`_options.check_number`), else a ValueError naming it."""
+def _number(text: str, what: str) -> float:
+    """`text` as a float, else a ValueError naming `what`."""
     try:
-        return check_number(what, float(text), positive=True)
+        return float(text)
     except ValueError:
-        raise ValueError(f"{what} must be a positive number; got {text!r}.") from None
+        raise ValueError(f"{what} must be a number; got {text!r}.") from None
+
+
+def _tolerance(text: str, what: str) -> float:
+    """An NSD tolerance by the library's rule (`_options.check_tolerance`: finite, >= 0)."""
+    value = _number(text, what)
+    try:
+        return check_tolerance(value)
+    except ValueError as e:
+        raise ValueError(f"{what}: {e}") from None
 
 
 def parse_spacing(text: str) -> tuple[float, ...]:
-    """`"1,1,2.5"` -> `(1.0, 1.0, 2.5)`: the voxel size along each spatial axis.
+    """`"1,1,2.5"` -> `(1.0, 1.0, 2.5)`: the voxel size along each spatial axis, by the
+    library's rule (`_options.check_spacing`: each finite and > 0).
 
     Example:
         >>> parse_spacing("0.8,0.8,3")
         (0.8, 0.8, 3.0)
     """
-    return tuple(
-        _positive_float(v, f"--spacing {text!r}: each voxel size") for v in text.split(",")
-    )
+    what = f"--spacing {text!r}"
+    values = [_number(v, f"{what}: each voxel size") for v in text.split(",")]
+    try:
+        return check_spacing(values, len(values))
+    except ValueError as e:
+        raise ValueError(f"{what}: {e}") from None
 
 
 def header_spacing(path: str | Path) -> tuple[float, ...] | None:
@@ -231,12 +250,16 @@ def case_spacing(
     """
     found = [(v.path, header_spacing(v.path)) for v in (true, pred)]
     found = [(path, s[:spatial_dims]) for path, s in found if s is not None]
-    if given is not None and len(given) != spatial_dims:
-        raise InputError(
-            pred.path,
-            f"has {spatial_dims} spatial axes, but --spacing gives {len(given)} voxel sizes.",
-        )
-    reference = tuple(given) if given is not None else (found[0][1] if found else None)
+    if given is not None:
+        try:
+            given = check_spacing(given, spatial_dims)
+        except ValueError as e:
+            raise InputError(
+                pred.path,
+                f"has {spatial_dims} spatial axes, and --spacing gives {np.size(given)} voxel "
+                f"sizes: {e}",
+            ) from None
+    reference = given if given is not None else (found[0][1] if found else None)
     source = "--spacing" if given is not None else (found[0][0] if found else None)
     for path, spacing in found:
         if len(spacing) != len(reference):  # a header of fewer axes than --spacing gives
