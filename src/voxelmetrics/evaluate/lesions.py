@@ -994,7 +994,7 @@ def request_from_options(
         min_pred=min_pred,
         match_threshold=DEFAULT_MATCH_THRESHOLD if match_threshold is None else match_threshold,
         challenge=challenge,
-        surface_convention=surface_convention or "monai",
+        surface_convention=surface_convention or SURFACE_CONVENTION,
     )
 
 
