@@ -109,10 +109,11 @@ def add_surface(numbers: dict, surface: dict[str, np.ndarray], exclude: Sequence
         if name == SURFACE_MISSED:  # which classes were missed on one side: not a measure
             continue
         kept = np.delete(np.asarray(values, np.float64), list(exclude))
-        defined = kept[~np.isnan(kept)]
         numbers["classes"][name] = np.asarray(values, np.float64)
-        numbers["averages"]["macro"][name] = defined.mean() if defined.size else np.nan
-        numbers["valid"][name] = defined.size
+        with on_host():
+            macro = average_scores(kept, np.ones_like(kept), average="macro")
+            numbers["averages"]["macro"][name] = np.float64(macro)
+            numbers["valid"][name] = int(num_valid_classes(kept))
     return numbers
 
 
