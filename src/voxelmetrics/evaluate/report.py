@@ -18,6 +18,7 @@ from voxelmetrics.evaluate.surface import MEASURES as SURFACE_MEASURES
 from voxelmetrics.evaluate.surface import MISSED as SURFACE_MISSED
 from voxelmetrics.ops import _options
 from voxelmetrics.ops._host import on_host, xp
+from voxelmetrics.ops._options import default_class_names as default_class_names  # cli reads it
 from voxelmetrics.ops.criterion import Criterion
 from voxelmetrics.ops.curves import average_precision, roc_auc
 from voxelmetrics.ops.fused import counts_at_bins
@@ -326,10 +327,6 @@ def exclude_indices(exclude: Sequence, names: Sequence[str]) -> list[int]:
         ValueError: a name that is no class, or an id outside `[0, C)`.
     """
     return _options.check_exclude(exclude, names, len(names), name="--exclude")
-
-
-def default_class_names(num_classes: int) -> list[str]:
-    return [f"class_{c}" for c in range(num_classes)]
 
 
 def summarize(

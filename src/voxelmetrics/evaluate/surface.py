@@ -109,17 +109,13 @@ class SurfaceRequest:
 
 def class_id(item, names: Sequence[str], option: str) -> int:
     """A class id from a name in `names`, an id (digits), or (no names given) a default name
-    `class_N`; the rule of `_options.class_index`, with C not yet known.
+    `class_N`: `_options.class_index`, with C not yet known.
 
     Example:
         >>> class_id("liver", ["background", "liver"], "--exclude"), class_id("class_3", [], "-")
         (1, 3)
     """
-    text = str(item).strip()
-    number = text.removeprefix("class_")
-    if not names and number.isdigit():
-        return int(number)
-    return class_index(text, list(names) or None, None, name=option)
+    return class_index(item, list(names) or None, None, name=option, default_names=True)
 
 
 def parse_surface(text: str) -> SurfaceRequest:
