@@ -24,7 +24,14 @@ from voxelmetrics.evaluate.planning import (
     implausible_class_axis,
     pred_kind,
 )
-from voxelmetrics.evaluate.readers import InputError, InputWarning, Volume, open_volume, pair_cases
+from voxelmetrics.evaluate.readers import (
+    MASK_CUT,
+    InputError,
+    InputWarning,
+    Volume,
+    open_volume,
+    pair_cases,
+)
 from voxelmetrics.evaluate.records import (
     HARD_KINDS,
     CaseTotals,
@@ -249,7 +256,7 @@ def finish_label_maps(cases: list[CaseTotals], options: Options) -> Evaluation:
             case.surface = {name: _fit(v, width, 0, np.nan) for name, v in case.surface.items()}
         if case.lesions is not None:  # a class above a case's largest id: no lesion there
             case.lesions.counts = _fit(case.lesions.counts, width, 0, 0.0)
-    return Evaluation(options, np.full(width, 0.5, np.float32), cases, "labels")
+    return Evaluation(options, np.full(width, MASK_CUT, np.float32), cases, "labels")
 
 
 def _largest_id(matrix: np.ndarray) -> int:

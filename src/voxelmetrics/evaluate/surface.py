@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from voxelmetrics.defaults import SURFACE_CONVENTION
-from voxelmetrics.evaluate.readers import InputError, Volume, voxel_size
+from voxelmetrics.evaluate.readers import MASK_CUT, InputError, Volume, voxel_size
 from voxelmetrics.ops._options import (
     check_number,
     check_spacing,
@@ -358,7 +358,7 @@ def case_measures(
 
     classes = [c for c in range(num_classes) if c not in request.exclude]
     found = case_boundary_measures(
-        side(y_true, true_labels, np.full(num_classes, 0.5)),  # truth masks are 0/1
+        side(y_true, true_labels, np.full(num_classes, MASK_CUT)),  # truth masks are 0/1
         side(y_pred, pred_labels, thresholds),
         classes,
         spacing=spacing,
