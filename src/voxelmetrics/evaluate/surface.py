@@ -19,6 +19,7 @@ from voxelmetrics.ops._options import (
     class_index,
     threshold_per_class,
 )
+from voxelmetrics.ops.surface_rules import surfel_areas, uses_surfels
 
 MEASURES = ("hd", "hd95", "assd", "nsd")
 # What each measure is called in reports, and which field of `surface_metrics` holds it.
@@ -341,12 +342,11 @@ def case_measures(
 
     grid = y_pred.shape if pred_labels else tuple(np.delete(y_pred.shape, axis))
     spatial = spatial_grid(grid, len(spacing), path)
-    if request.convention == "deepmind" and len(spatial) not in (2, 3):
-        raise InputError(
-            path,
-            f"has {len(spatial)} spatial axes; --surface-convention deepmind measures 2-D "
-            "contours or 3-D surfaces (give --spacing for 2 or 3 axes).",
-        )
+    if uses_surfels(request.convention):
+        try:  # the surfel rule's own check of the spatial axes (its areas are cached)
+            surfel_areas(tuple(float(s) for s in spacing))
+        except ValueError as e:
+            raise InputError(path, f"--surface-convention {request.convention}: {e}") from None
     thresholds = threshold_per_class(threshold, num_classes)
 
     def side(array, labels: bool, cut: np.ndarray) -> Side:
