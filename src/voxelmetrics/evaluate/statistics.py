@@ -88,7 +88,12 @@ def bootstrap_mean_intervals(
 def _percentiles(means: np.ndarray, tail: float) -> tuple[np.ndarray, np.ndarray]:
     """The `tail` and `1 - tail` quantiles of each row of `means` `[S, B]`: linear
     interpolation, or the nearest order statistic outward in a row holding an infinite mean
-    (a missed structure's distance: no interpolation with inf)."""
+    (a missed structure's distance: no interpolation with inf).
+
+    Not `quantiles`: in such a row that one interpolates between two finite neighbours and
+    gives inf between a finite one and inf; this interval takes the lower order statistic
+    at its low end and the higher at its high end, so the numbers differ.
+    """
     with np.errstate(invalid="ignore"):
         low, high = np.quantile(means, [tail, 1.0 - tail], axis=-1)
     infinite = ~np.all(np.isfinite(means), axis=-1)
