@@ -12,7 +12,15 @@ import pytest
 
 from tests.evaluate.test_lesions import blobs, panoptica_numbers, perturbed
 from voxelmetrics.cli import main
-from voxelmetrics.evaluate.lesions import LesionRequest, MinVolume, class_lesions, lesion_scores
+from voxelmetrics.defaults import SURFACE_CONVENTION
+from voxelmetrics.evaluate import lesions
+from voxelmetrics.evaluate.lesions import (
+    LesionRequest,
+    MinVolume,
+    class_lesions,
+    lesion_scores,
+    request_from_options,
+)
 
 SHAPE = (12, 12, 12)
 
@@ -210,6 +218,17 @@ def test_overlap_takes_the_surface_convention_and_spacing(label_maps, tmp_path):
     expected = lesion_scores(found.counts, "overlap")["lesion_hd95"]
     got = block["cases"][0]["classes"]["class_1"]["lesion_hd95"]
     np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def test_the_lesion_surface_convention_defaults_to_the_one_default(monkeypatch):
+    """`request_from_options` typed "monai" again instead of naming
+    `defaults.SURFACE_CONVENTION` (a change of the default would have missed it)."""
+    assert request_from_options("overlap").surface_convention == SURFACE_CONVENTION
+    monkeypatch.setattr(lesions, "SURFACE_CONVENTION", "medpy")
+    assert request_from_options("overlap").surface_convention == "medpy"
+    assert request_from_options("overlap", surface_convention="deepmind").boundary_convention == (
+        "deepmind"
+    )
 
 
 def test_merge_refuses_a_partial_with_tampered_lesion_arrays(label_maps, tmp_path, capsys):

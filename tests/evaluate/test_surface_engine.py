@@ -10,6 +10,7 @@ from monai.metrics import (
     compute_hausdorff_distance,
     compute_surface_dice,
 )
+from scipy import ndimage
 
 from voxelmetrics.evaluate.readers import InputError, open_volume
 from voxelmetrics.evaluate.surface import (
@@ -21,6 +22,8 @@ from voxelmetrics.evaluate.surface import (
     parse_surface,
     read_whole,
 )
+from voxelmetrics.ops import normalized_surface_dice
+from voxelmetrics.ops._options import check_tolerance
 
 SPACING = (0.8, 1.0, 2.5)
 REQUEST = parse_surface("hd95,assd,nsd:1.5")
@@ -150,11 +153,52 @@ def test_parse_surface(text, expected):
 
 
 @pytest.mark.parametrize(
-    "text", ["", "hd99", "nsd", "nsd:0", "nsd:-1", "nsd:nan", "hd95,hd95", "hd,hd95", "assd:2"]
+    "text", ["", "hd99", "nsd", "nsd:-1", "nsd:nan", "hd95,hd95", "hd,hd95", "assd:2"]
 )
 def test_parse_surface_refuses(text):
     with pytest.raises(ValueError, match="--surface"):
         parse_surface(text)
+
+
+def test_nsd_tolerance_zero_is_accepted_as_by_the_library(case):
+    """`--surface nsd:0` was refused (a local `> 0` parse) while `tolerance=0` works in the
+    library: the CLI now parses by `check_tolerance` (>= 0), and NSD at 0 counts the boundary
+    voxels that lie on the other boundary (distance exactly 0)."""
+    truth, scores = case
+    scores = np.roll(scores, 1, axis=0)  # some boundary voxels on the truth's, some off
+    request = parse_surface("hd95,nsd:0")
+    assert request.tolerance == 0.0
+    measured = case_measures(
+        truth,
+        scores,
+        request,
+        spacing=SPACING,
+        threshold=0.5,
+        axis=-1,
+        num_classes=2,
+        true_labels=False,
+        pred_labels=False,
+    )
+    library = normalized_surface_dice(
+        truth[None], scores[None], 0, spacing=SPACING, threshold=0.5, spatial_dims=3
+    )
+    np.testing.assert_allclose(measured["nsd"], np.asarray(library)[0], rtol=1e-6)
+    pred = scores >= 0.5
+    for c in range(2):
+        edges = [
+            m & ~ndimage.binary_erosion(m, border_value=0) for m in (truth[..., c], pred[..., c])
+        ]
+        both = np.sum(edges[0] & edges[1])
+        assert measured["nsd"][c] == pytest.approx(2 * both / (edges[0].sum() + edges[1].sum()))
+        assert 0 < measured["nsd"][c] < 1
+
+
+def test_negative_nsd_tolerance_is_refused_in_the_library_words():
+    with pytest.raises(ValueError) as library:
+        check_tolerance(-1.0)
+    with pytest.raises(ValueError, match="--surface") as parsed:
+        parse_surface("hd95,nsd:-1")
+    assert str(library.value) in str(parsed.value)
 
 
 def test_parse_spacing():

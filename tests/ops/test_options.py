@@ -193,6 +193,24 @@ def test_one_class_name_or_id_rule_for_exclude_and_the_surface_options():
             check_exclude([item], known or None, None, name="--exclude")
 
 
+def test_one_default_class_name_rule_for_metrics_report_and_surface_options():
+    """`class_N` was written by `evaluate/report.py`, `metrics/_base.py` and parsed again by
+    `evaluate/surface.py`; `default_class_names` writes it, `class_index` reads it back."""
+    from voxelmetrics.evaluate import report
+    from voxelmetrics.metrics import Dice
+    from voxelmetrics.ops._options import class_index, default_class_names
+
+    assert default_class_names(3) == ["class_0", "class_1", "class_2"]
+    assert report.default_class_names is default_class_names
+    assert Dice(num_classes=2, average=None).names == default_class_names(2)
+    for c, text in enumerate(default_class_names(3)):
+        assert class_index(text, None, 3, name="-", default_names=True) == c
+    with pytest.raises(ValueError, match="'class_3' is neither a class id in"):
+        class_index("class_3", None, 3, name="-", default_names=True)
+    with pytest.raises(ValueError, match="'class_1' is neither a class id"):
+        class_index("class_1", None, 3, name="-")  # only where the caller says so
+
+
 def test_lesion_options_are_the_shared_choice_and_fraction_rules():
     """`LesionRequest` and the CLI's `request_from_options` checked connectivity and the match
     threshold each with its own copy; both call `check_choice` / `check_fraction` now."""

@@ -223,10 +223,12 @@ def mask_measures(
     r"""HD (`percentile=None`) or HD at a percentile, ASSD and NSD of one pair of masks.
 
     $d(p, \partial T)$ for every point p of the predicted boundary and back; the points and
-    the reductions are the convention's (`monai`: voxel boundary, max of the directed
-    percentiles, pooled ASSD, voxel-counting NSD; `medpy`: voxel boundary, percentile of
-    the pooled distances, mean of the directed means; `deepmind`: corner-grid surfels
-    weighted by area). Empty masks: both empty NaN; one empty HD/ASSD inf, NSD 0.
+    the reductions are the convention's (`ops/surface_rules.py`; `monai`: voxel boundary,
+    max of the directed percentiles, ASSD the mean of both directions' distances pooled,
+    voxel-counting NSD; `medpy`: voxel boundary, percentile of the pooled distances, pooled
+    ASSD as `monai`; `deepmind`: corner-grid surfels weighted by area, ASSD the mean of the
+    two directed area-weighted means). Empty masks: both empty NaN; one empty HD/ASSD inf,
+    NSD 0.
 
     Args:
         truth, pred: bool masks of one shape `[*spatial]` (any size: the work is done on

@@ -24,7 +24,14 @@ from voxelmetrics.evaluate.planning import (
     implausible_class_axis,
     pred_kind,
 )
-from voxelmetrics.evaluate.readers import InputError, InputWarning, Volume, open_volume, pair_cases
+from voxelmetrics.evaluate.readers import (
+    MASK_CUT,
+    InputError,
+    InputWarning,
+    Volume,
+    open_volume,
+    pair_cases,
+)
 from voxelmetrics.evaluate.records import (
     HARD_KINDS,
     CaseTotals,
@@ -35,23 +42,16 @@ from voxelmetrics.evaluate.records import (
 from voxelmetrics.evaluate.regions import region_counts
 from voxelmetrics.evaluate.streaming import evaluate_case
 from voxelmetrics.ops._inputs import InputSpec
-from voxelmetrics.ops._options import check_threshold_values
+from voxelmetrics.ops._options import threshold_per_class
 from voxelmetrics.ops.accumulate import exact_counts
 
 
 def threshold_vector(threshold, num_classes: int, num_classes_from: str) -> np.ndarray:
-    """float32 `[C]` from a scalar or per-class threshold, each in [0, 1] (the ops' rule,
-    `check_threshold_values`); the count message says where `C` came from."""
-    values = check_threshold_values(threshold, name="threshold (--threshold)")
-    t = np.asarray(values, np.float32).reshape(-1)
-    if t.shape[0] == 1:
-        t = np.repeat(t, num_classes)
-    if t.shape[0] != num_classes:
-        raise ValueError(
-            f"threshold (--threshold) must be one value in [0, 1] or one per class "
-            f"({num_classes}, from {num_classes_from}); got {np.asarray(threshold).tolist()}."
-        )
-    return t
+    """float32 `[C]` from a scalar or per-class threshold, each in [0, 1]: the ops' rule,
+    `threshold_per_class`; the count message says where `C` came from."""
+    return threshold_per_class(
+        threshold, num_classes, "threshold (--threshold)", classes_from=num_classes_from
+    ).astype(np.float32)
 
 
 def _expected_classes(options: Options, spec: InputSpec, first: Volume) -> tuple[int, str]:
@@ -256,7 +256,7 @@ def finish_label_maps(cases: list[CaseTotals], options: Options) -> Evaluation:
             case.surface = {name: _fit(v, width, 0, np.nan) for name, v in case.surface.items()}
         if case.lesions is not None:  # a class above a case's largest id: no lesion there
             case.lesions.counts = _fit(case.lesions.counts, width, 0, 0.0)
-    return Evaluation(options, np.full(width, 0.5, np.float32), cases, "labels")
+    return Evaluation(options, np.full(width, MASK_CUT, np.float32), cases, "labels")
 
 
 def _largest_id(matrix: np.ndarray) -> int:

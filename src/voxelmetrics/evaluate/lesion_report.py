@@ -68,13 +68,11 @@ def lesion_block(evaluation, names, *, bootstrap: int) -> dict | None:
     for r, c in enumerate(shown):
         row, stats = {}, {}
         for i, metric in enumerate(metrics):
-            values = per_case[r * len(metrics) + i]
-            defined = values[~np.isnan(values)]
-            row[metric] = json_number(defined.mean()) if defined.size else None
-            row[f"{metric}_cases"] = int(defined.size)
+            spread = table[r * len(metrics) + i]  # its mean: over the defined cases
+            row[metric] = json_number(spread["mean"]) if spread["n_defined"] else None
+            row[f"{metric}_cases"] = spread["n_defined"]
             stats[metric] = {
-                k: v if isinstance(v, str | None) else json_number(v)
-                for k, v in table[r * len(metrics) + i].items()
+                k: v if isinstance(v, str | None) else json_number(v) for k, v in spread.items()
             }
         samplewise[names[c]] = {**row, "statistics": stats}
     block = {

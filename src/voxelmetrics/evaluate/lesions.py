@@ -264,8 +264,7 @@ def components(mask: np.ndarray, *, connectivity: int = DEFAULT_CONNECTIVITY) ->
     """
     import cc3d
 
-    if connectivity not in CONNECTIVITIES:
-        raise ValueError(f"connectivity must be one of {CONNECTIVITIES}; got {connectivity!r}.")
+    check_choice("connectivity", connectivity, CONNECTIVITIES)
     shape = mask.shape
     labels = cc3d.connected_components(_volume3d(np.asarray(mask, bool)), connectivity=connectivity)
     return _described(labels.reshape(shape))
@@ -577,7 +576,12 @@ def panoptica_pair_measures(truth, pred, spacing) -> tuple[float, float]:
             percentile=95.0,
             tolerance=1.0,
         )
-    return float(np.asarray(values["hausdorff"])), float(0.5 * (d_true.mean() + d_pred.mean()))
+        # panoptica's ASSD is the mean of the directed means: the deepmind convention's
+        # formula, here with every boundary voxel of weight 1
+        assd = surface_rules.average_surface_distance(
+            d_pred, np.ones_like(d_pred), d_true, np.ones_like(d_true), convention="deepmind"
+        )
+    return float(np.asarray(values["hausdorff"])), float(np.asarray(assd))
 
 
 def _union_box(boxes: Sequence[tuple]) -> tuple:
@@ -998,7 +1002,7 @@ def request_from_options(
         min_pred=min_pred,
         match_threshold=DEFAULT_MATCH_THRESHOLD if match_threshold is None else match_threshold,
         challenge=challenge,
-        surface_convention=surface_convention or "monai",
+        surface_convention=surface_convention or SURFACE_CONVENTION,
     )
 
 

@@ -31,6 +31,9 @@ COPY_BYTES = 2**20
 # A voxel size from pixdim and one from the affine's columns agree within this relative
 # tolerance (headers store float32).
 VOXEL_SIZE_RTOL = 1e-4
+# Where a 0/1 mask read from a file is a class mask (`value >= MASK_CUT`): masks hold only
+# 0 and 1 (`value_checks.check_labels`), so any cut in (0, 1] gives the same; one, named.
+MASK_CUT = 0.5
 
 
 class InputError(ValueError):

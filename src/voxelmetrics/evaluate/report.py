@@ -18,6 +18,7 @@ from voxelmetrics.evaluate.surface import MEASURES as SURFACE_MEASURES
 from voxelmetrics.evaluate.surface import MISSED as SURFACE_MISSED
 from voxelmetrics.ops import _options
 from voxelmetrics.ops._host import on_host, xp
+from voxelmetrics.ops._options import default_class_names as default_class_names  # cli reads it
 from voxelmetrics.ops.criterion import Criterion
 from voxelmetrics.ops.curves import average_precision, roc_auc
 from voxelmetrics.ops.fused import counts_at_bins
@@ -109,10 +110,11 @@ def add_surface(numbers: dict, surface: dict[str, np.ndarray], exclude: Sequence
         if name == SURFACE_MISSED:  # which classes were missed on one side: not a measure
             continue
         kept = np.delete(np.asarray(values, np.float64), list(exclude))
-        defined = kept[~np.isnan(kept)]
         numbers["classes"][name] = np.asarray(values, np.float64)
-        numbers["averages"]["macro"][name] = defined.mean() if defined.size else np.nan
-        numbers["valid"][name] = defined.size
+        with on_host():
+            macro = average_scores(kept, np.ones_like(kept), average="macro")
+            numbers["averages"]["macro"][name] = np.float64(macro)
+            numbers["valid"][name] = int(num_valid_classes(kept))
     return numbers
 
 
@@ -325,10 +327,6 @@ def exclude_indices(exclude: Sequence, names: Sequence[str]) -> list[int]:
         ValueError: a name that is no class, or an id outside `[0, C)`.
     """
     return _options.check_exclude(exclude, names, len(names), name="--exclude")
-
-
-def default_class_names(num_classes: int) -> list[str]:
-    return [f"class_{c}" for c in range(num_classes)]
 
 
 def summarize(

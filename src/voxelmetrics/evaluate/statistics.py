@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from voxelmetrics._scalar_checks import check_int
 from voxelmetrics.defaults import BOOTSTRAP
 
 CONFIDENCE = 0.95
@@ -67,10 +68,9 @@ def bootstrap_mean_intervals(
         >>> low.tolist(), high.tolist()
         ([1.0, nan, 0.0], [1.0, nan, 0.0])
     """
-    if int(resamples) != resamples or resamples < 1 or not 0.0 < confidence < 1.0:
-        raise ValueError(
-            f"expected resamples >= 1 and 0 < confidence < 1; got {resamples!r}, {confidence!r}"
-        )
+    check_int("resamples", resamples)
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"expected 0 < confidence < 1; got {confidence!r}")
     samples = [np.asarray(v, np.float64) for v in samples]
     low, high = np.full(len(samples), NAN), np.full(len(samples), NAN)
     tail = (1.0 - confidence) / 2.0
@@ -88,7 +88,12 @@ def bootstrap_mean_intervals(
 def _percentiles(means: np.ndarray, tail: float) -> tuple[np.ndarray, np.ndarray]:
     """The `tail` and `1 - tail` quantiles of each row of `means` `[S, B]`: linear
     interpolation, or the nearest order statistic outward in a row holding an infinite mean
-    (a missed structure's distance: no interpolation with inf)."""
+    (a missed structure's distance: no interpolation with inf).
+
+    Not `quantiles`: in such a row that one interpolates between two finite neighbours and
+    gives inf between a finite one and inf; this interval takes the lower order statistic
+    at its low end and the higher at its high end, so the numbers differ.
+    """
     with np.errstate(invalid="ignore"):
         low, high = np.quantile(means, [tail, 1.0 - tail], axis=-1)
     infinite = ~np.all(np.isfinite(means), axis=-1)
@@ -186,8 +191,12 @@ def case_statistics_table(
         >>> [(r["mean"], r["n_defined"], r["ci_high"]) for r in rows]
         [(0.8, 2, 0.9), (0.5, 1, 0.5)]
     """
-    if int(bootstrap) != bootstrap or bootstrap < 0:
-        raise ValueError(f"expected a number of bootstrap resamples >= 0; got {bootstrap!r}")
+    try:
+        check_int("bootstrap", bootstrap, minimum=0)
+    except ValueError:
+        raise ValueError(
+            f"expected a number of bootstrap resamples >= 0; got {bootstrap!r}"
+        ) from None
     values = np.asarray(values, np.float64)
     if values.ndim != 2 or values.shape[1] != len(case_names):
         raise ValueError(

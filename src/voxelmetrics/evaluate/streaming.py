@@ -11,7 +11,7 @@ from keras import ops
 from voxelmetrics.backends import compile_kernel
 from voxelmetrics.evaluate.lesions import lesions_of_case
 from voxelmetrics.evaluate.planning import case_spec, plan_chunks, pred_kind
-from voxelmetrics.evaluate.readers import InputError, Volume
+from voxelmetrics.evaluate.readers import MASK_CUT, InputError, Volume
 from voxelmetrics.evaluate.records import CaseTotals, Options, Progress
 from voxelmetrics.evaluate.surface import case_measures
 from voxelmetrics.evaluate.value_checks import (
@@ -174,7 +174,8 @@ def _score_slab(slab: _Slab, options, threshold, spec, device) -> tuple:
 
 
 def _mask_slab(slab: _Slab, options, threshold, spec, device) -> tuple:
-    """Counts of a slab of 0/1 masks: positive where 1 (the chunk kernel at 0.5, 2 bins)."""
+    """Counts of a slab of 0/1 masks: positive where 1 (the chunk kernel at `MASK_CUT`, 2
+    bins)."""
     check_labels(
         slab.pred,
         sparse=False,
@@ -185,8 +186,8 @@ def _mask_slab(slab: _Slab, options, threshold, spec, device) -> tuple:
         axis=slab.pred_axis,
     )
     check_truth(slab, spec)
-    half = np.full(spec.num_classes, 0.5, np.float32)
-    return _run_chunk(slab, half, spec, False, 2, device)[:1]
+    cut = np.full(spec.num_classes, MASK_CUT, np.float32)
+    return _run_chunk(slab, cut, spec, False, 2, device)[:1]
 
 
 def _run_chunk(slab: _Slab, threshold, spec, from_logits, num_bins, device) -> tuple:

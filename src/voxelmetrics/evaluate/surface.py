@@ -11,10 +11,17 @@ from pathlib import Path
 import numpy as np
 
 from voxelmetrics.defaults import SURFACE_CONVENTION
-from voxelmetrics.evaluate.readers import InputError, Volume, voxel_size
+from voxelmetrics.evaluate.readers import MASK_CUT, InputError, Volume, voxel_size
 from voxelmetrics.ops._host import on_host
-from voxelmetrics.ops._options import check_number, class_index, threshold_per_class
+from voxelmetrics.ops._options import (
+    check_number,
+    check_spacing,
+    check_tolerance,
+    class_index,
+    threshold_per_class,
+)
 from voxelmetrics.ops.counting import predicted
+from voxelmetrics.ops.surface_rules import surfel_areas, uses_surfels
 
 MEASURES = ("hd", "hd95", "assd", "nsd")
 # What each measure is called in reports, and which field of `surface_metrics` holds it.
@@ -105,17 +112,13 @@ class SurfaceRequest:
 
 def class_id(item, names: Sequence[str], option: str) -> int:
     """A class id from a name in `names`, an id (digits), or (no names given) a default name
-    `class_N`; the rule of `_options.class_index`, with C not yet known.
+    `class_N`: `_options.class_index`, with C not yet known.
 
     Example:
         >>> class_id("liver", ["background", "liver"], "--exclude"), class_id("class_3", [], "-")
         (1, 3)
     """
-    text = str(item).strip()
-    number = text.removeprefix("class_")
-    if not names and number.isdigit():
-        return int(number)
-    return class_index(text, list(names) or None, None, name=option)
+    return class_index(item, list(names) or None, None, name=option, default_names=True)
 
 
 def parse_surface(text: str) -> SurfaceRequest:
@@ -152,9 +155,9 @@ def parse_surface(text: str) -> SurfaceRequest:
             key, _, number = value.partition("=")
             if not key.strip() or key.strip() in {k for k, _ in per_class}:
                 raise ValueError(f"{what}s: each class once, as CLASS=TOLERANCE; got {item!r}.")
-            per_class.append((key.strip(), _positive_float(number, what)))
+            per_class.append((key.strip(), _tolerance(number, what)))
         else:
-            tolerance = _positive_float(value, what)
+            tolerance = _tolerance(value, what)
     if {"hd", "hd95"} <= set(measures):
         raise ValueError(f"--surface {text!r}: ask for hd or hd95, not both.")
     if per_class:
@@ -197,24 +200,37 @@ def missing_value(policy: str, spacing: Sequence[float], spatial: Sequence[int])
     return float(policy)
 
 
-def _positive_float(text: str, what: str) -> float:
-    """`text` as a finite number > 0 (`_options.check_number`), else a ValueError naming it."""
+def _number(text: str, what: str) -> float:
+    """`text` as a float, else a ValueError naming `what`."""
     try:
-        return check_number(what, float(text), positive=True)
+        return float(text)
     except ValueError:
-        raise ValueError(f"{what} must be a positive number; got {text!r}.") from None
+        raise ValueError(f"{what} must be a number; got {text!r}.") from None
+
+
+def _tolerance(text: str, what: str) -> float:
+    """An NSD tolerance by the library's rule (`_options.check_tolerance`: finite, >= 0)."""
+    value = _number(text, what)
+    try:
+        return check_tolerance(value)
+    except ValueError as e:
+        raise ValueError(f"{what}: {e}") from None
 
 
 def parse_spacing(text: str) -> tuple[float, ...]:
-    """`"1,1,2.5"` -> `(1.0, 1.0, 2.5)`: the voxel size along each spatial axis.
+    """`"1,1,2.5"` -> `(1.0, 1.0, 2.5)`: the voxel size along each spatial axis, by the
+    library's rule (`_options.check_spacing`: each finite and > 0).
 
     Example:
         >>> parse_spacing("0.8,0.8,3")
         (0.8, 0.8, 3.0)
     """
-    return tuple(
-        _positive_float(v, f"--spacing {text!r}: each voxel size") for v in text.split(",")
-    )
+    what = f"--spacing {text!r}"
+    values = [_number(v, f"{what}: each voxel size") for v in text.split(",")]
+    try:
+        return check_spacing(values, len(values))
+    except ValueError as e:
+        raise ValueError(f"{what}: {e}") from None
 
 
 def header_spacing(path: str | Path) -> tuple[float, ...] | None:
@@ -233,12 +249,16 @@ def case_spacing(
     """
     found = [(v.path, header_spacing(v.path)) for v in (true, pred)]
     found = [(path, s[:spatial_dims]) for path, s in found if s is not None]
-    if given is not None and len(given) != spatial_dims:
-        raise InputError(
-            pred.path,
-            f"has {spatial_dims} spatial axes, but --spacing gives {len(given)} voxel sizes.",
-        )
-    reference = tuple(given) if given is not None else (found[0][1] if found else None)
+    if given is not None:
+        try:
+            given = check_spacing(given, spatial_dims)
+        except ValueError as e:
+            raise InputError(
+                pred.path,
+                f"has {spatial_dims} spatial axes, and --spacing gives {np.size(given)} voxel "
+                f"sizes: {e}",
+            ) from None
+    reference = given if given is not None else (found[0][1] if found else None)
     source = "--spacing" if given is not None else (found[0][0] if found else None)
     for path, spacing in found:
         if len(spacing) != len(reference):  # a header of fewer axes than --spacing gives
@@ -324,12 +344,11 @@ def case_measures(
 
     grid = y_pred.shape if pred_labels else tuple(np.delete(y_pred.shape, axis))
     spatial = spatial_grid(grid, len(spacing), path)
-    if request.convention == "deepmind" and len(spatial) not in (2, 3):
-        raise InputError(
-            path,
-            f"has {len(spatial)} spatial axes; --surface-convention deepmind measures 2-D "
-            "contours or 3-D surfaces (give --spacing for 2 or 3 axes).",
-        )
+    if uses_surfels(request.convention):
+        try:  # the surfel rule's own check of the spatial axes (its areas are cached)
+            surfel_areas(tuple(float(s) for s in spacing))
+        except ValueError as e:
+            raise InputError(path, f"--surface-convention {request.convention}: {e}") from None
     thresholds = threshold_per_class(threshold, num_classes)
 
     def side(array, labels: bool, cut: np.ndarray) -> Side:
@@ -347,7 +366,7 @@ def case_measures(
 
     classes = [c for c in range(num_classes) if c not in request.exclude]
     found = case_boundary_measures(
-        side(y_true, true_labels, np.full(num_classes, 0.5)),  # truth masks are 0/1
+        side(y_true, true_labels, np.full(num_classes, MASK_CUT)),  # truth masks are 0/1
         side(y_pred, pred_labels, thresholds),
         classes,
         spacing=spacing,

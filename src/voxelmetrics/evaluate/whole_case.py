@@ -9,7 +9,7 @@ import dataclasses
 
 import numpy as np
 
-from voxelmetrics.evaluate.readers import InputError
+from voxelmetrics.evaluate.readers import MASK_CUT, InputError
 from voxelmetrics.evaluate.regions import region_masks
 from voxelmetrics.evaluate.surface import case_spacing, read_whole
 
@@ -22,8 +22,8 @@ class WholeCase:
         y_true, y_pred: the whole arrays (the truth's ignore label turned into -1, no
             class; with `--regions`, the region masks `[..., R]` of both label maps).
         spacing: the voxel size of the spatial axes.
-        threshold: scalar or `[C]`: a voxel of class c where `y_pred >= threshold[c]` (0.5
-            for masks; unused for label maps).
+        threshold: scalar or `[C]`: a voxel of class c where `y_pred >= threshold[c]`
+            (`MASK_CUT` for masks; unused for label maps).
         axis: the class axis of the arrays that have one.
         num_classes: the classes to measure (the ids present in this case for label maps of
             an inferred C, the regions with `--regions`).
@@ -80,7 +80,7 @@ def read_case(pred, true, options, threshold, spec, kind: str, option: str) -> W
         y_true,
         y_pred,
         spacing,
-        threshold if kind == "scores" else 0.5,
+        threshold if kind == "scores" else MASK_CUT,
         spec.axis,
         max(num_classes, 1),
         spec.sparse,

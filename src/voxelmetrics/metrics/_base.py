@@ -37,6 +37,7 @@ from voxelmetrics.ops._options import (
     check_threshold_values,
     check_zero_division,
     classes_from,
+    default_class_names,
     normalize_average,
 )
 from voxelmetrics.ops.accumulate import add_counts, pair_as_float, pair_exact
@@ -138,7 +139,7 @@ class SegmentationMetric(ConstructorConfig, metrics.Metric):
     @property
     def names(self) -> list[str]:
         """One name per class: `class_names`, or `class_0`, `class_1`, …"""
-        return self.class_names or [f"class_{i}" for i in range(self.num_classes)]
+        return self.class_names or default_class_names(self.num_classes)
 
     def _pass_options(self, sample_weight, mask) -> dict:
         """Keywords of a metric's fused pass (`confusion_counts`, `score_histogram`): the

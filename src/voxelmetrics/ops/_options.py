@@ -19,6 +19,7 @@ the Keras-free `voxelmetrics.defaults`, which the CLI reads too):
 | `spacing`, `tolerance`      | boundary measures: > 0 per axis; >= 0 (per class)     |
 | `convention` (boundary)     | one of `SURFACE_CONVENTIONS`, "monai" by default      |
 | a class (`exclude`, ...)    | a name of the class names, or an id in [0, C)         |
+| class names when none given | `class_0`, `class_1`, ... (`default_class_names`)     |
 
 The metrics used 200 bins before (`num_bins=200` still gives those numbers). The loss's
 "balanced" was spelled "inverse_frequency" before; that spelling still works, with a
@@ -103,21 +104,48 @@ def check_class_names(class_names, num_classes: int | None = None) -> list[str] 
     return names
 
 
-def class_index(item, names: Sequence[str] | None, num_classes: int | None, *, name: str) -> int:
+# The name of class N when no class names are given: metric result keys, report rows.
+DEFAULT_CLASS_PREFIX = "class_"
+
+
+def default_class_names(num_classes: int) -> list[str]:
+    """The names of `num_classes` classes given no names: `class_0`, `class_1`, ... (the
+    metrics' result keys, the report's rows; `class_index` reads them back).
+
+    Example:
+        >>> default_class_names(2)
+        ['class_0', 'class_1']
+    """
+    return [f"{DEFAULT_CLASS_PREFIX}{c}" for c in range(num_classes)]
+
+
+def class_index(
+    item,
+    names: Sequence[str] | None,
+    num_classes: int | None,
+    *,
+    name: str,
+    default_names: bool = False,
+) -> int:
     """One class as its id: a name of `names`, or an id (an int or a digit string) in
     `[0, num_classes)` (only >= 0 while `C` is unknown); else a ValueError naming `name`.
+    With `default_names` and no `names`, a default name `class_N` (`default_class_names`)
+    is id N too.
 
     Example:
         >>> class_index("liver", ["background", "liver"], 2, name="--exclude")
         1
         >>> class_index(" 3", None, None, name="--exclude")
         3
+        >>> class_index("class_3", None, None, name="--exclude", default_names=True)
+        3
     """
     text = str(item).strip()
     if names is not None and text in names:
         return list(names).index(text)
-    if text.isdigit() and (num_classes is None or int(text) < num_classes):
-        return int(text)
+    number = text.removeprefix(DEFAULT_CLASS_PREFIX) if default_names and names is None else text
+    if number.isdigit() and (num_classes is None or int(number) < num_classes):
+        return int(number)
     bound = f"in [0, {num_classes})" if num_classes is not None else ">= 0"
     if names is None:
         raise ValueError(
