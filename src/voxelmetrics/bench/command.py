@@ -124,6 +124,8 @@ def _spawn(backend: str, argv: list[str]) -> dict:
     The worker's progress lines (`PROGRESS` on stderr) are echoed to this process' stderr as
     they come, so a run of several minutes shows which path it is timing.
     """
+    # A log level of our own also keeps oneDNN at TensorFlow's default (on) for the Keras
+    # peers: importing voxelmetrics turns it off only where no level is set (`_tf_logs`).
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
     with tempfile.TemporaryFile("w+") as stdout:
         proc = subprocess.Popen(

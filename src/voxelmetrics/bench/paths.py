@@ -21,14 +21,16 @@ TORCHMETRICS_CHUNK_BYTES = 1 << 30
 
 PATH_NOTES = {
     "floor": "one sum over y_pred",
-    "ours_report": "counts@0.5 + 1024-bin histogram + PR curves + AP + ROC/PR-AUC + best-F1",
+    "ours_report": f"counts@{THRESHOLD} + {NUM_BINS}-bin histogram + PR curves + AP + ROC/PR-AUC "
+    "+ best-F1",
     "ours_counts": "fused tp/fp/fn/tn per class",
     "ours_exact": "counts + exact (sort-based) PR curves + AP",
     "ours_hist_scatter": "score_histogram, scatter (bincount) path",
     "ours_hist_sort": "score_histogram, sorted-score path",
-    "keras_report": "AUC(1024, PR, multi_label) + F1Score(None) + Precision/Recall(class_id=c)",
+    "keras_report": f"AUC({NUM_BINS}, PR, multi_label) + F1Score(None) + Precision/Recall("
+    "class_id=c)",
     "keras_counts": "Precision/Recall(class_id=c) for every c",
-    "keras_auc": "AUC(num_thresholds=1024, curve='PR', multi_label=True) alone",
+    "keras_auc": f"AUC(num_thresholds={NUM_BINS}, curve='PR', multi_label=True) alone",
     "tm_stat_scores": "torchmetrics MultilabelStatScores(average=None)",
     "tm_prc_100": "torchmetrics MultilabelPrecisionRecallCurve(thresholds=100), chunked*",
     "tm_prc_1000": "torchmetrics MultilabelPrecisionRecallCurve(thresholds=1000), chunked*",

@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from voxelmetrics.bench.paths import PATH_NOTES, TORCHMETRICS_CHUNK_BYTES
+from voxelmetrics.bench.paths import NUM_BINS, PATH_NOTES, TORCHMETRICS_CHUNK_BYTES
 
 # The targets are stated for volumes of the default size or larger: on smaller ones fixed
 # per-call costs (dispatch, a Python loop over classes) dominate and a verdict means nothing.
@@ -13,7 +13,12 @@ VERDICT_MIN_SCORES = 2 * 128**3 * 4
 COMPARISONS = (
     ("Keras AUC+F1+P/R(class_id) / our report", "keras_report", "ours_report", 5.0),
     ("Keras P/R(class_id) / our fused counts", "keras_counts", "ours_counts", 3.0),
-    ("Keras AUC(1024, PR) / our 1024-bin histogram", "keras_auc", "ours_hist_scatter", None),
+    (
+        f"Keras AUC({NUM_BINS}, PR) / our {NUM_BINS}-bin histogram",
+        "keras_auc",
+        "ours_hist_scatter",
+        None,
+    ),
     ("torchmetrics StatScores / our counts", "tm_stat_scores", "ours_counts", 10.0),
     ("torchmetrics PRCurve(100) / our report", "tm_prc_100", "ours_report", 10.0),
     ("torchmetrics PRCurve(1000) / our report", "tm_prc_1000", "ours_report", 10.0),

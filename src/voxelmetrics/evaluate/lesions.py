@@ -881,10 +881,10 @@ def case_lesions(
             `y_true` a label map (`true_labels`; ids outside `[0, C)` belong to no class) or
             multi-hot masks with a class axis; `y_pred` a label map (`pred_labels`), or
             scores or 0/1 masks with a class axis (a lesion voxel where
-            `value >= threshold[c]`; 0.5 for masks). The spacing is the voxel size of the
-            last `len(spacing)` voxel axes; any voxel axes before them have length 1 (a
-            case is one volume). With a truth label map, class 0 is the background: not
-            evaluated.
+            `value >= threshold[c]`, by `ops/counting.py` `predicted`; `MASK_CUT` for
+            masks). The spacing is the voxel size of the last `len(spacing)` voxel axes;
+            any voxel axes before them have length 1 (a case is one volume). With a truth
+            label map, class 0 is the background: not evaluated.
         request: how lesions are found, filtered and matched.
         path: the file named in errors.
 
