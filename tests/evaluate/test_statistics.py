@@ -39,7 +39,7 @@ def test_adversarial_case_counts():
     assert np.isnan(one["std"])
     with pytest.raises(ValueError, match="one value per case"):
         case_statistics(np.zeros(3), ["a", "b"])
-    with pytest.raises(ValueError, match="bootstrap resamples >= 0"):
+    with pytest.raises(ValueError, match="bootstrap resamples must be an integer >= 0"):
         case_statistics(np.zeros(2), ["a", "b"], bootstrap=-1)
 
 

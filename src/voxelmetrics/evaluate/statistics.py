@@ -191,12 +191,7 @@ def case_statistics_table(
         >>> [(r["mean"], r["n_defined"], r["ci_high"]) for r in rows]
         [(0.8, 2, 0.9), (0.5, 1, 0.5)]
     """
-    try:
-        check_int("bootstrap", bootstrap, minimum=0)
-    except ValueError:
-        raise ValueError(
-            f"expected a number of bootstrap resamples >= 0; got {bootstrap!r}"
-        ) from None
+    check_int("bootstrap resamples", bootstrap, minimum=0)
     values = np.asarray(values, np.float64)
     if values.ndim != 2 or values.shape[1] != len(case_names):
         raise ValueError(
